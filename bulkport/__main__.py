@@ -1,0 +1,5 @@
+import sys
+
+from bulkport.cli import main
+
+sys.exit(main())

@@ -1,0 +1,105 @@
+"""The checkpoint journal: what a run has finished, so that a re-run skips it.
+
+One JSON object per line, appended as each unit (a dataset, a file, a token) finishes, in
+``<state-dir>/journal.jsonl``. A kill -9 can tear the last line at most; it is cut off on the
+next open. A lock file keeps two runs off the same state. Lines hold ids and hashes only:
+every line passes through the redactor before it is written.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bulkport.errors import ConfigError
+from bulkport.redact import redact
+
+log = logging.getLogger(__name__)
+
+JOURNAL = "journal.jsonl"
+LOCK = "lock"
+
+
+class Journal:
+    """Append-only record of finished units, keyed by ``(kind, key)``.
+
+    Use as a context manager: entering takes the lock and replays the journal.
+    """
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.path = state_dir / JOURNAL
+        self._done: dict[tuple[str, str], dict[str, Any]] = {}
+        self._lock_fd: int | None = None
+        self._file: Any = None
+
+    def __enter__(self) -> Journal:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._take_lock()
+        self._replay()
+        self._file = self.path.open("ab", buffering=0)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing releases the flock
+            self._lock_fd = None
+
+    def _take_lock(self) -> None:
+        # flock dies with the process, so a run killed with -9 never leaves a stale lock.
+        fd = os.open(self.state_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise ConfigError(
+                f"{self.state_dir}: another bulkport run (pid {holder}) is using this state "
+                "directory; wait for it to finish or pass a different --state-dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = fd
+
+    def _replay(self) -> None:
+        if not self.path.exists():
+            return
+        good_end = 0
+        with self.path.open("rb") as f:
+            for number, line in enumerate(f, 1):
+                try:
+                    entry = orjson.loads(line)
+                    self._done[(entry["kind"], entry["key"])] = entry
+                except (orjson.JSONDecodeError, KeyError, TypeError):
+                    if not line.endswith(b"\n"):
+                        break  # torn last line from a crash: dropped below
+                    log.warning("%s:%d: unreadable journal line skipped", self.path, number)
+                good_end = f.tell()
+        if good_end < self.path.stat().st_size:
+            with self.path.open("r+b") as f:
+                f.truncate(good_end)
+
+    def get(self, kind: str, key: str) -> dict[str, Any] | None:
+        """The journal entry of a finished unit, or None."""
+        return self._done.get((kind, key))
+
+    def count(self, kind: str) -> int:
+        return sum(1 for k, _ in self._done if k == kind)
+
+    def record(self, kind: str, key: str, **fields: Any) -> None:
+        """Journal a finished unit. The line reaches the OS before this returns, so it
+        survives a kill -9 of the process."""
+        entry = {"kind": kind, "key": key, **fields,
+                 "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        line = redact(orjson.dumps(entry).decode()) + "\n"
+        self._file.write(line.encode())
+        self._done[(kind, key)] = entry

@@ -1,0 +1,106 @@
+"""Errors, classed by how a run handles them.
+
+    BulkportError
+    ├── ConfigError        bad job file or missing variable: stop before any request
+    ├── FatalError         stop the whole run at once
+    │   └── AuthError      401/403: the run's own key is wrong or lacks rights
+    ├── RetriableError     transient; raised only once retries are used up
+    │   ├── ServerError    5xx
+    │   ├── RateLimited    429
+    │   └── TransportError connection refused or dropped, timeout
+    └── SkippableError     this record fails, the run goes on
+        ├── NotFound       404
+        ├── ValidationError  the portal refused the content (field paths attached)
+        ├── PayloadTooLarge  413 or a size limit
+        ├── BadResponse    the reply is not what the API documents (e.g. not JSON)
+        └── MappingError   a source record that cannot be mapped
+
+Every message is redacted before it is built: no API key or presigned URL in it.
+"""
+
+from __future__ import annotations
+
+
+class BulkportError(Exception):
+    """Base of every error bulkport raises on purpose."""
+
+
+class ConfigError(BulkportError):
+    """The job file or the command line is wrong; nothing was sent."""
+
+
+class FatalError(BulkportError):
+    """The run cannot go on."""
+
+
+class HttpStatusMixin:
+    status: int | None = None
+
+
+class AuthError(FatalError, HttpStatusMixin):
+    """The portal refused the run's credentials (401/403)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class RetriableError(BulkportError, HttpStatusMixin):
+    """A transient failure; retried by the HTTP layer, raised when retries run out."""
+
+    def __init__(
+        self, message: str, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class ServerError(RetriableError):
+    """The portal answered 5xx."""
+
+
+class RateLimited(RetriableError):
+    """The portal answered 429."""
+
+
+class TransportError(RetriableError):
+    """The connection failed, dropped or timed out."""
+
+
+class SkippableError(BulkportError, HttpStatusMixin):
+    """This record cannot be handled; report it and go on."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class NotFound(SkippableError):
+    """The portal answered 404."""
+
+
+class ValidationError(SkippableError):
+    """The portal refused the content; ``fields`` maps field paths to messages."""
+
+    def __init__(
+        self, message: str, status: int | None = None, fields: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message, status)
+        self.fields = fields or {}
+
+
+class Conflict(ValidationError):
+    """The record already exists (e.g. a name in use)."""
+
+
+class PayloadTooLarge(SkippableError):
+    """The portal refused a file for its size."""
+
+
+class BadResponse(SkippableError):
+    """The reply does not follow the documented API (e.g. HTML instead of JSON)."""
+
+
+class MappingError(SkippableError):
+    """A source record cannot be mapped to the target."""

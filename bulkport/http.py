@@ -1,0 +1,400 @@
+"""The one place that talks HTTP.
+
+One :class:`HttpClient` per run wraps one aiohttp session and adds what every portal needs:
+a concurrency limit (and optional rate limit) per host, retries with exponential backoff and
+full jitter that honour ``Retry-After``, typed errors (:mod:`bulkport.errors`), redacted
+messages, and credentials bound to the origin they belong to — a resource URL, a presigned
+URL or another portal never receives a portal's key, even through a redirect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import urljoin, urlsplit
+
+import aiohttp
+import anyio
+import orjson
+from aiolimiter import AsyncLimiter
+
+from bulkport import __version__
+from bulkport.errors import (
+    AuthError,
+    BadResponse,
+    BulkportError,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    RetriableError,
+    ServerError,
+    TransportError,
+    ValidationError,
+)
+from bulkport.redact import redact, register_secret, safe_url
+
+T = TypeVar("T")
+Params = Mapping[str, str | int | float] | None
+ErrorParser = Callable[["Response"], "tuple[str, dict[str, str]]"]
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_MAX_REDIRECTS = 5
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    """How hard to push each host."""
+
+    connections_per_host: int = 16
+    requests_per_second: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    """When and how long to retry a transient failure."""
+
+    attempts: int = 6
+    backoff_base: float = 0.25
+    backoff_cap: float = 20.0
+    max_retry_after: float = 120.0
+
+    def delay(self, attempt: int, error: RetriableError) -> float:
+        """Seconds to wait before ``attempt`` (1-based count of failures so far)."""
+        if error.retry_after is not None:
+            return min(error.retry_after, self.max_retry_after)
+        # Full jitter: spreads the retries of many workers that failed together.
+        return random.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1)))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Timeouts:
+    connect: float = 30.0
+    read: float = 300.0
+
+
+@dataclass
+class Response:
+    """A fully read reply."""
+
+    status: int
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        """The body as JSON; :class:`BadResponse` when it is not JSON."""
+        try:
+            return orjson.loads(self.body)
+        except orjson.JSONDecodeError:
+            kind = self.headers.get("Content-Type", "unknown content").split(";")[0]
+            snippet = self.body[:80].decode("utf-8", "replace").replace("\n", " ")
+            raise BadResponse(
+                f"{safe_url(self.url, keep_query=False)}: expected JSON, got {kind} "
+                f"(HTTP {self.status}): {snippet!r}",
+                self.status,
+            ) from None
+
+
+class StreamResponse:
+    """A reply whose body is read chunk by chunk."""
+
+    def __init__(self, raw: aiohttp.ClientResponse, url: str) -> None:
+        self._raw = raw
+        self.status = raw.status
+        self.url = url
+        self.headers: Mapping[str, str] = raw.headers
+        self.content_length: int | None = raw.content_length
+
+    async def iter_chunks(self, size: int = 1 << 16) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._raw.content.iter_chunked(size):
+                yield chunk
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise TransportError(
+                f"{safe_url(self.url, keep_query=False)}: download interrupted ({type(exc).__name__})"
+            ) from exc
+
+
+@dataclass
+class Upload:
+    """A file body for a multipart form: ``chunks`` is consumed once per attempt."""
+
+    field: str
+    filename: str
+    chunks: AsyncIterator[bytes]
+    size: int | None = None
+    content_type: str = "application/octet-stream"
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+
+class _SizedStream(aiohttp.payload.AsyncIterablePayload):
+    """A streamed payload whose size is known, so the request carries a Content-Length."""
+
+    def __init__(self, chunks: AsyncIterator[bytes], size: int | None, **kwargs: Any) -> None:
+        super().__init__(chunks, **kwargs)
+        self._size = size
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        when = email.utils.parsedate_to_datetime(value)
+        return max(0.0, when.timestamp() - time.time()) if when else None
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+def _default_error_parser(response: Response) -> tuple[str, dict[str, str]]:
+    text = response.body[:200].decode("utf-8", "replace").strip()
+    return (text or f"HTTP {response.status}"), {}
+
+
+def error_for(response: Response, parse: ErrorParser | None = None) -> BulkportError:
+    """The typed error for a failed ``response`` (status >= 400)."""
+    message, fields = (parse or _default_error_parser)(response)
+    where = safe_url(response.url, keep_query=False)
+    text = redact(f"{where}: HTTP {response.status}: {message}")
+    status = response.status
+    if status in (401, 403):
+        return AuthError(text, status)
+    if status == 404:
+        return NotFound(text, status)
+    if status == 413:
+        return PayloadTooLarge(text, status)
+    if status == 429:
+        return RateLimited(text, status, _retry_after(response.headers.get("Retry-After")))
+    if status >= 500:
+        return ServerError(text, status, _retry_after(response.headers.get("Retry-After")))
+    return ValidationError(text, status, fields)
+
+
+class HttpClient:
+    """One aiohttp session for a run, with limits, retries, redaction and bound credentials.
+
+    Use as ``async with HttpClient() as client``.
+    """
+
+    def __init__(
+        self,
+        *,
+        limits: Limits | None = None,
+        retry: RetryPolicy | None = None,
+        timeouts: Timeouts | None = None,
+    ) -> None:
+        self.limits = limits or Limits()
+        self.retry = retry or RetryPolicy()
+        self.timeouts = timeouts or Timeouts()
+        self.requests: Counter[str] = Counter()  # attempts per host, for the report
+        self._credentials: dict[str, dict[str, str]] = {}
+        self._host_limits: dict[str, tuple[anyio.Semaphore, AsyncLimiter | None]] = {}
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> HttpClient:
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(
+                total=None, connect=self.timeouts.connect, sock_read=self.timeouts.read
+            ),
+            headers={"User-Agent": f"bulkport/{__version__}"},
+            auto_decompress=True,
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def bind(self, base_url: str, headers: Mapping[str, str], secrets: tuple[str, ...] = ()) -> None:
+        """Send ``headers`` with every request to ``base_url``'s origin, and only there."""
+        self._credentials[_origin(base_url)] = dict(headers)
+        for value in (*headers.values(), *secrets):
+            register_secret(value)
+            # The bare key too, when the header carries a scheme ("apikey KEY").
+            register_secret(value.split(" ", 1)[-1])
+
+    def _limits_for(self, origin: str) -> tuple[anyio.Semaphore, AsyncLimiter | None]:
+        found = self._host_limits.get(origin)
+        if found is None:
+            rate = self.limits.requests_per_second
+            found = (
+                anyio.Semaphore(self.limits.connections_per_host),
+                AsyncLimiter(rate, 1.0) if rate else None,
+            )
+            self._host_limits[origin] = found
+        return found
+
+    async def with_retries(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """Run ``operation``, retrying it on :class:`RetriableError` as the policy says."""
+        attempt = 0
+        while True:
+            try:
+                return await operation()
+            except RetriableError as error:
+                attempt += 1
+                if attempt >= self.retry.attempts:
+                    raise
+                await anyio.sleep(self.retry.delay(attempt, error))
+
+    @asynccontextmanager
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Params = None,
+        headers: Mapping[str, str] | None = None,
+        data: Any = None,
+    ) -> AsyncIterator[tuple[aiohttp.ClientResponse, str]]:
+        """One attempt, following redirects by hand so credentials never change origin."""
+        assert self._session is not None, "HttpClient used outside 'async with'"
+        for _ in range(_MAX_REDIRECTS + 1):
+            origin = _origin(url)
+            semaphore, limiter = self._limits_for(origin)
+            request_headers = {**self._credentials.get(origin, {}), **(headers or {})}
+            async with semaphore:
+                if limiter is not None:
+                    await limiter.acquire()
+                self.requests[urlsplit(url).netloc] += 1
+                try:
+                    async with self._session.request(
+                        method, url, params=params, headers=request_headers, data=data,
+                        allow_redirects=False,
+                    ) as raw:
+                        location = raw.headers.get("Location")
+                        if raw.status in _REDIRECTS and location:
+                            # A redirect target (often a presigned URL) is a secret as a whole.
+                            url = urljoin(url, location)
+                            register_secret(urlsplit(url).query)
+                            if raw.status == 303:
+                                method, data = "GET", None
+                            params = None
+                            continue
+                        yield raw, url
+                        return
+                except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                    raise TransportError(
+                        f"{safe_url(url, keep_query=False)}: {method} failed: "
+                        f"{type(exc).__name__} {exc}".strip()
+                    ) from exc
+        raise BadResponse(f"{safe_url(url, keep_query=False)}: too many redirects")
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Params = None,
+        json: Any = None,
+        form: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        errors: ErrorParser | None = None,
+        retry: bool = True,
+    ) -> Response:
+        """Send a request and read the whole reply; raise a typed error for status >= 400.
+
+        Args:
+            retry: retry transient failures here. Pass False for a create that is not
+                idempotent: the caller looks the record up before trying again.
+
+        Raises:
+            AuthError, NotFound, ValidationError, PayloadTooLarge, RetriableError, BadResponse.
+        """
+        body: Any = None
+        send_headers = dict(headers or {})
+        if json is not None:
+            body = orjson.dumps(json)
+            send_headers.setdefault("Content-Type", "application/json")
+        elif form is not None:
+            body = aiohttp.FormData(dict(form))
+
+        async def attempt() -> Response:
+            async with self._send(method, url, params=params, headers=send_headers, data=body) as (
+                raw,
+                final_url,
+            ):
+                try:
+                    content = await raw.read()
+                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                    raise TransportError(
+                        f"{safe_url(final_url, keep_query=False)}: reply interrupted "
+                        f"({type(exc).__name__})"
+                    ) from exc
+                response = Response(raw.status, final_url, raw.headers, content)
+            if response.status >= 400:
+                raise error_for(response, errors)
+            return response
+
+        return await (self.with_retries(attempt) if retry else attempt())
+
+    async def upload(
+        self,
+        method: str,
+        url: str,
+        upload: Upload,
+        *,
+        multipart: bool = True,
+        headers: Mapping[str, str] | None = None,
+        errors: ErrorParser | None = None,
+    ) -> Response:
+        """Stream ``upload`` as a multipart form (or as the raw body). Never retried here:
+        the chunks are consumed, so the caller re-opens the source and tries again."""
+        payload = _SizedStream(upload.chunks, upload.size, content_type=upload.content_type)
+        body: Any = payload
+        if multipart:
+            writer = aiohttp.MultipartWriter("form-data")
+            for name, value in upload.fields.items():
+                writer.append(value).set_content_disposition("form-data", name=name)
+            writer.append_payload(payload).set_content_disposition(
+                "form-data", name=upload.field, filename=upload.filename
+            )
+            body = writer
+        async with self._send(method, url, headers=headers, data=body) as (raw, final_url):
+            content = await raw.read()
+            response = Response(raw.status, final_url, raw.headers, content)
+        if response.status >= 400:
+            raise error_for(response, errors)
+        return response
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        url: str,
+        *,
+        params: Params = None,
+        errors: ErrorParser | None = None,
+    ) -> AsyncIterator[StreamResponse]:
+        """GET ``url`` and yield a :class:`StreamResponse` to read it chunk by chunk."""
+
+        async def open_once() -> tuple[Any, StreamResponse]:
+            context = self._send("GET", url, params=params)
+            raw, final_url = await context.__aenter__()
+            if raw.status >= 400:
+                content = await raw.read()
+                await context.__aexit__(None, None, None)
+                raise error_for(Response(raw.status, final_url, raw.headers, content), errors)
+            return context, StreamResponse(raw, final_url)
+
+        context, response = await self.with_retries(open_once)
+        try:
+            yield response
+        except BaseException as exc:
+            await context.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        else:
+            await context.__aexit__(None, None, None)

@@ -1,0 +1,132 @@
+"""CKAN package dicts ⇄ pivot :class:`~bulkport.model.Dataset`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bulkport.errors import MappingError
+from bulkport.mappers import lookup
+from bulkport.model import Dataset, Resource
+
+# Where each pivot field comes from in a package; a job's [source.fields] overrides entries.
+DEFAULT_FIELDS: dict[str, str] = {
+    "title": "title",
+    "description": "notes",
+    "license_id": "license_id",
+    "license_title": "license_title",
+    "publisher": "organization.title",
+    "organization": "organization.name",
+    "author": "author",
+    "author_email": "author_email",
+    "maintainer": "maintainer",
+    "maintainer_email": "maintainer_email",
+    "version": "version",
+    "landing_page": "url",
+    "language": "extras.language",
+    "created": "metadata_created",
+    "modified": "metadata_modified",
+}
+# Read by the mapper itself, or derived by CKAN from other fields: never carried as extras.
+_HANDLED = {"id", "name", "tags", "groups", "extras", "resources", "private", "organization",
+            "owner_org", "state"}
+_DERIVED = {"num_resources", "num_tags", "isopen", "license_url", "tracking_summary",
+            "revision_id", "relationships_as_object", "relationships_as_subject"}
+_RESOURCE_HANDLED = {"id", "name", "description", "format", "url", "url_type", "size",
+                     "mimetype", "last_modified", "metadata_modified"}
+_RESOURCE_DERIVED = {"package_id", "position", "state", "tracking_summary", "cache_url",
+                     "cache_last_updated", "datastore_active", "revision_id", "created"}
+EXTRA_PREFIX = "ckan:"  # marks a top-level package field kept in the pivot's extras
+
+
+def _text(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def resource_to_pivot(res: Mapping[str, Any], dataset_id: str, index: int) -> Resource:
+    if not isinstance(res, Mapping):
+        raise MappingError(f"dataset {dataset_id}: resource #{index} is not an object")
+    rid = _text(res.get("id")) or f"{dataset_id}-{index}"
+    size = res.get("size")
+    extras = {k: v for k, v in res.items()
+              if k not in _RESOURCE_HANDLED and k not in _RESOURCE_DERIVED and v not in (None, "")}
+    return Resource(
+        source_id=rid,
+        name=_text(res.get("name")) or "",
+        url=_text(res.get("url")) or "",
+        format=(_text(res.get("format")) or "").upper().lstrip("."),
+        description=_text(res.get("description")) or "",
+        hosted=res.get("url_type") == "upload",
+        size=size if isinstance(size, int) and size >= 0 else None,
+        mimetype=_text(res.get("mimetype")),
+        modified=_text(res.get("last_modified") or res.get("metadata_modified")),
+        extras=extras,
+    )
+
+
+def package_to_dataset(pkg: Any, *, fields: Mapping[str, str] | None = None) -> Dataset:
+    """Map a CKAN package dict (as ``package_search``/``package_show`` return it).
+
+    Args:
+        fields: overrides of :data:`DEFAULT_FIELDS` (pivot field → dotted source path).
+
+    Raises:
+        MappingError: the package lacks an id or a name, or its parts are malformed.
+    """
+    if not isinstance(pkg, Mapping):
+        raise MappingError(f"package is not an object: {type(pkg).__name__}")
+    pkg_id, name = _text(pkg.get("id")), _text(pkg.get("name"))
+    if not pkg_id or not name:
+        raise MappingError(f"package {pkg_id or name or '?'}: missing 'id' or 'name'")
+    paths = {**DEFAULT_FIELDS, **(fields or {})}
+    unknown = set(paths) - set(DEFAULT_FIELDS)
+    if unknown:
+        raise MappingError(f"unknown pivot field(s) in field map: {', '.join(sorted(unknown))}")
+    values = {f: lookup(pkg, path) for f, path in paths.items()}
+
+    tags, groups, resources = pkg.get("tags") or [], pkg.get("groups") or [], pkg.get("resources") or []
+    for label, value in (("tags", tags), ("groups", groups), ("resources", resources)):
+        if not isinstance(value, list):
+            raise MappingError(f"package {name}: '{label}' is not a list")
+    extras_list = pkg.get("extras") or []
+    if not isinstance(extras_list, list) or not all(
+        isinstance(e, Mapping) and "key" in e for e in extras_list
+    ):
+        raise MappingError(f"package {name}: 'extras' is not a list of {{key, value}}")
+
+    consumed_top = {path.split(".")[0] for path in paths.values() if not path.startswith("extras.")}
+    consumed_extras = {path.split(".", 1)[1] for path in paths.values() if path.startswith("extras.")}
+    extras: dict[str, Any] = {e["key"]: e.get("value") for e in extras_list
+                              if e["key"] not in consumed_extras}
+    for key, value in pkg.items():
+        if key in _HANDLED or key in _DERIVED or key in consumed_top:
+            continue
+        if value not in (None, "", [], {}):
+            extras[EXTRA_PREFIX + key] = value
+
+    return Dataset(
+        source_id=pkg_id,
+        name=name,
+        title=_text(values["title"]) or name,
+        description=_text(values["description"]) or "",
+        keywords=[t["name"] if isinstance(t, Mapping) else str(t) for t in tags],
+        themes=[g["name"] if isinstance(g, Mapping) else str(g) for g in groups],
+        license_id=_text(values["license_id"]),
+        license_title=_text(values["license_title"]),
+        publisher=_text(values["publisher"]),
+        organization=_text(values["organization"]),
+        author=_text(values["author"]),
+        author_email=_text(values["author_email"]),
+        maintainer=_text(values["maintainer"]),
+        maintainer_email=_text(values["maintainer_email"]),
+        version=_text(values["version"]),
+        landing_page=_text(values["landing_page"]),
+        language=_text(values["language"]),
+        created=_text(values["created"]),
+        modified=_text(values["modified"]),
+        private=bool(pkg.get("private")),
+        resources=[resource_to_pivot(r, pkg_id, i) for i, r in enumerate(resources)],
+        extras=extras,
+    )

@@ -1,0 +1,79 @@
+"""The pivot records every mapper translates to and from.
+
+A source record becomes a :class:`Dataset` holding :class:`Resource` items; anything the
+mapper did not consume is kept in ``extras`` so that nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import orjson
+
+TABULAR_FORMATS = frozenset(
+    {"CSV", "TSV", "XLS", "XLSX", "ODS", "JSON", "GEOJSON", "KML", "SHP", "PARQUET", "XML"}
+)
+
+
+@dataclass
+class Resource:
+    """One file or link of a dataset."""
+
+    source_id: str
+    name: str
+    url: str = ""
+    format: str = ""  # upper-case short format ("CSV"), empty when unknown
+    description: str = ""
+    hosted: bool = False  # True when the source portal hosts the bytes (to transfer)
+    size: int | None = None
+    mimetype: str | None = None
+    modified: str | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def filename(self) -> str:
+        """A file name for the upload, taken from the URL or the name."""
+        tail = self.url.rsplit("/", 1)[-1].split("?", 1)[0] if self.url else ""
+        if tail and "." in tail:
+            return tail
+        ext = f".{self.format.lower()}" if self.format else ""
+        return f"{self.name or self.source_id}{ext}"
+
+    @property
+    def is_tabular(self) -> bool:
+        return self.format.upper() in TABULAR_FORMATS
+
+
+@dataclass
+class Dataset:
+    """A dataset in portal-neutral form (DCAT-like)."""
+
+    source_id: str
+    name: str  # slug, stable across runs
+    title: str
+    description: str = ""
+    keywords: list[str] = field(default_factory=list)
+    license_id: str | None = None
+    license_title: str | None = None
+    themes: list[str] = field(default_factory=list)
+    publisher: str | None = None  # organization title
+    organization: str | None = None  # organization name (slug)
+    author: str | None = None
+    author_email: str | None = None
+    maintainer: str | None = None
+    maintainer_email: str | None = None
+    version: str | None = None
+    landing_page: str | None = None
+    language: str | None = None
+    created: str | None = None
+    modified: str | None = None
+    private: bool = False
+    resources: list[Resource] = field(default_factory=list)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def fingerprint(self) -> str:
+        """A hash of the whole record: equal fingerprints mean nothing to write."""
+        blob = orjson.dumps(asdict(self), option=orjson.OPT_SORT_KEYS)
+        return hashlib.sha256(blob).hexdigest()

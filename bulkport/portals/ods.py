@@ -1,0 +1,320 @@
+"""Opendatasoft Automation API v1.0 adapter (target side)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import orjson
+
+from bulkport.checkpoint import Journal
+from bulkport.config import PortalConfig
+from bulkport.errors import ConfigError, NotFound, SkippableError, ValidationError
+from bulkport.http import HttpClient, Response, Upload
+from bulkport.mappers.ods import OdsDataset, OdsMapOptions, resource_body, to_ods
+from bulkport.model import Dataset, Resource
+from bulkport.report import Report
+from bulkport.transfer import FileTransfer
+
+API_PATH = "/api/automation/v1.0"
+BUSY = frozenset({"queued", "processing", "aborting_processing", "deleting", "saving_version"})
+# The metadata keys bulkport writes, per template; any other key on the target is kept.
+OWNED = {
+    "default": {"title", "description", "keyword", "modified", "language", "publisher",
+                "references"},
+    "internal": {"license_id", "theme_id"},
+}
+
+
+def parse_error(response: Response) -> tuple[str, dict[str, str]]:
+    """ODS's ``{"error_code", "message", "detail"?}``."""
+    try:
+        body = orjson.loads(response.body)
+    except orjson.JSONDecodeError:
+        text = response.body[:120].decode("utf-8", "replace").strip().replace("\n", " ")
+        return text or f"HTTP {response.status}", {}
+    if not isinstance(body, dict):
+        return str(body), {}
+    detail = body.get("detail")
+    fields: dict[str, str] = {}
+    if isinstance(detail, dict):
+        fields = {k: "; ".join(map(str, v)) if isinstance(v, list) else str(v)
+                  for k, v in detail.items()}
+    message = f"{body.get('error_code', 'error')}: {body.get('message', '')}".strip(": ")
+    if fields:
+        message += " (" + "; ".join(f"{k}: {v}" for k, v in fields.items()) + ")"
+    return message, fields
+
+
+def _plain(values: dict[str, Any]) -> dict[str, Any]:
+    """Metadata values without the read-only parts (``remote_value``)."""
+    return {k: {"value": v.get("value")} for k, v in values.items() if isinstance(v, dict)}
+
+
+def _nth(items: list[dict[str, Any]], key: Callable[[dict[str, Any]], Any], value: Any,
+         n: int) -> dict[str, Any] | None:
+    """The ``n``-th item (0-based) whose ``key`` equals ``value``."""
+    matches = [item for item in items if key(item) == value]
+    return matches[n] if n < len(matches) else None
+
+
+class OdsPortal:
+    """Writes datasets into an Opendatasoft domain: find-or-create, metadata, files, publish."""
+
+    def __init__(self, client: HttpClient, config: PortalConfig, *, journal: Journal,
+                 report: Report, publish: bool = True, status_poll: float = 0.1,
+                 status_timeout: float = 600.0) -> None:
+        if not config.api_key:
+            raise ConfigError("[target] api_key is required for an Opendatasoft target")
+        self.client = client
+        self.config = config
+        self.api = config.url + API_PATH
+        self.journal = journal
+        self.report = report
+        self.publish = publish
+        self.status_poll = status_poll
+        self.status_timeout = status_timeout
+        self.options = OdsMapOptions(
+            licenses=config.get("licenses", {}),
+            themes=config.get("themes", {}),
+            language=config.get("language", "en"),
+            extras_template=config.get("extras_template"),
+            extras_field=config.get("extras_field", "source_extras"),
+            fields=config.get("fields", {}),
+        )
+        self.owned = {**OWNED}
+        if self.options.extras_template:
+            self.owned.setdefault(self.options.extras_template, set()).add(
+                self.options.extras_field)
+        for path in self.options.fields:
+            template, _, name = path.partition(".")
+            self.owned[template] = self.owned.get(template, set()) | {name}
+        client.bind(config.url, {"Authorization": f"apikey {config.api_key}"},
+                    secrets=(config.api_key,))
+
+    def describe(self) -> str:
+        return f"Opendatasoft {self.config.url}"
+
+    async def _call(self, method: str, path: str, *, retry: bool = True, **kwargs: Any) -> Any:
+        response = await self.client.request(method, self.api + path, errors=parse_error,
+                                             retry=retry, **kwargs)
+        return response.json() if response.body else None
+
+    async def check(self) -> None:
+        """Fail fast on a wrong key or a missing extras template, before any write."""
+        await self._call("GET", "/datasets/", params={"limit": 0})
+        template = self.options.extras_template
+        if template:
+            try:
+                found = await self._call("GET", f"/metadata/templates/{template}/")
+            except NotFound:
+                raise ConfigError(
+                    f"[target] extras_template {template!r} does not exist on {self.config.url}"
+                ) from None
+            names = {f.get("name") for f in found.get("fields", [])} if isinstance(found, dict) else set()
+            if names and self.options.extras_field not in names:
+                raise ConfigError(
+                    f"[target] extras_field {self.options.extras_field!r} is not a field of "
+                    f"template {template!r} on {self.config.url}"
+                )
+
+    async def find(self, dataset_id: str) -> dict[str, Any] | None:
+        page = await self._call("GET", "/datasets/", params={"dataset_id": dataset_id})
+        results = page.get("results", []) if isinstance(page, dict) else []
+        return next((d for d in results if d.get("dataset_id") == dataset_id), None)
+
+    async def _create(self, create: Callable[[], Awaitable[Any]],
+                      lookup: Callable[[], Awaitable[Any]]) -> Any:
+        """Create once: before a retry, look for what the failed attempt may have made."""
+        first = True
+
+        async def attempt() -> Any:
+            nonlocal first
+            if not first:
+                found = await lookup()
+                if found is not None:
+                    return found
+            first = False
+            return await create()
+
+        return await self.client.with_retries(attempt)
+
+    async def plan(self, ds: Dataset) -> str:
+        """What :meth:`upsert` would do, read-only."""
+        mapped = to_ods(ds, self.options)
+        return "update" if await self.find(mapped.dataset_id) else "create"
+
+    async def upsert(self, ds: Dataset, transfer: FileTransfer) -> str:
+        """Create or update one dataset with its files; return created/updated/unchanged.
+
+        Raises:
+            SkippableError: this dataset failed (the run goes on).
+        """
+        mapped = to_ods(ds, self.options)
+        for note in mapped.notes:
+            self.report.note(note)
+        existing = await self.find(mapped.dataset_id)
+        if existing is None:
+            body = {"dataset_id": mapped.dataset_id, "is_restricted": ds.private,
+                    "metadata": mapped.metadata}
+            existing = await self._create(
+                lambda: self._call("POST", "/datasets/", json=body, retry=False),
+                lambda: self.find(mapped.dataset_id),
+            )
+            outcome, changed = "created", True
+        else:
+            changed = await self._update_metadata(existing, mapped)
+            outcome = "updated" if changed else "unchanged"
+        uid = existing["uid"]
+        if await self._sync_files(ds, uid, mapped, transfer, fresh=outcome == "created"):
+            changed = True
+            outcome = "updated" if outcome == "unchanged" else outcome
+        if self.publish:
+            await self._publish(uid, mapped, changed or not existing.get("is_published"))
+        return outcome
+
+    async def _update_metadata(self, existing: dict[str, Any], mapped: OdsDataset) -> bool:
+        changed = False
+        current = existing.get("metadata") or {}
+        for template in set(mapped.metadata) | (set(self.owned) & set(current)):
+            ours = mapped.metadata.get(template, {})
+            have = _plain(current.get(template) or {})
+            owned = self.owned.get(template, set(ours))
+            if {k: v for k, v in have.items() if k in owned} == ours:
+                continue
+            # PUT replaces the template: keep the keys bulkport does not own.
+            merged = {**{k: v for k, v in have.items() if k not in owned}, **ours}
+            await self._call("PUT", f"/datasets/{existing['uid']}/metadata/{template}/",
+                             json=merged)
+            changed = True
+        return changed
+
+    async def _sync_files(self, ds: Dataset, uid: str, mapped: OdsDataset,
+                          transfer: FileTransfer, *, fresh: bool) -> bool:
+        """Upload what the target lacks; True when something was written."""
+        if not mapped.resources and not mapped.attachments:
+            return False
+        resources = [] if fresh else await self._list(f"/datasets/{uid}/resources/")
+        attachments = [] if fresh or not mapped.attachments else await self._list(
+            f"/datasets/{uid}/attachments/")
+        wrote = False
+        seen: Counter[tuple[str, str]] = Counter()
+
+        async def one(res: Resource, is_attachment: bool) -> None:
+            nonlocal wrote
+            key = f"{ds.source_id}/{res.source_id}"
+            if is_attachment:
+                match_key, value = (lambda a: a.get("filename")), res.filename
+            else:
+                match_key, value = (lambda r: r.get("title")), resource_body(res, "")["title"]
+            n = seen[(str(is_attachment), value)]
+            seen[(str(is_attachment), value)] += 1
+            found = _nth(attachments if is_attachment else resources, match_key, value, n)
+            if found is not None:
+                if self.journal.get("file", key) is None:
+                    self.journal.record("file", key, target=found.get("uid"))
+                return
+            if is_attachment:
+                target, digest = await transfer.send(
+                    res, lambda up, attempt: self._attach(uid, up, attempt, value, n))
+            else:
+                target, digest = await self._add_resource(uid, res, transfer)
+            self.journal.record("file", key, target=target.get("uid"), size=digest.size,
+                                sha256=digest.sha256)
+            self.report.count("files_transferred")
+            self.report.count("bytes_transferred", digest.size)
+            wrote = True
+
+        async with anyio.create_task_group() as tg:
+            for res in mapped.resources:
+                tg.start_soon(one, res, False)
+            for res in mapped.attachments:
+                tg.start_soon(one, res, True)
+        return wrote
+
+    async def _list(self, path: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        while True:
+            page = await self._call("GET", path, params={"limit": 1000, "offset": len(items)})
+            if isinstance(page, list):  # some list endpoints are not paginated
+                return page
+            batch = page.get("results", []) if isinstance(page, dict) else []
+            items.extend(batch)
+            if not batch or not page.get("next"):
+                return items
+
+    async def _attach(self, uid: str, upload: Upload, attempt: int, filename: str,
+                      n: int) -> dict[str, Any]:
+        path = f"/datasets/{uid}/attachments/"
+        if attempt > 1:
+            found = _nth(await self._list(path), lambda a: a.get("filename"), filename, n)
+            if found is not None:
+                return found
+        response = await self.client.upload("POST", self.api + path, upload, errors=parse_error)
+        return response.json()
+
+    async def _add_resource(self, uid: str, res: Resource,
+                            transfer: FileTransfer) -> tuple[dict[str, Any], Any]:
+        async def put(upload: Upload, _attempt: int) -> dict[str, Any]:
+            # A retried upload leaves at most an unused file; it is never a dataset resource.
+            response = await self.client.upload(
+                "POST", f"{self.api}/datasets/{uid}/resources/files/", upload, errors=parse_error)
+            return response.json()
+
+        file, digest = await transfer.send(res, put)
+        body = resource_body(res, file["uid"])
+
+        async def lookup() -> dict[str, Any] | None:
+            listed = await self._list(f"/datasets/{uid}/resources/")
+            return next((r for r in listed
+                         if (r.get("datasource") or {}).get("file", {}).get("uid") == file["uid"]),
+                        None)
+
+        created = await self._create(
+            lambda: self._call("POST", f"/datasets/{uid}/resources/", json=body, retry=False),
+            lookup)
+        return created, digest
+
+    async def _status(self, uid: str) -> dict[str, Any]:
+        status = await self._call("GET", f"/datasets/{uid}/status/")
+        return status if isinstance(status, dict) else {}
+
+    async def _settle(self, uid: str) -> dict[str, Any]:
+        """Poll the processing status until it leaves the busy states."""
+        delay = self.status_poll
+        with anyio.fail_after(self.status_timeout):
+            while True:
+                status = await self._status(uid)
+                if status.get("status") not in BUSY:
+                    return status
+                await anyio.sleep(delay)
+                delay = min(delay * 1.5, 5.0)
+
+    async def _publish(self, uid: str, mapped: OdsDataset, needed: bool) -> None:
+        if not needed:
+            return
+        if not mapped.resources:
+            self.report.note("dataset has no tabular resource: left unpublished (ODS refuses "
+                             "to publish a dataset without one)")
+            return
+        try:
+            with anyio.fail_after(self.status_timeout):
+                try:
+                    await self._call("POST", f"/datasets/{uid}/publish/")
+                except ValidationError as error:
+                    # Busy: with a publish whose reply was lost, or with earlier work.
+                    if "invalid_dataset_status" not in str(error):
+                        raise
+                    if not (await self._settle(uid)).get("is_published"):
+                        await self._call("POST", f"/datasets/{uid}/publish/")
+                await anyio.sleep(self.status_poll)
+                status = await self._settle(uid)
+        except TimeoutError:
+            raise SkippableError(
+                f"dataset {uid} still processing after {self.status_timeout:.0f}s") from None
+        if status.get("status") != "idle" or not status.get("is_published", True):
+            message = status.get("message") or status.get("errors") or status.get("status")
+            raise SkippableError(f"dataset {uid}: processing ended in {status.get('status')!r}: "
+                                 f"{message}")

@@ -1,0 +1,105 @@
+"""What a run did: counts, failures with reasons, durations, requests per host.
+
+The JSON report is for machines (and audits); :meth:`Report.summary` is the short human
+version printed at the end of a run. Both go through the redactor.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bulkport.redact import redact
+
+MAX_LISTED = 10_000  # failures/notes kept in full; beyond, only counted
+
+
+class Report:
+    """Collects the outcome of a run."""
+
+    def __init__(self, job: str, kind: str, *, dry_run: bool = False) -> None:
+        self.job = job
+        self.kind = kind
+        self.dry_run = dry_run
+        self.counts: Counter[str] = Counter()
+        self.failures: list[dict[str, Any]] = []
+        self.notes: Counter[str] = Counter()  # e.g. "licence 'xyz' not mapped"
+        self.plan: list[dict[str, Any]] = []
+        self.requests: Mapping[str, int] = {}
+        self.aborted: str | None = None
+        self.started = datetime.now(timezone.utc)
+        self._t0 = time.monotonic()
+        self.seconds = 0.0
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.counts[name] += n
+
+    def fail(self, what: str, error: BaseException | str, **context: Any) -> None:
+        """Record one failed unit (a dataset, a file) and why."""
+        self.counts["failed"] += 1
+        if len(self.failures) < MAX_LISTED:
+            reason = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+            self.failures.append({"unit": what, "reason": redact(reason), **context})
+
+    def note(self, text: str) -> None:
+        """Something kept or left out that the user should know (counted, not repeated)."""
+        self.notes[redact(text)] += 1
+
+    def planned(self, action: str, what: str, **context: Any) -> None:
+        self.counts[f"would_{action}"] += 1
+        if len(self.plan) < MAX_LISTED:
+            self.plan.append({"action": action, "unit": what, **context})
+
+    def finish(self) -> None:
+        self.seconds = time.monotonic() - self._t0
+
+    @property
+    def ok(self) -> bool:
+        return not self.counts["failed"] and self.aborted is None
+
+    def to_json(self) -> bytes:
+        total_requests = sum(self.requests.values())
+        data = {
+            "job": self.job,
+            "kind": self.kind,
+            "dry_run": self.dry_run,
+            "ok": self.ok,
+            "aborted": self.aborted,
+            "started": self.started.isoformat(timespec="seconds"),
+            "seconds": round(self.seconds, 3),
+            "counts": dict(sorted(self.counts.items())),
+            "failures": self.failures,
+            "notes": dict(self.notes.most_common()),
+            "plan": self.plan,
+            "requests": {"total": total_requests, "per_host": self.requests},
+            "requests_per_second": round(total_requests / self.seconds, 1) if self.seconds else 0,
+        }
+        return redact(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode()).encode()
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_bytes(self.to_json())
+        tmp.replace(path)
+
+    def summary(self) -> str:
+        c = self.counts
+        head = "DRY RUN: " if self.dry_run else ""
+        parts = [f"{k.replace('_', ' ')} {v}" for k, v in sorted(c.items()) if v and k != "failed"]
+        status = "OK" if self.ok else ("ABORTED: " + self.aborted if self.aborted else "FAILED")
+        lines = [f"{head}{self.kind} {self.job}: {status} in {self.seconds:.1f}s — "
+                 + (", ".join(parts) or "nothing to do")
+                 + (f", failed {c['failed']}" if c["failed"] else "")]
+        for failure in self.failures[:10]:
+            lines.append(f"  failed {failure['unit']}: {failure['reason']}")
+        if len(self.failures) > 10:
+            lines.append(f"  … {c['failed'] - 10} more failures in the report")
+        for text, n in self.notes.most_common(5):
+            lines.append(f"  note ({n}×): {text}")
+        return redact("\n".join(lines))

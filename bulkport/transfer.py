@@ -1,0 +1,82 @@
+"""Streams one file from a source portal into a target, hashing it on the way."""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+import anyio
+
+from bulkport.errors import TransportError
+from bulkport.http import HttpClient, StreamResponse, Upload
+from bulkport.model import Resource
+
+T = TypeVar("T")
+
+
+class FileSource(Protocol):
+    def open_file(self, resource: Resource) -> AbstractAsyncContextManager[StreamResponse]: ...
+
+
+@dataclass
+class Digest:
+    """Size and SHA-256 of the bytes that went through."""
+
+    size: int = 0
+    sha256: str = ""
+
+
+async def _hashed(chunks: AsyncIterator[bytes], digest: Digest, expected: int | None,
+                  where: str) -> AsyncIterator[bytes]:
+    sha = hashlib.sha256()
+    size = 0
+    async for chunk in chunks:
+        sha.update(chunk)
+        size += len(chunk)
+        yield chunk
+    if expected is not None and size != expected:
+        raise TransportError(f"{where}: got {size} bytes, the source announced {expected}")
+    digest.size, digest.sha256 = size, sha.hexdigest()
+
+
+class FileTransfer:
+    """Moves files source → target, ``transfers`` at a time, never holding a whole file."""
+
+    def __init__(self, client: HttpClient, source: FileSource, transfers: int) -> None:
+        self.client = client
+        self.source = source
+        self.limiter = anyio.CapacityLimiter(max(1, transfers))
+
+    async def send(self, resource: Resource,
+                   put: Callable[[Upload, int], Awaitable[T]]) -> tuple[T, Digest]:
+        """Download ``resource`` and hand its bytes to ``put(upload, attempt)``.
+
+        A failed attempt re-opens the download (a stream cannot be replayed); ``attempt``
+        (1, 2, …) lets ``put`` look for what an earlier attempt may have created.
+        """
+        attempts = 0
+
+        async def once() -> tuple[T, Digest]:
+            nonlocal attempts
+            attempts += 1
+            digest = Digest()
+            async with self.limiter, self.source.open_file(resource) as download:
+                mimetype = (resource.mimetype
+                            or mimetypes.guess_type(resource.filename)[0]
+                            or "application/octet-stream")
+                upload = Upload(
+                    field="file",
+                    filename=resource.filename,
+                    chunks=_hashed(download.iter_chunks(), digest, download.content_length,
+                                   resource.filename),
+                    size=download.content_length,
+                    content_type=mimetype,
+                )
+                result = await put(upload, attempts)
+            return result, digest
+
+        return await self.client.with_retries(once)
