@@ -315,15 +315,14 @@ class HttpClient:
         Raises:
             AuthError, NotFound, ValidationError, PayloadTooLarge, RetriableError, BadResponse.
         """
-        body: Any = None
         send_headers = dict(headers or {})
-        if json is not None:
-            body = orjson.dumps(json)
+        encoded = orjson.dumps(json) if json is not None else None
+        if encoded is not None:
             send_headers.setdefault("Content-Type", "application/json")
-        elif form is not None:
-            body = aiohttp.FormData(dict(form))
 
         async def attempt() -> Response:
+            # A form is consumed by sending it: build it anew for each attempt.
+            body = encoded if form is None else aiohttp.FormData(dict(form))
             async with self._send(method, url, params=params, headers=send_headers, data=body) as (
                 raw,
                 final_url,

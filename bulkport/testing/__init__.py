@@ -1,0 +1,34 @@
+"""Portal simulators for the demo, the tests and the benchmarks.
+
+aiohttp.web applications that implement the CKAN Action API and the Opendatasoft
+Automation API v1.0 over in-memory stores, with a synthetic catalog and fault injection::
+
+    store = CkanStore()
+    seed_ckan(store, datasets=50)
+    async with serve(create_ckan_app(store, faults=Faults(error_rate=0.1))) as url:
+        ...
+"""
+
+from bulkport.testing.catalog import generate_packages, seed_ckan
+from bulkport.testing.ckan import CkanStore, create_ckan_app
+from bulkport.testing.faults import FAULT_KINDS, Faults, RequestStats
+from bulkport.testing.files import Blob, BlobStore, SyntheticFile
+from bulkport.testing.ods import OdsStore, create_ods_app
+from bulkport.testing.server import ThreadedServer, serve
+
+__all__ = [
+    "FAULT_KINDS",
+    "Blob",
+    "BlobStore",
+    "CkanStore",
+    "Faults",
+    "OdsStore",
+    "RequestStats",
+    "SyntheticFile",
+    "ThreadedServer",
+    "create_ckan_app",
+    "create_ods_app",
+    "generate_packages",
+    "seed_ckan",
+    "serve",
+]

@@ -1,0 +1,31 @@
+"""Helpers to assemble a simulator's aiohttp application."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from aiohttp import web
+
+from bulkport.testing.faults import ErrorBody, Faults, accounting_middleware, fault_middleware
+
+
+def build_app(label: Any, *, faults: Faults | None, error_body: ErrorBody,
+              extra_middlewares: tuple[Any, ...] = (), **items: Any) -> web.Application:
+    """An application with accounting first, then faults, then ``extra_middlewares``.
+
+    ``items`` are stored under plain string keys (``app["store"]``, ``app["stats"]``...),
+    which is what tests and users reach for.
+    """
+    middlewares = [accounting_middleware(label)]
+    if faults is not None:
+        middlewares.append(fault_middleware(faults, error_body))
+    middlewares.extend(extra_middlewares)
+    # JSON bodies may exceed aiohttp's 1 MiB default; files are streamed and never read whole.
+    app = web.Application(middlewares=middlewares, client_max_size=64 * 1024 * 1024)
+    with warnings.catch_warnings():
+        # Plain string keys are this API's contract; aiohttp would rather have AppKeys.
+        warnings.simplefilter("ignore", web.NotAppKeyWarning)
+        for key, value in items.items():
+            app[key] = value
+    return app

@@ -1,0 +1,344 @@
+"""CKAN Action API simulator (CKAN 2.10/2.11 semantics) over an in-memory store.
+
+Routes: ``/api/3/action/{name}`` (and ``/api/action/{name}``), GET or POST, and hosted
+files at ``/dataset/{id}/resource/{resource_id}/download/{filename}``.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import BodyPartReader, web
+from multidict import MultiDictProxy
+
+from bulkport.testing.apputil import build_app
+from bulkport.testing.ckan_actions import ACTIONS, Context, RawResult, Upload, can_read
+from bulkport.testing.ckan_errors import ActionError, BadRequest, ValidationError
+from bulkport.testing.ckan_model import guess_mimetype, munge_filename, package_out
+from bulkport.testing.ckan_search import sort_packages
+from bulkport.testing.faults import Faults, RequestStats
+from bulkport.testing.files import BlobStore, BlobTooLarge
+from bulkport.testing.responses import base_url, json_response, stream_blob
+
+DEFAULT_API_KEY = "simulator-key"
+DEFAULT_USER = "admin"
+_TYPES = {500: "Internal Server Error", 503: "Service Unavailable", 429: "Too Many Requests"}
+
+
+class CkanStore:
+    """A CKAN site's content: packages, organizations and hosted files.
+
+    Attributes tests may inspect: ``packages`` (id → stored dict, deleted ones included),
+    ``names`` (name → id), ``organizations`` (id → dict), ``org_names`` (name → id),
+    ``resources`` (resource id → package id), ``blobs`` (hosted files by resource id) and
+    ``stats`` (requests by label). Hosted files keep their file name in ``url`` with
+    ``url_type == "upload"``; the API shows them with their absolute download URL.
+    """
+
+    def __init__(self, *, seed: int | None = None) -> None:
+        self.packages: dict[str, dict[str, Any]] = {}
+        self.names: dict[str, str] = {}
+        self.organizations: dict[str, dict[str, Any]] = {}
+        self.org_names: dict[str, str] = {}
+        self.resources: dict[str, str] = {}
+        self.blobs = BlobStore()
+        self.stats = RequestStats()
+        self.version = 0
+        self._rng = random.Random(seed)
+        self._tag_ids: dict[str, str] = {}
+        self._json: dict[str, dict[str, bytes]] = {}
+        self._sorted: dict[str, list[dict[str, Any]]] = {}
+
+    def new_id(self) -> str:
+        return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+
+    def tag_id(self, name: str) -> str:
+        if name not in self._tag_ids:
+            self._tag_ids[name] = self.new_id()
+        return self._tag_ids[name]
+
+    def user_id(self, name: str) -> str:
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"ckan-user:{name}"))
+
+    def get_package(self, id_or_name: str) -> dict[str, Any] | None:
+        pkg = self.packages.get(id_or_name)
+        if pkg is None and id_or_name in self.names:
+            pkg = self.packages.get(self.names[id_or_name])
+        return pkg
+
+    def name_owner(self, name: str) -> str | None:
+        """Id of the package (not deleted) that holds ``name``."""
+        pkg_id = self.names.get(name)
+        if pkg_id is None or self.packages[pkg_id]["state"] == "deleted":
+            return None
+        return pkg_id
+
+    def get_org(self, id_or_name: str) -> dict[str, Any] | None:
+        org = self.organizations.get(id_or_name)
+        if org is None and id_or_name in self.org_names:
+            org = self.organizations.get(self.org_names[id_or_name])
+        return org
+
+    def org_name(self, org_id: str | None) -> str | None:
+        org = self.organizations.get(org_id or "")
+        return org["name"] if org else None
+
+    def save_package(self, pkg: dict[str, Any]) -> None:
+        """Store (or replace) a package and keep the indexes and caches right."""
+        old = self.packages.get(pkg["id"])
+        if old is not None:
+            if old["name"] != pkg["name"] and self.names.get(old["name"]) == pkg["id"]:
+                del self.names[old["name"]]
+            kept = {res["id"] for res in pkg["resources"]}
+            for res in old["resources"]:
+                if res["id"] not in kept:
+                    self.resources.pop(res["id"], None)
+                    self.blobs.delete(res["id"])
+        self.packages[pkg["id"]] = pkg
+        self.names[pkg["name"]] = pkg["id"]
+        for res in pkg["resources"]:
+            self.resources[res["id"]] = pkg["id"]
+        self._json.pop(pkg["id"], None)
+        self._changed()
+
+    def save_org(self, org: dict[str, Any]) -> None:
+        self.organizations[org["id"]] = org
+        self.org_names[org["name"]] = org["id"]
+        self._json.clear()  # packages embed their organization
+        self._changed()
+
+    def _changed(self) -> None:
+        self.version += 1
+        self._sorted.clear()
+
+    def package_json(self, pkg: dict[str, Any], base: str) -> bytes:
+        """The package as ``package_show`` shows it, serialized once per base URL."""
+        cached = self._json.setdefault(pkg["id"], {})
+        body = cached.get(base)
+        if body is None:
+            body = cached[base] = orjson.dumps(package_out(pkg, self.organizations, base))
+        return body
+
+    def sorted_packages(self, sort: str, keys: list[tuple[str, bool]]) -> list[dict[str, Any]]:
+        """Every package in ``sort`` order (cached until the next write)."""
+        ordered = self._sorted.get(sort)
+        if ordered is None:
+            ordered = self._sorted[sort] = sort_packages(self.packages.values(), keys)
+        return ordered
+
+    def close(self) -> None:
+        """Remove the hosted files from disk."""
+        self.blobs.close()
+
+
+@dataclass
+class CkanConfig:
+    """The site settings the simulator honours."""
+
+    api_keys: dict[str, str]
+    sysadmins: set[str]
+    header_name: str = "Authorization"
+    rows_max: int = 1000
+    search_requires_post: bool = False
+    max_resource_size: int = 10 * 1024 * 1024
+    create_unowned_dataset: bool = False
+    site_title: str = "CKAN simulator"
+
+
+def ckan_error_body(status: int, message: str) -> dict[str, Any]:
+    """An Action API error body, for injected faults."""
+    return {"success": False, "error": {"__type": _TYPES.get(status, "Error"),
+                                        "message": message}}
+
+
+def create_ckan_app(store: CkanStore | None = None, *, api_keys: dict[str, str] | None = None,
+                    sysadmins: set[str] | None = None, header_name: str = "Authorization",
+                    rows_max: int = 1000, faults: Faults | None = None,
+                    search_requires_post: bool = False,
+                    max_resource_size: int = 10 * 1024 * 1024,
+                    create_unowned_dataset: bool = False) -> web.Application:
+    """Build the CKAN simulator.
+
+    Args:
+        store: the site content (a new empty one by default); ``app["store"]``.
+        api_keys: token → user name; default ``{"simulator-key": "admin"}``.
+        sysadmins: user names with sysadmin rights; default every user of ``api_keys``.
+            Other users may create and edit datasets in any organization (as editors).
+        header_name: where the token is read (``apitoken_header_name``), raw, no scheme.
+        rows_max: ``ckan.search.rows_max``: ``rows`` is silently clamped to it.
+        faults: latency and errors to inject.
+        search_requires_post: refuse GET ``package_search`` with a 405, as some proxies do.
+        max_resource_size: ``ckan.max_resource_size`` in bytes (CKAN's default: 10 MB).
+        create_unowned_dataset: ``ckan.auth.create_unowned_dataset`` (default False: a
+            dataset needs an ``owner_org``).
+    """
+    store = store if store is not None else CkanStore()
+    keys = dict(api_keys) if api_keys is not None else {DEFAULT_API_KEY: DEFAULT_USER}
+    config = CkanConfig(
+        api_keys=keys, sysadmins=set(sysadmins) if sysadmins is not None else set(keys.values()),
+        header_name=header_name, rows_max=rows_max, search_requires_post=search_requires_post,
+        max_resource_size=max_resource_size, create_unowned_dataset=create_unowned_dataset)
+    app = build_app(_label, faults=faults, error_body=ckan_error_body, store=store,
+                    stats=store.stats, config=config)
+    for prefix in ("/api/3/action", "/api/action"):
+        app.router.add_route("GET", prefix + "/{name}", _action)
+        app.router.add_route("POST", prefix + "/{name}", _action)
+    app.router.add_get("/dataset/{id}/resource/{resource_id}/download/{filename}", _download)
+    app.router.add_get("/dataset/{id}/resource/{resource_id}/download", _download)
+    return app
+
+
+def _label(request: web.Request) -> str:
+    if "name" in request.match_info:
+        return "ckan:" + request.match_info["name"]
+    if "resource_id" in request.match_info:
+        return "ckan:download"
+    return "ckan:other"
+
+
+def _user(request: web.Request, config: CkanConfig) -> str | None:
+    # CKAN 2.10+: a token that decodes to no user leaves the request anonymous (no error).
+    token = request.headers.get(config.header_name, "")
+    return config.api_keys.get(token) if token else None
+
+
+def _mixed(values: MultiDictProxy[Any]) -> dict[str, Any]:
+    """CKAN's ``mixed``: repeated keys become lists."""
+    out: dict[str, Any] = {}
+    for key in values:
+        items = values.getall(key)
+        out[key] = items[0] if len(items) == 1 else list(items)
+    return out
+
+
+async def _read_multipart(request: web.Request, store: CkanStore,
+                          config: CkanConfig) -> tuple[dict[str, Any], Upload | None]:
+    data: dict[str, Any] = {}
+    upload: Upload | None = None
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader) or part.name is None:
+            continue
+        if part.filename is None:
+            data[part.name] = await part.text()
+            continue
+        if part.name != "upload" or upload is not None:
+            continue  # other file fields are not used by any action
+        key = f"upload:{uuid.uuid4()}"
+
+        async def chunks(part: BodyPartReader = part) -> Any:
+            while chunk := await part.read_chunk(65536):
+                yield chunk
+
+        try:
+            blob = await store.blobs.write(key, chunks(), max_size=config.max_resource_size)
+        except BlobTooLarge:
+            raise ValidationError({"upload": ["File upload too large"]}) from None
+        filename = part.filename
+        upload = Upload(key=key, filename=filename, size=blob.size,
+                        mimetype=guess_mimetype(munge_filename(filename)))
+    return data, upload
+
+
+async def _read_data(request: web.Request, side_effect_free: bool, store: CkanStore,
+                     config: CkanConfig) -> tuple[dict[str, Any], Upload | None]:
+    """The action's input, read the way ``ckan/views/api.py`` reads it."""
+    if request.method == "GET":
+        if not side_effect_free:
+            raise BadRequest("JSON Error: Invalid request. Please use POST method for your "
+                             "request")
+        return _mixed(request.query), None
+    if request.content_type == "multipart/form-data":
+        return await _read_multipart(request, store, config)
+    if request.content_type == "application/x-www-form-urlencoded":
+        form = await request.post()
+        values = list(form.values())
+        if len(form) == 1 and values[0] in ("1", ""):  # a JSON document posted as a form key
+            return _decode(next(iter(form.keys())).encode()), None
+        return _mixed(form), None
+    if side_effect_free and request.query:
+        return _mixed(request.query), None
+    body = await request.read()
+    return (_decode(body) if body.strip() else {}), None
+
+
+def _decode(body: bytes) -> dict[str, Any]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise BadRequest(f"JSON Error: Error decoding JSON data. Error: {error!r} JSON data "
+                         "extracted from the request: {}") from None
+    if not isinstance(data, dict):
+        raise BadRequest(f"JSON Error: Request data JSON decoded to {data!r} but it needs to "
+                         "be a dictionary.")
+    return data
+
+
+async def _action(request: web.Request) -> web.StreamResponse:
+    store: CkanStore = request.app["store"]
+    config: CkanConfig = request.app["config"]
+    name = request.match_info["name"]
+    entry = ACTIONS.get(name)
+    if entry is None:
+        return json_response(f"Bad request - Action name not known: {name}", 400)
+    func, side_effect_free = entry
+    if config.search_requires_post and name == "package_search" and request.method == "GET":
+        return web.Response(status=405, headers={"Allow": "POST"}, content_type="text/html",
+                            text="<html><head><title>405 Not Allowed</title></head><body>"
+                                 "<h1>405 Not Allowed</h1></body></html>")
+    base = base_url(request)
+    help_url = f"{base}/api/3/action/help_show?name={name}"
+    upload: Upload | None = None
+    try:
+        data, upload = await _read_data(request, side_effect_free, store, config)
+        user = _user(request, config)
+        if "callback" in data:  # JSONP requests run anonymously
+            del data["callback"]
+            user = None
+        ctx = Context(store=store, config=config, user=user,
+                      sysadmin=user is not None and user in config.sysadmins, base=base,
+                      upload=upload)
+        result = func(ctx, data)
+    except BadRequest as error:
+        return json_response(error.body, 400)
+    except ActionError as error:
+        if upload is not None:
+            store.blobs.delete(upload.key)
+        return json_response({"help": help_url, "success": False, "error": error.error()},
+                             error.status)
+    if isinstance(result, RawResult):
+        body = (b'{"help":' + orjson.dumps(help_url) + b',"success":true,"result":'
+                + result.body + b"}")
+        return web.Response(body=body, content_type="application/json")
+    return json_response({"help": help_url, "success": True, "result": result})
+
+
+def _not_found(message: str) -> web.Response:
+    return web.Response(status=404, content_type="text/html",
+                        text=f"<html><body><h1>404 Not Found</h1><p>{message}</p></body></html>")
+
+
+async def _download(request: web.Request) -> web.StreamResponse:
+    store: CkanStore = request.app["store"]
+    user = _user(request, request.app["config"])
+    res_id = request.match_info["resource_id"]
+    owner = store.packages.get(store.resources.get(res_id, ""))
+    pkg = store.get_package(request.match_info["id"])
+    # As CKAN: a private or unknown dataset or resource is a 404, never a 403.
+    if owner is None or pkg is None or not can_read(user, owner) or not can_read(user, pkg):
+        return _not_found("Resource not found")
+    res = next(r for r in owner["resources"] if r["id"] == res_id)
+    if res.get("url_type") == "upload":
+        blob = store.blobs.get(res_id)
+        if blob is None:
+            return _not_found("Resource data not found")
+        mimetype = res.get("mimetype") or guess_mimetype(res.get("url") or "")
+        return await stream_blob(request, blob,
+                                 content_type=mimetype or "application/octet-stream")
+    if res.get("url"):
+        raise web.HTTPFound(res["url"])
+    return _not_found("No download is available")

@@ -1,0 +1,382 @@
+"""The Action API functions the CKAN simulator serves, with CKAN's rules and messages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from bulkport.testing.ckan_errors import NotAuthorized, NotFound, SearchQueryError, ValidationError
+from bulkport.testing.ckan_model import (
+    as_bool,
+    as_int,
+    license_list,
+    munge_filename,
+    package_out,
+    resource_out,
+)
+from bulkport.testing.ckan_search import (
+    compile_filter,
+    facet_counts,
+    parse_query,
+    parse_sort,
+)
+from bulkport.testing.ckan_validate import build_organization, build_package
+
+if TYPE_CHECKING:
+    from bulkport.testing.ckan import CkanConfig, CkanStore
+
+DEFAULT_SORT = "score desc, metadata_modified desc"
+SEARCH_PARAMS = frozenset({
+    "q", "fl", "fq", "rows", "sort", "start", "wt", "qf", "bf", "boost", "facet",
+    "facet.mincount", "facet.limit", "facet.field", "extras", "fq_list", "tie", "defType",
+    "mm", "df", "include_private", "include_drafts", "include_deleted", "use_default_schema",
+})
+
+
+@dataclass
+class Upload:
+    """A file posted in the ``upload`` field, already streamed into the blob store."""
+
+    key: str
+    filename: str
+    size: int
+    mimetype: str | None
+
+
+@dataclass
+class Context:
+    store: CkanStore
+    config: CkanConfig
+    user: str | None
+    sysadmin: bool
+    base: str
+    upload: Upload | None = None
+
+
+@dataclass
+class RawResult:
+    """A result already serialized (``package_search`` pages are built from cached JSON)."""
+
+    body: bytes
+
+
+Action = Callable[[Context, dict[str, Any]], Any]
+
+
+def can_read(user: str | None, pkg: dict[str, Any]) -> bool:
+    """Anonymous users see active public datasets; every key holder is an editor."""
+    return user is not None or (pkg["state"] == "active" and not pkg["private"])
+
+
+def _require_user(ctx: Context, action: str) -> None:
+    if ctx.user is None:
+        raise NotAuthorized(f"Action {action} requires an authenticated user")
+
+
+def _get_or_bust(data: dict[str, Any], key: str) -> Any:
+    value = data.get(key)
+    if value in (None, ""):
+        raise ValidationError({key: ["Missing value"]})
+    return value
+
+
+def _int_param(data: dict[str, Any], key: str, default: int | None) -> int | None:
+    try:
+        value = as_int(data.get(key))
+    except ValueError:
+        raise ValidationError({key: ["Invalid integer"]}) from None
+    if value is None:
+        return default
+    if value < 0:
+        raise ValidationError({key: ["Must be a natural number"]})
+    return value
+
+
+def _readable_package(ctx: Context, ident: Any) -> dict[str, Any]:
+    pkg = ctx.store.get_package(str(ident))
+    if pkg is None:
+        raise NotFound()
+    if not can_read(ctx.user, pkg):
+        raise NotAuthorized(f"User {ctx.user or ''} not authorized to read package {pkg['id']}")
+    return pkg
+
+
+def _as_input(pkg: dict[str, Any]) -> dict[str, Any]:
+    """A stored package as input for an update (its timestamps are not re-imposed)."""
+    return {k: v for k, v in pkg.items() if k not in ("metadata_modified", "metadata_created")}
+
+
+def _save(ctx: Context, data: dict[str, Any], existing: dict[str, Any] | None) -> dict[str, Any]:
+    pkg = build_package(data, ctx.store, existing=existing, sysadmin=ctx.sysadmin,
+                        create_unowned=ctx.config.create_unowned_dataset,
+                        creator_id=ctx.store.user_id(ctx.user) if ctx.user else None)
+    if pkg != existing:
+        ctx.store.save_package(pkg)
+    return pkg
+
+
+def status_show(ctx: Context, data: dict[str, Any]) -> Any:
+    return {"site_title": ctx.config.site_title, "site_description": "", "site_url": ctx.base,
+            "ckan_version": "2.11.0", "error_emails_to": None, "locale_default": "en",
+            "extensions": ["activity"]}
+
+
+def license_list_action(ctx: Context, data: dict[str, Any]) -> Any:
+    return license_list()
+
+
+def package_show(ctx: Context, data: dict[str, Any]) -> Any:
+    ident = data.get("id") or _get_or_bust(data, "name_or_id")
+    return package_out(_readable_package(ctx, ident), ctx.store.organizations, ctx.base)
+
+
+def package_list(ctx: Context, data: dict[str, Any]) -> Any:
+    limit = _int_param(data, "limit", None)
+    offset = _int_param(data, "offset", 0) or 0
+    names = sorted(p["name"] for p in ctx.store.packages.values()
+                   if p["state"] == "active" and not p["private"])
+    return names[offset:offset + limit] if limit else names[offset:]
+
+
+def package_search(ctx: Context, data: dict[str, Any]) -> Any:
+    unknown = sorted(k for k in data if k not in SEARCH_PARAMS and not k.startswith("ext_"))
+    if unknown:
+        raise SearchQueryError(f"Invalid search parameters: {unknown}")
+    rows = min(_int_param(data, "rows", 10) or 0, ctx.config.rows_max)
+    start = _int_param(data, "start", 0) or 0
+    sort = data.get("sort") or DEFAULT_SORT
+    if sort == "rank":
+        sort = DEFAULT_SORT
+    keys = parse_sort(str(sort))
+    store = ctx.store
+    queries = [str(data.get("q") or "*:*"), str(data.get("fq") or "")]
+    fq_list = data.get("fq_list") or []
+    queries.extend(str(fq) for fq in (fq_list if isinstance(fq_list, list) else [fq_list]))
+    tests = [compile_filter(parse_query(q), store.org_name) for q in queries]
+    private = ctx.user is not None and as_bool(data.get("include_private", False))
+    states = {"active", "draft"} if ctx.user and as_bool(data.get("include_drafts")) else {
+        "active"}
+    # Deleted datasets are dropped from the index (ckan.search.remove_deleted_packages).
+    matches = [p for p in store.sorted_packages(str(sort), keys)
+               if p["state"] in states and (private or not p["private"])
+               and all(test(p) for test in tests)]
+    page = matches[start:start + rows]
+    facets = _facets(ctx, data, matches)
+    fields = data.get("fl")
+    if fields:
+        names = fields.replace(",", " ").split() if isinstance(fields, str) else list(fields)
+        results = orjson.dumps([
+            {name: package_out(p, store.organizations, ctx.base).get(name) for name in names}
+            for p in page])
+    else:
+        results = b"[" + b",".join(store.package_json(p, ctx.base) for p in page) + b"]"
+    return RawResult(
+        b'{"count":' + str(len(matches)).encode() + b',"facets":' + orjson.dumps(facets)
+        + b',"results":' + results + b',"sort":' + orjson.dumps(sort)
+        + b',"search_facets":' + orjson.dumps(_search_facets(ctx, facets)) + b"}")
+
+
+def _facets(ctx: Context, data: dict[str, Any],
+            matches: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    fields = data.get("facet.field")
+    if isinstance(fields, str):
+        try:
+            fields = orjson.loads(fields)
+        except orjson.JSONDecodeError:
+            fields = [fields]
+    if not fields or not as_bool(data.get("facet", "true")):
+        return {}
+    limit = _int_param(data, "facet.limit", 50)
+    mincount = _int_param(data, "facet.mincount", 1)
+    return facet_counts(matches, [str(f) for f in fields], 50 if limit is None else limit,
+                        1 if mincount is None else mincount, ctx.store.org_name)
+
+
+def _search_facets(ctx: Context, facets: dict[str, dict[str, int]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for field, counts in facets.items():
+        items = []
+        for name, count in counts.items():
+            display = name
+            if field == "organization":
+                org = ctx.store.get_org(name)
+                display = (org or {}).get("title") or name
+            items.append({"name": name, "display_name": display, "count": count})
+        items.sort(key=lambda item: item["display_name"], reverse=True)
+        out[field] = {"title": field, "items": items}
+    return out
+
+
+def package_create(ctx: Context, data: dict[str, Any]) -> Any:
+    _require_user(ctx, "package_create")
+    pkg = _save(ctx, data, None)
+    return package_out(pkg, ctx.store.organizations, ctx.base)
+
+
+def package_update(ctx: Context, data: dict[str, Any]) -> Any:
+    _require_user(ctx, "package_update")
+    ident = data.get("id") or data.get("name")
+    if ident is None:
+        raise ValidationError({"id": ["Missing value"]})
+    existing = ctx.store.get_package(str(ident))
+    if existing is None:
+        raise NotFound("Package was not found.")
+    pkg = _save(ctx, data, existing)
+    return package_out(pkg, ctx.store.organizations, ctx.base)
+
+
+def package_patch(ctx: Context, data: dict[str, Any]) -> Any:
+    _require_user(ctx, "package_patch")
+    existing = _readable_package(ctx, _get_or_bust(data, "id"))
+    pkg = _save(ctx, {**_as_input(existing), **data, "id": existing["id"]}, existing)
+    return package_out(pkg, ctx.store.organizations, ctx.base)
+
+
+def package_delete(ctx: Context, data: dict[str, Any]) -> Any:
+    _require_user(ctx, "package_delete")
+    existing = ctx.store.get_package(str(_get_or_bust(data, "id")))
+    if existing is None:
+        raise NotFound("Package was not found.")
+    if existing["state"] != "deleted":
+        _save(ctx, {**_as_input(existing), "state": "deleted"}, existing)
+    return None
+
+
+def _owner_of(ctx: Context, res_id: str) -> tuple[dict[str, Any], int]:
+    pkg = ctx.store.packages.get(ctx.store.resources.get(res_id, ""))
+    if pkg is None:
+        raise NotFound("Resource was not found.")
+    if not can_read(ctx.user, pkg):
+        raise NotAuthorized(f"User {ctx.user or ''} not authorized to read resource {res_id}")
+    index = next(i for i, res in enumerate(pkg["resources"]) if res["id"] == res_id)
+    return pkg, index
+
+
+def _with_upload(ctx: Context, item: dict[str, Any]) -> dict[str, Any]:
+    item = {k: v for k, v in item.items() if k not in ("upload", "clear_upload")}
+    if ctx.upload is not None:
+        item["url"] = munge_filename(ctx.upload.filename)
+        item["url_type"] = "upload"
+        item["size"] = ctx.upload.size
+        if "mimetype" not in item:
+            item["mimetype"] = ctx.upload.mimetype
+    return item
+
+
+def _save_resources(ctx: Context, pkg: dict[str, Any], resources: list[dict[str, Any]],
+                    index: int) -> dict[str, Any]:
+    """Save ``pkg`` with ``resources``; return the resource at ``index`` as shown."""
+    try:
+        saved = _save(ctx, {**_as_input(pkg), "resources": resources}, pkg)
+    except ValidationError as error:
+        problems = error.errors.get("resources")
+        if isinstance(problems, list) and problems:
+            raise ValidationError(problems[index]) from None
+        raise
+    res = saved["resources"][index]
+    if ctx.upload is not None:
+        ctx.store.blobs.rename(ctx.upload.key, res["id"])
+    return resource_out(res, ctx.base)
+
+
+def resource_create(ctx: Context, data: dict[str, Any]) -> Any:
+    _require_user(ctx, "resource_create")
+    pkg = _readable_package(ctx, _get_or_bust(data, "package_id"))
+    item = _with_upload(ctx, {k: v for k, v in data.items() if k != "package_id"})
+    item.setdefault("url", "")
+    return _save_resources(ctx, pkg, [*pkg["resources"], item], len(pkg["resources"]))
+
+
+def resource_update(ctx: Context, data: dict[str, Any]) -> Any:
+    _require_user(ctx, "resource_update")
+    pkg, index = _owner_of(ctx, str(_get_or_bust(data, "id")))
+    resources = list(pkg["resources"])
+    resources[index] = _with_upload(ctx, data)
+    return _save_resources(ctx, pkg, resources, index)
+
+
+def resource_patch(ctx: Context, data: dict[str, Any]) -> Any:
+    _require_user(ctx, "resource_patch")
+    pkg, index = _owner_of(ctx, str(_get_or_bust(data, "id")))
+    resources = list(pkg["resources"])
+    resources[index] = {**resources[index], **_with_upload(ctx, data)}
+    return _save_resources(ctx, pkg, resources, index)
+
+
+def resource_delete(ctx: Context, data: dict[str, Any]) -> Any:
+    _require_user(ctx, "resource_delete")
+    pkg, index = _owner_of(ctx, str(_get_or_bust(data, "id")))
+    resources = [res for i, res in enumerate(pkg["resources"]) if i != index]
+    _save(ctx, {**_as_input(pkg), "resources": resources}, pkg)
+    return None
+
+
+def resource_show(ctx: Context, data: dict[str, Any]) -> Any:
+    pkg, index = _owner_of(ctx, str(_get_or_bust(data, "id")))
+    return resource_out(pkg["resources"][index], ctx.base)
+
+
+def _org_out(ctx: Context, org: dict[str, Any]) -> dict[str, Any]:
+    count = sum(1 for p in ctx.store.packages.values() if p["owner_org"] == org["id"]
+                and p["state"] == "active" and (ctx.user is not None or not p["private"]))
+    return {**org, "display_name": org["title"] or org["name"], "image_display_url":
+            org["image_url"], "package_count": count, "num_followers": 0, "groups": [],
+            "tags": [], "users": []}
+
+
+def organization_create(ctx: Context, data: dict[str, Any]) -> Any:
+    _require_user(ctx, "organization_create")
+    if not ctx.sysadmin:
+        raise NotAuthorized(f"User {ctx.user} not authorized to create organizations")
+    org = build_organization(data, name_taken=lambda n: n in ctx.store.org_names,
+                             new_id=ctx.store.new_id)
+    ctx.store.save_org(org)
+    return _org_out(ctx, org)
+
+
+def organization_show(ctx: Context, data: dict[str, Any]) -> Any:
+    org = ctx.store.get_org(str(_get_or_bust(data, "id")))
+    if org is None:
+        raise NotFound()
+    return _org_out(ctx, org)
+
+
+def organization_list(ctx: Context, data: dict[str, Any]) -> Any:
+    wanted = data.get("organizations")
+    orgs = sorted(ctx.store.organizations.values(), key=lambda o: o["name"])
+    if wanted:
+        names = set(wanted if isinstance(wanted, list) else [wanted])
+        orgs = [o for o in orgs if o["name"] in names]
+    if str(data.get("sort", "name asc")).strip().endswith("desc"):
+        orgs.reverse()
+    offset = _int_param(data, "offset", 0) or 0
+    limit = _int_param(data, "limit", 1000) or 1000
+    orgs = orgs[offset:offset + limit]
+    if as_bool(data.get("all_fields")):
+        return [_org_out(ctx, org) for org in orgs]
+    return [org["name"] for org in orgs]
+
+
+# name → (function, side_effect_free): only side-effect-free actions accept GET.
+ACTIONS: dict[str, tuple[Action, bool]] = {
+    "status_show": (status_show, True),
+    "license_list": (license_list_action, True),
+    "package_show": (package_show, True),
+    "package_list": (package_list, True),
+    "package_search": (package_search, True),
+    "resource_show": (resource_show, True),
+    "organization_show": (organization_show, True),
+    "organization_list": (organization_list, True),
+    "package_create": (package_create, False),
+    "package_update": (package_update, False),
+    "package_patch": (package_patch, False),
+    "package_delete": (package_delete, False),
+    "resource_create": (resource_create, False),
+    "resource_update": (resource_update, False),
+    "resource_patch": (resource_patch, False),
+    "resource_delete": (resource_delete, False),
+    "organization_create": (organization_create, False),
+}

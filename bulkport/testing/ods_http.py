@@ -1,0 +1,150 @@
+"""Request and reply plumbing of the Opendatasoft simulator: errors, auth, pagination."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from bulkport.testing.faults import Handler
+from bulkport.testing.ods_store import OdsDataset, OdsStore
+from bulkport.testing.responses import json_response
+
+PREFIX = "/api/automation/v1.0"
+MAX_LIMIT = 1000
+
+
+class OdsError(Exception):
+    """An error reply: ``{"error_code", "message", "detail"?}``."""
+
+    def __init__(self, status: int, code: str, message: str,
+                 detail: dict[str, Any] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body: dict[str, Any] = {"error_code": code, "message": message}
+        if detail is not None:
+            self.body["detail"] = detail
+        self.headers = headers
+
+
+def not_found() -> OdsError:
+    return OdsError(404, "not_found", "Not found.")
+
+
+def invalid(detail: dict[str, Any]) -> OdsError:
+    return OdsError(400, "validation_error", "Invalid input", detail)
+
+
+def invalid_status(message: str) -> OdsError:
+    return OdsError(400, "invalid_dataset_status", message)
+
+
+def ods_error_body(status: int, message: str) -> dict[str, Any]:
+    """An error body for injected faults."""
+    if status == 429:
+        return {"error_code": "throttled", "message": "Request was throttled."}
+    if status == 503:
+        return {"error_code": "service_unavailable", "message": message}
+    return {"error_code": "internal_error", "message": "A server error occurred."}
+
+
+def route_label(request: web.Request) -> str:
+    """``"GET /datasets/{uid}/"``: the method and the route without the API prefix."""
+    resource = request.match_info.route.resource
+    if resource is None:
+        return f"{request.method} unmatched"
+    return f"{request.method} {resource.canonical.removeprefix(PREFIX)}"
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn :class:`OdsError` and aiohttp's 404/405 into ODS error bodies."""
+    try:
+        return await handler(request)
+    except OdsError as error:
+        return json_response(error.body, error.status, headers=error.headers)
+    except web.HTTPMethodNotAllowed:
+        return json_response({"error_code": "method_not_allowed",
+                              "message": f'Method "{request.method}" not allowed.'}, 405)
+    except web.HTTPNotFound:
+        return json_response(not_found().body, 404)
+
+
+def auth_middleware(keys: set[str]) -> Any:
+    """``Authorization: apikey KEY`` or ``?apikey=KEY``; anything else is a 401."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.match_info.http_exception is None:
+            header = request.headers.get("Authorization", "")
+            scheme, _, value = header.partition(" ")
+            key = value.strip() if scheme.lower() == "apikey" else request.query.get("apikey")
+            challenge = {"WWW-Authenticate": 'ApiKey realm="api"'}
+            if not key:
+                raise OdsError(401, "not_authenticated",
+                               "Authentication credentials were not provided.",
+                               headers=challenge)
+            if key not in keys:
+                raise OdsError(401, "authentication_failed",
+                               "Incorrect authentication credentials.", headers=challenge)
+        return await handler(request)
+
+    return middleware
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    """The JSON object in the body."""
+    body = await request.read()
+    try:
+        data = orjson.loads(body) if body.strip() else {}
+    except orjson.JSONDecodeError as error:
+        raise OdsError(400, "parse_error", f"JSON parse error - {error}") from None
+    if not isinstance(data, dict):
+        raise invalid({"non_field_errors": [
+            f"Invalid data. Expected a dictionary, but got {type(data).__name__}."]})
+    return data
+
+
+def dataset_of(request: web.Request) -> OdsDataset:
+    store: OdsStore = request.app["store"]
+    dataset = store.datasets.get(request.match_info["uid"])
+    if dataset is None:
+        raise not_found()
+    return dataset
+
+
+def _number(request: web.Request, name: str, default: int) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise invalid({name: ["A valid integer is required."]}) from None
+    if value < 0:
+        raise invalid({name: ["Ensure this value is greater than or equal to 0."]})
+    return value
+
+
+def paginate(request: web.Request, items: list[Any]) -> dict[str, Any]:
+    """``{total_count, next, previous, results}`` with absolute links, as documented."""
+    limit = _number(request, "limit", 20)
+    if limit > MAX_LIMIT:
+        raise invalid({"limit": [f"Ensure this value is less than or equal to {MAX_LIMIT}."]})
+    offset = _number(request, "offset", 0)
+    total = len(items)
+    url = request.url
+    upcoming = None
+    if limit and offset + limit < total:
+        upcoming = str(url.update_query(limit=limit, offset=offset + limit))
+    previous = None
+    if offset > 0 and limit:
+        if offset - limit <= 0:
+            query = {k: v for k, v in url.query.items() if k != "offset"}
+            previous = str(url.with_query(query).update_query(limit=limit))
+        else:
+            previous = str(url.update_query(limit=limit, offset=offset - limit))
+    return {"total_count": total, "next": upcoming, "previous": previous,
+            "results": items[offset:offset + limit]}

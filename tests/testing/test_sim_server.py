@@ -1,0 +1,77 @@
+"""Running the simulators: in the loop, in a thread, from the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+
+import aiohttp
+
+from bulkport.testing.catalog import seed_ckan
+from bulkport.testing.ckan import CkanStore, create_ckan_app
+from bulkport.testing.server import ThreadedServer, serve
+
+COMMAND = """
+import argparse, sys
+from bulkport.testing.server import add_simulate_arguments, run_simulator
+parser = argparse.ArgumentParser()
+add_simulate_arguments(parser)
+sys.exit(run_simulator(parser.parse_args(sys.argv[1:])))
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_serve_on_a_given_port_builds_urls_from_the_request_host() -> None:
+    store = CkanStore()
+    seed_ckan(store, datasets=2, resources=1)
+    port = _free_port()
+    async with serve(create_ckan_app(store), port=port) as url:
+        assert url == f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as session, session.get(
+                url + "/api/3/action/package_search",
+                headers={"Authorization": "simulator-key"},
+                params={"include_private": "true"}) as response:
+            body = await response.json()
+    hosted = body["result"]["results"][0]["resources"][0]["url"]
+    assert hosted.startswith(f"http://127.0.0.1:{port}/dataset/")
+    store.close()
+
+
+def test_threaded_server_serves_synchronous_clients() -> None:
+    store = CkanStore()
+    with ThreadedServer(lambda: create_ckan_app(store)) as server:
+        with urllib.request.urlopen(server.url + "/api/3/action/status_show") as response:
+            assert json.load(response)["success"] is True
+        assert server.app is not None and server.app["store"] is store
+    server.stop()  # a second stop is harmless
+    assert store.stats["ckan:status_show"] == 1
+
+
+def test_simulate_command_prints_its_url_and_serves_until_interrupted() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-c", COMMAND, "ckan", "--datasets", "3", "--api-key", "s3cret",
+         "--port", "0"], stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert "s3cret" in line
+        url = next(word for word in line.split() if word.startswith("http://"))
+        request = urllib.request.Request(
+            url + "/api/3/action/package_search?include_private=true",
+            headers={"Authorization": "s3cret"})
+        with urllib.request.urlopen(request) as response:
+            assert json.load(response)["result"]["count"] == 3
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
