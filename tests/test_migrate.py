@@ -1,0 +1,246 @@
+"""The whole CKAN → Opendatasoft job against the simulators; assertions on the final state."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import pytest
+from aiohttp import web
+
+from bulkport.cli import main
+from bulkport.demo import check_target
+from bulkport.mappers.ods import dataset_id_for
+from bulkport.testing import (
+    CkanStore,
+    Faults,
+    OdsStore,
+    ThreadedServer,
+    create_ckan_app,
+    create_ods_app,
+    seed_ckan,
+)
+
+CKAN_KEY = "ckan-test-key-4f8a1c"
+ODS_KEY = "ods-test-key-9b2d7e"
+WRITES = ("POST", "PUT", "DELETE")
+
+
+@dataclass
+class Portals:
+    ckan: CkanStore
+    ods: OdsStore
+    ckan_url: str
+    ods_url: str
+
+
+def ods_writes(store: OdsStore) -> int:
+    return sum(n for label, n in store.stats.items() if label.startswith(WRITES))
+
+
+@pytest.fixture
+def make_portals() -> Iterator:
+    servers: list[ThreadedServer] = []
+
+    def make(datasets: int = 30, faults: Faults | None = None,
+             ods_middleware: object = None) -> Portals:
+        ckan, ods = CkanStore(), OdsStore(custom_templates={"bulkport": ["source_extras"]})
+        seed_ckan(ckan, datasets=datasets, resources=2, file_size=3000, seed=3)
+
+        def ods_app() -> web.Application:
+            app = create_ods_app(ods, api_keys={ODS_KEY}, faults=faults, processing_time=0.02)
+            if ods_middleware is not None:
+                app.middlewares.insert(0, ods_middleware)
+            return app
+
+        c = ThreadedServer(lambda: create_ckan_app(ckan, api_keys={CKAN_KEY: "admin"},
+                                                   faults=faults)).start()
+        o = ThreadedServer(ods_app).start()
+        servers.extend([c, o])
+        return Portals(ckan, ods, c.url, o.url)
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+def write_job(tmp_path: Path, portals: Portals, *, ods_key: str = ODS_KEY, extra: str = "") -> Path:
+    job = tmp_path / "job.toml"
+    job.write_text(f"""
+kind = "migrate"
+name = "test"
+[source]
+type = "ckan"
+url = "{portals.ckan_url}"
+api_key = "${{TEST_CKAN_KEY}}"
+include_private = true
+[target]
+type = "ods"
+url = "{portals.ods_url}"
+api_key = "{ods_key}"
+extras_template = "bulkport"
+[target.licenses]
+"cc-by" = "lic-cc-by"
+[options]
+connections = 8
+retries = 8
+status_poll = 0.02
+{extra}
+""")
+    return job
+
+
+def run(job: Path, state: Path, *args: str) -> int:
+    os.environ["TEST_CKAN_KEY"] = CKAN_KEY
+    return main(["run", str(job), "--state-dir", str(state), "--no-progress", *args])
+
+
+def test_migrates_every_dataset_and_file(make_portals, tmp_path: Path, capsys) -> None:
+    portals = make_portals(datasets=40)
+    assert run(write_job(tmp_path, portals), tmp_path / "state") == 0
+    assert check_target(portals.ckan, portals.ods) == []
+    assert len(portals.ods.datasets) == 40
+
+    # Metadata mapped field by field, for every dataset.
+    for pkg in portals.ckan.packages.values():
+        target = portals.ods.datasets[portals.ods.dataset_ids[dataset_id_for(pkg["name"])]]
+        default = target.metadata["default"]
+        assert default["title"]["value"] == pkg["title"]
+        assert default.get("keyword", {}).get("value", []) == [t["name"] for t in pkg["tags"]]
+        if pkg["license_id"] == "cc-by":
+            assert target.metadata["internal"]["license_id"]["value"] == "lic-cc-by"
+        carried = orjson.loads(target.metadata["bulkport"]["source_extras"]["value"])
+        if pkg.get("author"):
+            assert carried["author"] == pkg["author"]
+
+    report = json.loads((tmp_path / "state" / "report.json").read_text())
+    assert report["ok"] and report["counts"]["datasets_created"] == 40
+    assert report["requests"]["total"] > 0
+
+    # No key anywhere a user can read.
+    output = capsys.readouterr()
+    for text in (output.out, output.err, *(p.read_text() for p in (tmp_path / "state").iterdir()
+                                           if p.is_file())):
+        assert CKAN_KEY not in text and ODS_KEY not in text
+
+
+def test_second_run_writes_nothing(make_portals, tmp_path: Path) -> None:
+    portals = make_portals(datasets=15)
+    job = write_job(tmp_path, portals)
+    assert run(job, tmp_path / "state") == 0
+    writes, requests = ods_writes(portals.ods), portals.ods.stats.requests
+
+    assert run(job, tmp_path / "state") == 0  # resumed from the journal: no lookups either
+    assert ods_writes(portals.ods) == writes
+    assert portals.ods.stats.requests - requests == 2  # only the key and template checks
+
+    assert run(job, tmp_path / "fresh-state") == 0  # no journal: reads, compares, writes nothing
+    assert ods_writes(portals.ods) == writes
+    assert check_target(portals.ckan, portals.ods) == []
+
+
+def test_dry_run_writes_nothing_and_plans_everything(make_portals, tmp_path: Path) -> None:
+    portals = make_portals(datasets=12)
+    assert run(write_job(tmp_path, portals), tmp_path / "state", "--dry-run") == 0
+    assert ods_writes(portals.ods) == 0 and not portals.ods.datasets
+    report = json.loads((tmp_path / "state" / "report.json").read_text())
+    assert report["counts"]["would_create"] == 12
+
+
+def test_survives_ten_percent_faults(make_portals, tmp_path: Path) -> None:
+    portals = make_portals(datasets=40, faults=Faults(error_rate=0.1, retry_after=0, seed=11))
+    assert run(write_job(tmp_path, portals), tmp_path / "state") == 0
+    assert portals.ods.stats["faults"] > 10 and portals.ckan.stats["faults"] > 0
+    assert portals.ods.stats["faults:drop_after"] > 0
+    # Every file sent exactly once: a duplicate resource or attachment would show here.
+    assert check_target(portals.ckan, portals.ods) == []
+
+
+def test_wrong_key_stops_at_first_refusal(make_portals, tmp_path: Path, capsys) -> None:
+    portals = make_portals(datasets=20)
+    code = run(write_job(tmp_path, portals, ods_key="wrong-key-123456"), tmp_path / "state")
+    assert code == 2
+    assert portals.ods.stats.requests == 1
+    err = capsys.readouterr().err
+    assert "HTTP 401" in err and "ABORTED" in err
+    assert "wrong-key-123456" not in err
+
+
+def test_bad_record_is_reported_and_skipped(make_portals, tmp_path: Path) -> None:
+    portals = make_portals(datasets=10)
+    victim = next(iter(portals.ckan.packages.values()))
+    broken = {**victim, "extras": {"not": "a list"}}
+    portals.ckan.save_package(broken)
+    assert run(write_job(tmp_path, portals), tmp_path / "state") == 1
+    report = json.loads((tmp_path / "state" / "report.json").read_text())
+    assert report["counts"]["datasets_created"] == 9
+    [failure] = report["failures"]
+    assert victim["name"] in failure["unit"] and "extras" in failure["reason"]
+
+
+def test_non_json_reply_fails_one_dataset_only(make_portals, tmp_path: Path) -> None:
+    @web.middleware
+    async def html_for_one(request: web.Request, handler):  # type: ignore[no-untyped-def]
+        if request.query.get("dataset_id", "").startswith(victim):
+            return web.Response(text="<html>proxy error</html>", content_type="text/html")
+        return await handler(request)
+
+    victim = "x"
+    portals = make_portals(datasets=10, ods_middleware=html_for_one)
+    victim = dataset_id_for(next(iter(portals.ckan.packages.values()))["name"])
+    assert run(write_job(tmp_path, portals), tmp_path / "state") == 1
+    report = json.loads((tmp_path / "state" / "report.json").read_text())
+    assert report["counts"]["datasets_created"] == 9
+    assert "expected JSON, got text/html" in report["failures"][0]["reason"]
+
+
+def _final_state(ods: OdsStore) -> dict[str, object]:
+    """What a user sees on the target: datasets, metadata, resources and file contents."""
+    state: dict[str, object] = {}
+    for dataset in ods.datasets.values():
+        resources = sorted((r["title"], ods.blobs.get(r["datasource"]["file"]["uid"]).sha256)
+                           for r in dataset.resources.values())
+        attachments = sorted((a.filename, ods.blobs.get(uid).sha256)
+                             for uid, a in dataset.attachments.items())
+        metadata = {t: {k: v.get("value") for k, v in values.items() if k != "modified"}
+                    for t, values in dataset.metadata.items()}
+        state[dataset.dataset_id] = (metadata, resources, attachments,
+                                     dataset.publication.is_published)
+    return state
+
+
+def test_kill_9_then_resume_equals_uninterrupted_run(make_portals, tmp_path: Path) -> None:
+    latency = Faults(latency=0.01)
+    reference = make_portals(datasets=60, faults=latency)
+    for name in ("ref", "killed"):
+        (tmp_path / name).mkdir()
+    assert run(write_job(tmp_path / "ref", reference), tmp_path / "ref-state") == 0
+
+    portals = make_portals(datasets=60, faults=latency)
+    job = write_job(tmp_path / "killed", portals)
+    state = tmp_path / "killed-state"
+    env = {**os.environ, "TEST_CKAN_KEY": CKAN_KEY}
+    command = [sys.executable, "-m", "bulkport", "run", str(job), "--state-dir", str(state),
+               "--no-progress"]
+    proc = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
+    journal = state / "journal.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # kill once some, not all, work is journaled
+        if journal.exists() and journal.read_bytes().count(b"\n") >= 25:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert len(portals.ods.datasets) < 60  # really interrupted mid-run
+
+    assert subprocess.run(command, env=env, stderr=subprocess.DEVNULL).returncode == 0
+    assert check_target(portals.ckan, portals.ods) == []
+    assert _final_state(portals.ods) == _final_state(reference.ods)
