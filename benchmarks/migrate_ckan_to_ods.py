@@ -31,6 +31,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+SIMULATORS: dict[str, int] = {}  # kind → pid
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_simulator(stack: ExitStack, kind: str, args: list[str], probe: str) -> str:
     port = free_port()
     proc = subprocess.Popen(
@@ -39,6 +48,7 @@ def start_simulator(stack: ExitStack, kind: str, args: list[str], probe: str) ->
     )
     stack.callback(proc.wait, 10)
     stack.callback(proc.terminate)
+    SIMULATORS[kind] = proc.pid
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -59,6 +69,7 @@ def main() -> None:
     parser.add_argument("--file-size", type=int, default=4096)
     parser.add_argument("--latency", type=float, default=0.02)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--workers-per-connection", type=int, default=4)
     args = parser.parse_args()
 
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
@@ -77,6 +88,7 @@ name = "bench"
 type = "ckan"
 url = "{ckan}"
 api_key = "{CKAN_KEY}"
+include_private = true
 [target]
 type = "ods"
 url = "{ods}"
@@ -84,10 +96,11 @@ api_key = "{ODS_KEY}"
 [options]
 connections = {args.connections}
 transfers = {args.connections}
-dataset_workers = {args.connections * 4}
+dataset_workers = {args.connections * args.workers_per_connection}
 status_poll = 0.05
 """)
         report_path = Path(tmp) / "report.json"
+        sim_cpu = {kind: cpu_seconds(pid) for kind, pid in SIMULATORS.items()}
         started = time.monotonic()
         proc = subprocess.Popen(
             [sys.executable, "-m", "bulkport", "run", str(job), "--state-dir", str(Path(tmp) / "state"),
@@ -95,6 +108,7 @@ status_poll = 0.05
         )
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.monotonic() - started
+        sim_cpu = {kind: cpu_seconds(pid) - sim_cpu[kind] for kind, pid in SIMULATORS.items()}
         report = json.loads(report_path.read_text())
 
     seconds = report["seconds"]
@@ -108,7 +122,10 @@ status_poll = 0.05
         name = "ckan " + host if host in ckan else "ods " + host
         print(f"{name:<28}{count:>10}{rate:>10.0f}{ideal:>10.0f}{rate / ideal:>8.0%}")
     print(f"datasets/s: {args.datasets / seconds:.0f}")
-    print(f"peak RSS of bulkport: {usage.ru_maxrss / 1024:.0f} MB")
+    print(f"peak RSS of bulkport: {usage.ru_maxrss / 1024:.0f} MB; "
+          f"CPU {usage.ru_utime + usage.ru_stime:.1f}s over {seconds:.1f}s; simulators' CPU: "
+          + ", ".join(f"{kind} {cpu:.1f}s" for kind, cpu in sim_cpu.items())
+          + f" (machine: {os.cpu_count()} cores)")
 
 
 if __name__ == "__main__":

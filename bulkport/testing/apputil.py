@@ -7,7 +7,24 @@ from typing import Any
 
 from aiohttp import web
 
-from bulkport.testing.faults import ErrorBody, Faults, accounting_middleware, fault_middleware
+from bulkport.testing.faults import (
+    ErrorBody,
+    Faults,
+    Handler,
+    accounting_middleware,
+    fault_middleware,
+)
+
+
+@web.middleware
+async def client_gone_middleware(request: web.Request,
+                                 handler: Handler) -> web.StreamResponse:
+    """A client that hangs up mid-request (an upload it gave up) is routine, not an error."""
+    try:
+        return await handler(request)
+    except ConnectionResetError:
+        # Nobody is left to read it; aiohttp drops the reply quietly, like nginx's 499.
+        return web.Response(status=499)
 
 
 def build_app(label: Any, *, faults: Faults | None, error_body: ErrorBody,
@@ -17,7 +34,7 @@ def build_app(label: Any, *, faults: Faults | None, error_body: ErrorBody,
     ``items`` are stored under plain string keys (``app["store"]``, ``app["stats"]``...),
     which is what tests and users reach for.
     """
-    middlewares = [accounting_middleware(label)]
+    middlewares = [accounting_middleware(label), client_gone_middleware]
     if faults is not None:
         middlewares.append(fault_middleware(faults, error_body))
     middlewares.extend(extra_middlewares)

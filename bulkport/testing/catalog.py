@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from bulkport.testing.ckan_model import munge_filename
 from bulkport.testing.ckan_validate import build_organization, build_package
 from bulkport.testing.files import SyntheticFile
 
@@ -178,8 +179,10 @@ def seed_ckan(store: CkanStore, datasets: int = 100, resources: int = 2,
         when = _EPOCH + timedelta(hours=i, microseconds=i)
         modified = when + timedelta(days=ids.randint(0, 400), seconds=ids.randint(0, 86399))
         data = {**pkg, "id": new_id(), "metadata_modified": modified.isoformat()}
+        # Stored as CKAN stores an upload: under the munged file name.
         data["resources"] = [{**res, "id": new_id(), "created": when.isoformat(),
-                              **({"size": file.size} if file else {})}
+                              **({"size": file.size, "url": munge_filename(res["url"])}
+                                 if file else {})}
                              for res, file in zip(pkg["resources"], files, strict=True)]
         stored = build_package(data, store, existing=None, sysadmin=True, create_unowned=True,
                                creator_id=store.user_id("admin"))

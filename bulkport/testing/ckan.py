@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -209,7 +210,7 @@ def _user(request: web.Request, config: CkanConfig) -> str | None:
 def _mixed(values: MultiDictProxy[Any]) -> dict[str, Any]:
     """CKAN's ``mixed``: repeated keys become lists."""
     out: dict[str, Any] = {}
-    for key in values:
+    for key in dict.fromkeys(values):
         items = values.getall(key)
         out[key] = items[0] if len(items) == 1 else list(items)
     return out
@@ -230,7 +231,7 @@ async def _read_multipart(request: web.Request, store: CkanStore,
             continue  # other file fields are not used by any action
         key = f"upload:{uuid.uuid4()}"
 
-        async def chunks(part: BodyPartReader = part) -> Any:
+        async def chunks(part: BodyPartReader = part) -> AsyncIterator[bytes]:
             while chunk := await part.read_chunk(65536):
                 yield chunk
 

@@ -71,6 +71,14 @@ _MIME_FORMATS = {"text/csv": "CSV", "application/pdf": "PDF", "application/json"
                  "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "XLSX"}
 
 
+_LATIN1 = {
+    **{ch: unicodedata.normalize("NFKD", ch)[0]
+       for ch in "ÀÁÂÃÄÅÇÈÉÊËÌÍÎÏÑÒÓÔÕÖÙÚÛÜÝàáâãäåçèéêëìíîïñòóôõöùúûüýÿ"},
+    "Æ": "Ae", "æ": "ae", "Ð": "Th", "ð": "th", "Ø": "O", "ø": "o", "Þ": "th", "þ": "th",
+    "ß": "ss",
+}
+
+
 def now_iso() -> str:
     """CKAN's timestamp format: naive UTC with microseconds."""
     return datetime.now(timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds")
@@ -138,19 +146,20 @@ def check_email(value: Any) -> list[str]:
     return [] if EMAIL_RE.match(value) else [f"Email {value} is not a valid format"]
 
 
+def _ascii(text: str) -> str:
+    """CKAN's ``substitute_ascii_equivalents``: Latin-1 letters mapped, other non-ASCII dropped."""
+    return "".join(ch if ord(ch) < 128 else _LATIN1.get(ch, "") for ch in text)
+
+
 def munge_filename(filename: str) -> str:
     """CKAN's ``munge_filename``: the name a hosted file gets in its download URL."""
-    name = filename.replace("\\", "/").rsplit("/", 1)[-1].lower().strip()
-    name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    name = _ascii(filename.rsplit("/", 1)[-1].lower().strip())
     name = re.sub(r"[^a-zA-Z0-9_. -]", "", name).replace(" ", "-")
     name = re.sub(r"-+", "-", name)
-    stem, dot, ext = name.rpartition(".")
-    if not dot:
-        stem, ext = name, ""
-    ext = ("." + ext[:20]) if dot else ""
-    stem = stem[: 100 - len(ext)]
-    while len(stem) + len(ext) < 3:
-        stem += "_"
+    dot = name.rfind(".")
+    stem, ext = (name[:dot], name[dot:]) if dot > 0 else (name, "")
+    ext = ext[:21]
+    stem = stem.ljust(max(1, 3 - len(ext)), "_")[: 100 - len(ext)]
     return stem + ext
 
 

@@ -145,12 +145,14 @@ def build_resource(item: dict[str, Any], *, pkg_id: str, position: int,
                 errors[column] = ["Date format incorrect"]
                 continue
         elif column == "url":
-            value = "".join(str(value or "").split())
+            value = str(value or "").strip()
         elif column == "format":
             value = clean_format(value) if value else ""
         else:
             value = as_text(value)
         res[column] = value
+    if res["url"] and res.get("url_type") == "upload":
+        res["url"] = res["url"].rsplit("/", 1)[-1]  # CKAN stores a hosted file's name only
     if previous is None and not res["format"] and res["url"]:
         res["format"] = guess_format(res["url"])
     for key, value in item.items():  # anything else is a resource extra
@@ -169,8 +171,11 @@ def build_package(data: dict[str, Any], store: CkanStore, *,
     if existing is not None:
         pkg_id = existing["id"]
     else:
-        given = as_text(data.get("id")) if sysadmin else None
-        if given and not UUID_RE.match(given):
+        given = as_text(data.get("id"))
+        if given and not sysadmin:  # CKAN 2.11: only sysadmins choose a dataset's id
+            errors["id"] = ["The input field id was not expected."]
+            given = None
+        elif given and not UUID_RE.match(given):
             errors["id"] = ["Badly formed hexadecimal UUID string"]
         elif given and given in store.packages:
             errors["id"] = ["Dataset id already exists"]
@@ -287,11 +292,14 @@ def build_organization(data: dict[str, Any], *, name_taken: Callable[[str], bool
             messages = ["Group name already exists in database"]
         if messages:
             errors["name"] = messages
+    given = as_text(data.get("id"))
+    if given and not UUID_RE.match(given):
+        errors["id"] = ["Badly formed hexadecimal UUID string"]
     extras = build_extras(data, errors)
     if errors:
         raise ValidationError(errors)
     return {
-        "id": as_text(data.get("id")) or new_id(), "name": name,
+        "id": given or new_id(), "name": name,
         "title": as_text(data.get("title")) or "", "type": "organization",
         "description": as_text(data.get("description")) or "",
         "image_url": as_text(data.get("image_url")) or "", "created": now_iso(),

@@ -10,8 +10,10 @@ import hashlib
 import random
 import shutil
 import tempfile
+import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 _BLOCK = 64 * 1024
 _POOL_ROWS = 512
@@ -181,6 +183,7 @@ class BlobStore:
 
     def __init__(self) -> None:
         self._dir: Path | None = None
+        self._cleanup: weakref.finalize[Any, Any] | None = None
         self._blobs: dict[str, Blob] = {}
         self._counter = 0
 
@@ -200,6 +203,8 @@ class BlobStore:
     def directory(self) -> Path:
         if self._dir is None:
             self._dir = Path(tempfile.mkdtemp(prefix="bulkport-blobs-"))
+            # Removed at exit too, for stores nobody closed (a killed demo, a test).
+            self._cleanup = weakref.finalize(self, shutil.rmtree, self._dir, True)
         return self._dir
 
     def _new_path(self) -> Path:
@@ -261,6 +266,6 @@ class BlobStore:
     def close(self) -> None:
         """Forget every blob and remove the temporary directory."""
         self._blobs.clear()
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
+        if self._cleanup is not None:
+            self._cleanup()
+        self._dir = self._cleanup = None

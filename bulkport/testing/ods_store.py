@@ -122,6 +122,18 @@ class OdsDataset:
     attachments: dict[str, FileRecord] = field(default_factory=dict)
     publication: Publication = field(default_factory=Publication)
 
+    @property
+    def is_published(self) -> bool:
+        """Whether the explore API serves the dataset now (a running job does not count)."""
+        self.publication.settle(time.time())
+        job = self.publication.job
+        return job.was_published if job else self.publication.is_published
+
+    @property
+    def status(self) -> str:
+        """The processing status now (``idle``, ``queued``, ``processing``, ``error``...)."""
+        return self.publication.current(time.time())
+
     def out(self, now: float) -> dict[str, Any]:
         self.publication.settle(now)
         job = self.publication.job

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import signal
 import threading
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
@@ -144,11 +145,15 @@ def run_simulator(args: argparse.Namespace) -> int:
     app = build_simulator(args)
 
     async def main() -> None:
+        stop = asyncio.Event()
+        with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
+            # SIGTERM (a benchmark ending its simulators) stops as cleanly as Ctrl-C.
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         async with serve(app, port=args.port, host=args.host) as url:
             header = ("Authorization: apikey " if args.portal == "ods" else "Authorization: ")
             print(f"{args.portal} simulator at {url} — send '{header}{args.api_key}' "
                   "(Ctrl-C to stop)", flush=True)
-            await asyncio.Event().wait()
+            await stop.wait()
 
     try:
         asyncio.run(main())

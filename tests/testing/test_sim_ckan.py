@@ -223,6 +223,9 @@ async def test_upload_then_download_gives_the_same_bytes(site: Site) -> None:
         assert response.status == 200
         assert hashlib.sha256(await response.read()).hexdigest() == file.sha256()
     assert site.store.blobs.get(res["id"]).sha256 == file.sha256()  # type: ignore[union-attr]
+    _, shown = await site.call("package_show", get={"id": pkg["id"]}, key=EDITOR)
+    _, updated = await site.call("package_update", post=shown["result"], key=EDITOR)
+    assert updated["result"] == shown["result"]  # the absolute URL round-trips: no change
     too_big = aiohttp.FormData()
     too_big.add_field("package_id", pkg["id"])
     too_big.add_field("upload", b"x" * 60_000, filename="big.bin")
@@ -272,3 +275,16 @@ async def test_post_only_search_and_a_renamed_key_header() -> None:
         async with site.session.post(site.url + "/api/3/action/package_create", json=data,
                                      headers={"X-CKAN-API-Key": EDITOR}) as response:
             assert response.status == 200
+
+
+async def test_drafts_show_only_when_asked_with_a_key(site: Site) -> None:
+    org = next(iter(site.store.org_names))
+    status, _ = await site.call("package_create", key=EDITOR,
+                                post={"name": "a-draft", "owner_org": org, "state": "draft"})
+    assert status == 200
+    params = {"fq": "name:a-draft", "include_drafts": "true"}
+    _, anonymous = await site.call("package_search", get=params)
+    _, keyed = await site.call("package_search", get=params, key=EDITOR)
+    _, not_asked = await site.call("package_search", get={"fq": "name:a-draft"}, key=EDITOR)
+    counts = [body["result"]["count"] for body in (anonymous, keyed, not_asked)]
+    assert counts == [0, 1, 0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -223,6 +224,8 @@ async def test_publish_goes_through_processing_to_idle(domain: Domain) -> None:
     assert set(seen[-1]) >= {"status", "previous", "next", "since", "is_published", "message"}
     _, dataset = await domain.call("GET", f"/datasets/{uid}/")
     assert dataset["is_published"] is True
+    stored = domain.store.datasets[uid]
+    assert stored.is_published and stored.status == "idle"
     assert (await domain.call("POST", f"/datasets/{uid}/unpublish/"))[0] == 200
     _, after = await domain.call("GET", f"/datasets/{uid}/status/")
     assert after["is_published"] is False
@@ -249,3 +252,26 @@ async def test_requests_are_counted_by_route(domain: Domain) -> None:
     stats = domain.store.stats
     assert stats["POST /datasets/"] == 1 and stats["GET /datasets/{uid}/"] == 2
     assert stats.requests == 3
+
+
+async def test_an_upload_cut_by_the_client_leaves_nothing_behind(
+        domain: Domain, caplog: pytest.LogCaptureFixture) -> None:
+    uid = (await domain.dataset("cut"))["uid"]
+    host, port = domain.url.removeprefix("http://").split(":")
+    boundary = "xyz"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+            f"filename=\"a.csv\"\r\n\r\n").encode()
+    _, writer = await asyncio.open_connection(host, int(port))
+    writer.write((f"POST /api/automation/v1.0/datasets/{uid}/resources/files/ HTTP/1.1\r\n"
+                  f"Host: {host}\r\nAuthorization: apikey {KEY}\r\n"
+                  f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+                  "Content-Length: 100000\r\n\r\n").encode() + head + b"a,b\n" * 1000)
+    await writer.drain()
+    writer.close()  # hang up half-way through the body
+    for _ in range(50):
+        if domain.store.stats["POST /datasets/{uid}/resources/files/"]:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
+    assert domain.store.datasets[uid].files == {} and len(domain.store.blobs) == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]  # a quiet 499

@@ -11,6 +11,7 @@ import sys
 import urllib.request
 
 import aiohttp
+import pytest
 
 from bulkport.testing.catalog import seed_ckan
 from bulkport.testing.ckan import CkanStore, create_ckan_app
@@ -57,7 +58,8 @@ def test_threaded_server_serves_synchronous_clients() -> None:
     assert store.stats["ckan:status_show"] == 1
 
 
-def test_simulate_command_prints_its_url_and_serves_until_interrupted() -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_simulate_command_prints_its_url_and_serves_until_stopped(stop: int) -> None:
     process = subprocess.Popen(
         [sys.executable, "-c", COMMAND, "ckan", "--datasets", "3", "--api-key", "s3cret",
          "--port", "0"], stdout=subprocess.PIPE, text=True,
@@ -73,5 +75,5 @@ def test_simulate_command_prints_its_url_and_serves_until_interrupted() -> None:
         with urllib.request.urlopen(request) as response:
             assert json.load(response)["result"]["count"] == 3
     finally:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         assert process.wait(timeout=10) == 0
