@@ -72,7 +72,7 @@ def check_target(ckan: CkanStore, ods: OdsStore) -> list[str]:
         target = ods.datasets[uid]
         hosted = [r for r in pkg["resources"] if r.get("url_type") == "upload"]
         tabular = [r for r in hosted if (r.get("format") or "").upper() in EXTRACTORS]
-        if tabular and not target.publication.is_published:
+        if tabular and not target.is_published:
             problems.append(f"{pkg['name']}: not published")
         sent = sorted(ckan.blobs.get(r["id"]).sha256 for r in hosted)  # type: ignore[union-attr]
         received = sorted(

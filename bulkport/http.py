@@ -359,8 +359,9 @@ class HttpClient:
             writer = aiohttp.MultipartWriter("form-data")
             for name, value in upload.fields.items():
                 writer.append(value).set_content_disposition("form-data", name=name)
+            # Raw UTF-8 file names, as browsers send them (quoting would store "%C3%A9").
             writer.append_payload(payload).set_content_disposition(
-                "form-data", name=upload.field, filename=upload.filename
+                "form-data", quote_fields=False, name=upload.field, filename=upload.filename
             )
             body = writer
         async with self._send(method, url, headers=headers, data=body) as (raw, final_url):

@@ -174,6 +174,16 @@ def test_wrong_key_stops_at_first_refusal(make_portals, tmp_path: Path, capsys) 
     assert "wrong-key-123456" not in err
 
 
+def test_missing_extras_template_is_a_clear_error(make_portals, tmp_path: Path, capsys) -> None:
+    portals = make_portals(datasets=3)
+    job = write_job(tmp_path, portals)
+    job.write_text(job.read_text().replace('extras_template = "bulkport"',
+                                           'extras_template = "nope"'))
+    assert run(job, tmp_path / "state") == 2
+    assert "extras_template 'nope' does not exist" in capsys.readouterr().err
+    assert ods_writes(portals.ods) == 0
+
+
 def test_bad_record_is_reported_and_skipped(make_portals, tmp_path: Path) -> None:
     portals = make_portals(datasets=10)
     victim = next(iter(portals.ckan.packages.values()))
@@ -213,7 +223,7 @@ def _final_state(ods: OdsStore) -> dict[str, object]:
         metadata = {t: {k: v.get("value") for k, v in values.items() if k != "modified"}
                     for t, values in dataset.metadata.items()}
         state[dataset.dataset_id] = (metadata, resources, attachments,
-                                     dataset.publication.is_published)
+                                     dataset.is_published)
     return state
 
 

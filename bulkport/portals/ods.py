@@ -113,8 +113,9 @@ class OdsPortal:
                 raise ConfigError(
                     f"[target] extras_template {template!r} does not exist on {self.config.url}"
                 ) from None
-            names = {f.get("name") for f in found.get("fields", [])} if isinstance(found, dict) else set()
-            if names and self.options.extras_field not in names:
+            fields = found.get("schema", []) if isinstance(found, dict) else []
+            names = {f.get("name") for f in fields if isinstance(f, dict)}
+            if self.options.extras_field not in names:
                 raise ConfigError(
                     f"[target] extras_field {self.options.extras_field!r} is not a field of "
                     f"template {template!r} on {self.config.url}"
