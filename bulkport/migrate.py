@@ -30,9 +30,9 @@ def make_client(job: JobConfig) -> HttpClient:
     )
 
 
-def open_source(client: HttpClient, config: PortalConfig) -> CkanPortal:
+def open_source(client: HttpClient, config: PortalConfig, page_size: int) -> CkanPortal:
     if config.type == "ckan":
-        return CkanPortal(client, config)
+        return CkanPortal(client, config, page_size=page_size)
     raise ConfigError(f"[source] type {config.type!r} cannot be read yet (supported: ckan)")
 
 
@@ -62,7 +62,7 @@ async def migrate(job: JobConfig, *, state_dir: Path, report: Report, dry_run: b
     assert job.source is not None and job.target is not None
     async with make_client(job) as client:
         with Journal(state_dir) as journal:
-            source = open_source(client, job.source)
+            source = open_source(client, job.source, job.options.page_size)
             target = open_target(client, job, journal, report)
             await target.check()
             transfer = FileTransfer(client, source, job.options.transfers)

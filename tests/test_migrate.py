@@ -51,7 +51,7 @@ def make_portals() -> Iterator:
     servers: list[ThreadedServer] = []
 
     def make(datasets: int = 30, faults: Faults | None = None,
-             ods_middleware: object = None) -> Portals:
+             ods_middleware: object = None, search_requires_post: bool = False) -> Portals:
         ckan, ods = CkanStore(), OdsStore(custom_templates={"bulkport": ["source_extras"]})
         seed_ckan(ckan, datasets=datasets, resources=2, file_size=3000, seed=3)
 
@@ -61,8 +61,9 @@ def make_portals() -> Iterator:
                 app.middlewares.insert(0, ods_middleware)
             return app
 
-        c = ThreadedServer(lambda: create_ckan_app(ckan, api_keys={CKAN_KEY: "admin"},
-                                                   faults=faults)).start()
+        c = ThreadedServer(lambda: create_ckan_app(
+            ckan, api_keys={CKAN_KEY: "admin"}, faults=faults,
+            search_requires_post=search_requires_post)).start()
         o = ThreadedServer(ods_app).start()
         servers.extend([c, o])
         return Portals(ckan, ods, c.url, o.url)
@@ -254,3 +255,37 @@ def test_kill_9_then_resume_equals_uninterrupted_run(make_portals, tmp_path: Pat
     assert subprocess.run(command, env=env, stderr=subprocess.DEVNULL).returncode == 0
     assert check_target(portals.ckan, portals.ods) == []
     assert _final_state(portals.ods) == _final_state(reference.ods)
+
+
+def test_search_falls_back_to_post_when_get_is_refused(make_portals, tmp_path: Path) -> None:
+    portals = make_portals(datasets=12, search_requires_post=True)
+    assert run(write_job(tmp_path, portals, extra="page_size = 5"), tmp_path / "state") == 0
+    assert check_target(portals.ckan, portals.ods) == []
+    assert portals.ckan.stats["ckan:package_search"] == 4  # one refused GET, then 3 POST pages
+
+
+def test_sigterm_drains_then_resume_finishes(make_portals, tmp_path: Path) -> None:
+    portals = make_portals(datasets=60, faults=Faults(latency=0.01))
+    job = write_job(tmp_path, portals)
+    state = tmp_path / "state"
+    env = {**os.environ, "TEST_CKAN_KEY": CKAN_KEY}
+    command = [sys.executable, "-m", "bulkport", "run", str(job), "--state-dir", str(state),
+               "--no-progress"]
+    proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    journal = state / "journal.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (
+            journal.exists() and journal.read_bytes().count(b"\n") >= 10):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "SIGTERM: finishing the work in flight" in err
+    report = json.loads((state / "report.json").read_text())
+    assert "interrupted" in report["aborted"]
+    # Drained, not abandoned: every dataset the target holds is complete and journaled.
+    done = report["counts"].get("datasets_created", 0)
+    assert 0 < done < 60 and len(portals.ods.datasets) == done
+
+    assert subprocess.run(command, env=env, stderr=subprocess.DEVNULL).returncode == 0
+    assert check_target(portals.ckan, portals.ods) == []

@@ -39,11 +39,12 @@ def parse_error(response: Response) -> tuple[str, dict[str, str]]:
 class CkanPortal:
     """Reads a CKAN catalog: ``package_search`` pages fanned out, files streamed."""
 
-    def __init__(self, client: HttpClient, config: PortalConfig) -> None:
+    def __init__(self, client: HttpClient, config: PortalConfig, *, page_size: int = ROWS_MAX) -> None:
         self.client = client
         self.config = config
         self.api = f"{config.url}/api/3/action/"
-        self.rows = min(int(config.get("rows", ROWS_MAX)), ROWS_MAX)
+        # [source] rows wins over [options] page_size; the server may clamp it further.
+        self.rows = max(1, min(int(config.get("rows", page_size)), ROWS_MAX))
         self._search_by_post = bool(config.get("search_by_post", False))
         self._seen: set[str] = set()  # ids already listed (pages can overlap when data moves)
         if config.api_key:
