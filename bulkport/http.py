@@ -88,16 +88,19 @@ class Response:
     headers: Mapping[str, str]
     body: bytes
 
+    def snippet(self, limit: int = 120) -> str:
+        """The start of the body as one line of text, for error messages."""
+        return self.body[:limit].decode("utf-8", "replace").strip().replace("\n", " ")
+
     def json(self) -> Any:
         """The body as JSON; :class:`BadResponse` when it is not JSON."""
         try:
             return orjson.loads(self.body)
         except orjson.JSONDecodeError:
             kind = self.headers.get("Content-Type", "unknown content").split(";")[0]
-            snippet = self.body[:80].decode("utf-8", "replace").replace("\n", " ")
             raise BadResponse(
                 f"{safe_url(self.url, keep_query=False)}: expected JSON, got {kind} "
-                f"(HTTP {self.status}): {snippet!r}",
+                f"(HTTP {self.status}): {self.snippet(80)!r}",
                 self.status,
             ) from None
 
@@ -159,8 +162,13 @@ def _origin(url: str) -> str:
 
 
 def _default_error_parser(response: Response) -> tuple[str, dict[str, str]]:
-    text = response.body[:200].decode("utf-8", "replace").strip()
-    return (text or f"HTTP {response.status}"), {}
+    return (response.snippet(200) or f"HTTP {response.status}"), {}
+
+
+def field_messages(errors: Mapping[str, Any], skip: tuple[str, ...] = ()) -> dict[str, str]:
+    """``{field: [messages]}`` from a portal's error body as ``{field: "msg; msg"}``."""
+    return {k: "; ".join(map(str, v)) if isinstance(v, list) else str(v)
+            for k, v in errors.items() if k not in skip}
 
 
 def error_for(response: Response, parse: ErrorParser | None = None) -> BulkportError:

@@ -11,7 +11,7 @@ from anyio.abc import ObjectSendStream
 
 from bulkport.config import PortalConfig
 from bulkport.errors import BadResponse, ValidationError
-from bulkport.http import HttpClient, Response, StreamResponse
+from bulkport.http import HttpClient, Response, StreamResponse, field_messages
 from bulkport.mappers.ckan import package_to_dataset
 from bulkport.model import Dataset, Resource
 from bulkport.queue import fan_out_pages
@@ -24,12 +24,10 @@ def parse_error(response: Response) -> tuple[str, dict[str, str]]:
     try:
         error = orjson.loads(response.body).get("error") or {}
     except (orjson.JSONDecodeError, AttributeError):
-        text = response.body[:120].decode("utf-8", "replace").strip().replace("\n", " ")
-        return text or f"HTTP {response.status}", {}
+        return response.snippet() or f"HTTP {response.status}", {}
     if not isinstance(error, dict):
         return str(error), {}
-    fields = {k: "; ".join(map(str, v)) if isinstance(v, list) else str(v)
-              for k, v in error.items() if k not in ("__type", "message")}
+    fields = field_messages(error, skip=("__type", "message"))
     message = error.get("message") or error.get("__type") or "error"
     if fields:
         message = f"{message}: " + "; ".join(f"{k}: {v}" for k, v in fields.items())

@@ -12,7 +12,7 @@ import orjson
 from bulkport.checkpoint import Journal
 from bulkport.config import PortalConfig
 from bulkport.errors import ConfigError, NotFound, SkippableError, ValidationError
-from bulkport.http import HttpClient, Response, Upload
+from bulkport.http import HttpClient, Response, Upload, field_messages
 from bulkport.mappers.ods import OdsDataset, OdsMapOptions, resource_body, to_ods
 from bulkport.model import Dataset, Resource
 from bulkport.report import Report
@@ -33,15 +33,11 @@ def parse_error(response: Response) -> tuple[str, dict[str, str]]:
     try:
         body = orjson.loads(response.body)
     except orjson.JSONDecodeError:
-        text = response.body[:120].decode("utf-8", "replace").strip().replace("\n", " ")
-        return text or f"HTTP {response.status}", {}
+        return response.snippet() or f"HTTP {response.status}", {}
     if not isinstance(body, dict):
         return str(body), {}
     detail = body.get("detail")
-    fields: dict[str, str] = {}
-    if isinstance(detail, dict):
-        fields = {k: "; ".join(map(str, v)) if isinstance(v, list) else str(v)
-                  for k, v in detail.items()}
+    fields = field_messages(detail) if isinstance(detail, dict) else {}
     message = f"{body.get('error_code', 'error')}: {body.get('message', '')}".strip(": ")
     if fields:
         message += " (" + "; ".join(f"{k}: {v}" for k, v in fields.items()) + ")"
