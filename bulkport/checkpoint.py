@@ -95,6 +95,15 @@ class Journal:
     def count(self, kind: str) -> int:
         return sum(1 for k, _ in self._done if k == kind)
 
+    def entries(self, kind: str) -> list[dict[str, Any]]:
+        """Every entry of one kind, in the order first recorded."""
+        return [entry for (k, _), entry in self._done.items() if k == kind]
+
+    def clear(self) -> None:
+        """Forget everything: a job that finished for good starts its next run afresh."""
+        os.ftruncate(self._file.fileno(), 0)
+        self._done.clear()
+
     def record(self, kind: str, key: str, **fields: Any) -> None:
         """Journal a finished unit. The line reaches the OS before this returns, so it
         survives a kill -9 of the process."""

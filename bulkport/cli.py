@@ -23,6 +23,7 @@ from bulkport.errors import BulkportError, ConfigError, FatalError
 from bulkport.migrate import migrate
 from bulkport.redact import RedactingFilter, redact
 from bulkport.report import Report
+from bulkport.revoke import revoke_tokens
 
 EXIT_OK, EXIT_FAILED, EXIT_ABORTED, EXIT_INTERRUPTED = 0, 1, 2, 130
 log = logging.getLogger("bulkport")
@@ -62,16 +63,20 @@ async def execute(job: JobConfig, *, state_dir: Path, report: Report, dry_run: b
     stop = anyio.Event()
     async with anyio.create_task_group() as tg:
         tg.start_soon(_watch_signals, stop, tg.cancel_scope)
-        if job.kind != "migrate":
+        if job.kind == "migrate":
+            await migrate(job, state_dir=state_dir, report=report, dry_run=dry_run,
+                          progress=progress, stop=stop)
+        elif job.kind == "revoke-tokens":
+            await revoke_tokens(job, state_dir=state_dir, report=report, confirmed=not dry_run,
+                                progress=progress, stop=stop)
+        else:
             raise ConfigError(f"{job.path}: kind {job.kind!r} is not available in this version")
-        await migrate(job, state_dir=state_dir, report=report, dry_run=dry_run,
-                      progress=progress, stop=stop)
         tg.cancel_scope.cancel()
     return stop.is_set()
 
 
 def run_job(job: JobConfig, *, state_dir: Path, report_path: Path | None, dry_run: bool,
-            progress: bool, quiet: bool = False) -> int:
+            progress: bool, quiet: bool = False, csv_path: Path | None = None) -> int:
     """Run a loaded job, write its report, print the summary; return the exit code."""
     report = Report(job.name, job.kind, dry_run=dry_run)
     interrupted = False
@@ -89,6 +94,8 @@ def run_job(job: JobConfig, *, state_dir: Path, report_path: Path | None, dry_ru
         report.aborted = "interrupted; run the same command again to resume"
     path = report_path or state_dir / "report.json"
     report.write(path)
+    if csv_path is not None:
+        report.write_csv(csv_path)
     if not quiet or not report.ok:
         print(report.summary(), file=sys.stderr)
         print(f"report: {path}", file=sys.stderr)
@@ -100,11 +107,14 @@ def run_job(job: JobConfig, *, state_dir: Path, report_path: Path | None, dry_ru
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    job = load_job(Path(args.job), connections=args.concurrency)
+    job = load_job(Path(args.job), connections=args.concurrency, reason=args.reason)
     state_dir = Path(args.state_dir) if args.state_dir else Path.cwd() / ".bulkport" / job.name
     progress = not args.no_progress and sys.stderr.isatty()
+    # Revocation cannot be undone: it stays a dry run until confirmed.
+    dry_run = args.dry_run or (job.kind == "revoke-tokens" and not args.yes)
     return run_job(job, state_dir=state_dir, report_path=Path(args.report) if args.report else None,
-                   dry_run=args.dry_run, progress=progress)
+                   dry_run=dry_run, progress=progress,
+                   csv_path=Path(args.csv) if args.csv else None)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -133,6 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--report", help="where to write the JSON report")
     run.add_argument("--concurrency", type=int, help="connections per host")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--yes", action="store_true",
+                     help="revoke-tokens: really revoke (without it the job is a dry run)")
+    run.add_argument("--reason", help="revoke-tokens: the reason recorded with each revocation")
+    run.add_argument("--csv", help="also write the items acted on (e.g. tokens) as CSV")
     run.set_defaults(func=_cmd_run)
 
     demo = commands.add_parser("demo", help="migrate a simulated CKAN into a simulated "

@@ -17,6 +17,7 @@ from typing import Any
 from dotenv import dotenv_values
 
 from bulkport.errors import ConfigError
+from bulkport.token_filter import TokenFilter, parse_filter
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -56,6 +57,7 @@ class Options:
     publish: bool = True
     status_timeout: float = 600.0
     status_poll: float = 0.1
+    reason: str = "revoked with bulkport"  # sent with each revocation where the API keeps one
 
     @property
     def workers(self) -> int:
@@ -71,6 +73,7 @@ class JobConfig:
     target: PortalConfig | None
     options: Options
     mapping: dict[str, Any] = field(default_factory=dict)
+    token_filter: TokenFilter | None = None  # revoke-tokens jobs only
 
 
 def _substitute(value: Any, env: dict[str, str], where: str, path: Path) -> Any:
@@ -178,6 +181,11 @@ def load_job(path: Path, **overrides: Any) -> JobConfig:
     target = _portal(raw.get("target"), "target", path)
     if kind in ("migrate", "mirror") and (source is None or target is None):
         raise ConfigError(f"{path}: a {kind} job needs both a [source] and a [target] table")
+    token_filter = None
+    if kind == "revoke-tokens":
+        token_filter = _revoke_filter(raw, target, path)
+    elif "filter" in raw:
+        raise ConfigError(f"{path}: [filter] belongs to revoke-tokens jobs only")
     return JobConfig(
         path=path,
         name=str(raw.get("name") or path.stem),
@@ -186,4 +194,21 @@ def load_job(path: Path, **overrides: Any) -> JobConfig:
         target=target,
         options=_options(raw.get("options"), path, overrides),
         mapping=raw.get("mapping") or {},
+        token_filter=token_filter,
     )
+
+
+def _revoke_filter(raw: dict[str, Any], target: PortalConfig | None, path: Path) -> TokenFilter:
+    if target is None:
+        raise ConfigError(f"{path}: a revoke-tokens job needs a [target] table (the portal "
+                          "whose tokens to revoke)")
+    if target.type not in ("ckan", "portaljs", "ods"):
+        raise ConfigError(f"{path}: [target] type {target.type!r} has no API tokens bulkport "
+                          "can revoke (supported: ckan, portaljs, ods)")
+    if not target.api_key:
+        raise ConfigError(f"{path}: [target] api_key is required to list and revoke tokens")
+    token_filter = parse_filter(raw.get("filter"), path)
+    if target.type == "ods" and token_filter.uses_last_access:
+        raise ConfigError(f"{path}: [filter] last_access_before / never_used: Opendatasoft API "
+                          "keys carry no last-access date")
+    return token_filter

@@ -1,7 +1,8 @@
 """The pivot records every mapper translates to and from.
 
 A source record becomes a :class:`Dataset` holding :class:`Resource` items; anything the
-mapper did not consume is kept in ``extras`` so that nothing is dropped silently.
+mapper did not consume is kept in ``extras`` so that nothing is dropped silently. A
+:class:`Token` is an API token as the revocation job sees it.
 """
 
 from __future__ import annotations
@@ -77,3 +78,19 @@ class Dataset:
         """A hash of the whole record: equal fingerprints mean nothing to write."""
         blob = orjson.dumps(asdict(self), option=orjson.OPT_SORT_KEYS)
         return hashlib.sha256(blob).hexdigest()
+
+
+@dataclass(frozen=True)
+class Token:
+    """An API token (CKAN) or API key (Opendatasoft): its id and facts, never its value."""
+
+    id: str  # CKAN: the jti; Opendatasoft: the key's uid
+    name: str  # CKAN: the token name; Opendatasoft: the key's label
+    user: str
+    created_at: str | None = None  # ISO 8601 as the portal gives it
+    last_access: str | None = None
+
+    def row(self) -> dict[str, Any]:
+        """The token as the report and the journal show it."""
+        return {"id": self.id, "user": self.user, "name": self.name,
+                "created_at": self.created_at, "last_access": self.last_access}

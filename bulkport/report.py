@@ -6,6 +6,7 @@ version printed at the end of a run. Both go through the redactor.
 
 from __future__ import annotations
 
+import csv
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -31,6 +32,7 @@ class Report:
         self.failures: list[dict[str, Any]] = []
         self.notes: Counter[str] = Counter()  # e.g. "licence 'xyz' not mapped"
         self.plan: list[dict[str, Any]] = []
+        self.actions: list[dict[str, Any]] = []  # every item acted on, for audits: never capped
         self.requests: Mapping[str, int] = {}
         self.aborted: str | None = None
         self.started = datetime.now(timezone.utc)
@@ -56,6 +58,11 @@ class Report:
         if len(self.plan) < MAX_LISTED:
             self.plan.append({"action": action, "unit": what, **context})
 
+    def acted(self, outcome: str, **row: Any) -> None:
+        """Record one item acted on (e.g. a token revoked) and its outcome."""
+        self.counts[outcome] += 1
+        self.actions.append({**row, "outcome": outcome})
+
     def finish(self) -> None:
         self.seconds = time.monotonic() - self._t0
 
@@ -77,6 +84,7 @@ class Report:
             "failures": self.failures,
             "notes": dict(self.notes.most_common()),
             "plan": self.plan,
+            "actions": self.actions,
             "requests": {"total": total_requests, "per_host": self.requests},
             "requests_per_second": round(total_requests / self.seconds, 1) if self.seconds else 0,
         }
@@ -86,6 +94,18 @@ class Report:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_bytes(self.to_json())
+        tmp.replace(path)
+
+    def write_csv(self, path: Path) -> None:
+        """The acted-on items as CSV, one row each, columns in first-seen order."""
+        columns = list(dict.fromkeys(key for row in self.actions for key in row))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        with tmp.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=columns)
+            writer.writeheader()
+            for row in self.actions:
+                writer.writerow({k: redact(str(v)) if v is not None else "" for k, v in row.items()})
         tmp.replace(path)
 
     def summary(self) -> str:

@@ -21,6 +21,7 @@ from bulkport.testing.ckan_actions import ACTIONS, Context, RawResult, Upload, c
 from bulkport.testing.ckan_errors import ActionError, BadRequest, ValidationError
 from bulkport.testing.ckan_model import guess_mimetype, munge_filename, package_out
 from bulkport.testing.ckan_search import sort_packages
+from bulkport.testing.ckan_tokens import Accounts
 from bulkport.testing.faults import Faults, RequestStats
 from bulkport.testing.files import BlobStore, BlobTooLarge
 from bulkport.testing.responses import base_url, json_response, stream_blob
@@ -35,9 +36,10 @@ class CkanStore:
 
     Attributes tests may inspect: ``packages`` (id → stored dict, deleted ones included),
     ``names`` (name → id), ``organizations`` (id → dict), ``org_names`` (name → id),
-    ``resources`` (resource id → package id), ``blobs`` (hosted files by resource id) and
-    ``stats`` (requests by label). Hosted files keep their file name in ``url`` with
-    ``url_type == "upload"``; the API shows them with their absolute download URL.
+    ``resources`` (resource id → package id), ``blobs`` (hosted files by resource id),
+    ``accounts`` (users and API tokens) and ``stats`` (requests by label). Hosted files
+    keep their file name in ``url`` with ``url_type == "upload"``; the API shows them with
+    their absolute download URL.
     """
 
     def __init__(self, *, seed: int | None = None) -> None:
@@ -48,6 +50,7 @@ class CkanStore:
         self.resources: dict[str, str] = {}
         self.blobs = BlobStore()
         self.stats = RequestStats()
+        self.accounts = Accounts(seed=seed)
         self.version = 0
         self._rng = random.Random(seed)
         self._tag_ids: dict[str, str] = {}
@@ -183,6 +186,8 @@ def create_ckan_app(store: CkanStore | None = None, *, api_keys: dict[str, str] 
         api_keys=keys, sysadmins=set(sysadmins) if sysadmins is not None else set(keys.values()),
         header_name=header_name, rows_max=rows_max, search_requires_post=search_requires_post,
         max_resource_size=max_resource_size, create_unowned_dataset=create_unowned_dataset)
+    for name in sorted({*keys.values(), *config.sysadmins}):
+        store.accounts.add_user(name, sysadmin=name in config.sysadmins)
     app = build_app(_label, faults=faults, error_body=ckan_error_body, store=store,
                     stats=store.stats, config=config)
     for prefix in ("/api/3/action", "/api/action"):
@@ -201,10 +206,20 @@ def _label(request: web.Request) -> str:
     return "ckan:other"
 
 
-def _user(request: web.Request, config: CkanConfig) -> str | None:
+def _user(request: web.Request, config: CkanConfig, store: CkanStore) -> str | None:
     # CKAN 2.10+: a token that decodes to no user leaves the request anonymous (no error).
     token = request.headers.get(config.header_name, "")
-    return config.api_keys.get(token) if token else None
+    if not token:
+        return None
+    if token in config.api_keys:
+        return config.api_keys[token]
+    user = store.accounts.user_for_token(token)
+    return user.name if user is not None else None
+
+
+def _is_sysadmin(user: str | None, config: CkanConfig, store: CkanStore) -> bool:
+    account = store.accounts.users.get(user or "")
+    return user is not None and (user in config.sysadmins or bool(account and account.sysadmin))
 
 
 def _mixed(values: MultiDictProxy[Any]) -> dict[str, Any]:
@@ -296,12 +311,12 @@ async def _action(request: web.Request) -> web.StreamResponse:
     upload: Upload | None = None
     try:
         data, upload = await _read_data(request, side_effect_free, store, config)
-        user = _user(request, config)
+        user = _user(request, config, store)
         if "callback" in data:  # JSONP requests run anonymously
             del data["callback"]
             user = None
         ctx = Context(store=store, config=config, user=user,
-                      sysadmin=user is not None and user in config.sysadmins, base=base,
+                      sysadmin=_is_sysadmin(user, config, store), base=base,
                       upload=upload)
         result = func(ctx, data)
     except BadRequest as error:
@@ -325,7 +340,7 @@ def _not_found(message: str) -> web.Response:
 
 async def _download(request: web.Request) -> web.StreamResponse:
     store: CkanStore = request.app["store"]
-    user = _user(request, request.app["config"])
+    user = _user(request, request.app["config"], store)
     res_id = request.match_info["resource_id"]
     owner = store.packages.get(store.resources.get(res_id, ""))
     pkg = store.get_package(request.match_info["id"])

@@ -23,6 +23,7 @@ from bulkport.testing.ckan_search import (
     parse_query,
     parse_sort,
 )
+from bulkport.testing.ckan_tokens import TOKEN_ACTIONS
 from bulkport.testing.ckan_validate import build_organization, build_package
 
 if TYPE_CHECKING:
@@ -379,4 +380,5 @@ ACTIONS: dict[str, tuple[Action, bool]] = {
     "resource_patch": (resource_patch, False),
     "resource_delete": (resource_delete, False),
     "organization_create": (organization_create, False),
+    **TOKEN_ACTIONS,
 }

@@ -14,10 +14,12 @@ from typing import Any
 
 from aiohttp import web
 
+from bulkport.testing import ods_apikeys as apikeys
 from bulkport.testing import ods_files as files
 from bulkport.testing.apputil import build_app
 from bulkport.testing.faults import Faults
 from bulkport.testing.ods_http import (
+    ADMIN_USER,
     PREFIX,
     OdsError,
     auth_middleware,
@@ -362,10 +364,11 @@ def create_ods_app(store: OdsStore | None = None, *, api_keys: set[str] | None =
     elif custom_templates:
         store.templates.update(OdsStore(custom_templates=custom_templates).templates)
     keys = set(api_keys) if api_keys is not None else {DEFAULT_API_KEY}
+    store.apikeys.admins.add(ADMIN_USER)
     app = build_app(route_label, faults=faults, error_body=ods_error_body,
                     extra_middlewares=(error_middleware, auth_middleware(keys)), store=store,
                     stats=store.stats, processing_time=processing_time)
-    for path, handlers in ROUTES:
+    for path, handlers in [*ROUTES, *apikeys.ROUTES]:
         resource = app.router.add_resource(PREFIX + path)
         for method, handler in handlers.items():
             resource.add_route(method, handler)

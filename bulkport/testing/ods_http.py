@@ -12,6 +12,7 @@ from bulkport.testing.ods_store import OdsDataset, OdsStore
 from bulkport.testing.responses import json_response
 
 PREFIX = "/api/automation/v1.0"
+ADMIN_USER = "admin"  # the owner of the keys given to create_ods_app
 MAX_LIMIT = 1000
 
 
@@ -73,7 +74,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 def auth_middleware(keys: set[str]) -> Any:
-    """``Authorization: apikey KEY`` or ``?apikey=KEY``; anything else is a 401."""
+    """``Authorization: apikey KEY`` or ``?apikey=KEY``; anything else is a 401.
+
+    ``keys`` belong to the domain administrator; keys created through ``/apikeys/`` to
+    their user, until revoked. The caller's user name goes in ``request["ods_user"]``.
+    """
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -86,9 +91,11 @@ def auth_middleware(keys: set[str]) -> Any:
                 raise OdsError(401, "not_authenticated",
                                "Authentication credentials were not provided.",
                                headers=challenge)
-            if key not in keys:
+            user = ADMIN_USER if key in keys else request.app["store"].apikeys.user_for(key)
+            if user is None:
                 raise OdsError(401, "authentication_failed",
                                "Incorrect authentication credentials.", headers=challenge)
+            request["ods_user"] = user
         return await handler(request)
 
     return middleware

@@ -158,7 +158,8 @@ class OdsStore:
     Attributes tests may inspect: ``datasets`` (uid → :class:`OdsDataset`, with its
     ``resources``, ``files``, ``attachments`` and ``publication``), ``dataset_ids``
     (dataset_id → uid), ``blobs`` (file and attachment bodies by their uid),
-    ``templates`` (name → :class:`Template`) and ``stats`` (requests by label).
+    ``templates`` (name → :class:`Template`), ``apikeys`` (:class:`ApiKeys`) and ``stats``
+    (requests by label).
     """
 
     def __init__(self, *, custom_templates: dict[str, list[str]] | None = None,
@@ -168,6 +169,7 @@ class OdsStore:
         self.blobs = BlobStore()
         self.stats = RequestStats()
         self.templates: dict[str, Template] = default_templates(custom_templates)
+        self.apikeys = ApiKeys(seed=seed)
         self._rng = random.Random(seed)
 
     def new_uid(self, prefix: str, taken: Any = ()) -> str:
@@ -193,3 +195,62 @@ class OdsStore:
     def close(self) -> None:
         """Remove the uploaded bodies from disk."""
         self.blobs.close()
+
+
+@dataclass
+class ApiKey:
+    uid: str
+    key: str
+    label: str
+    username: str
+    created_at: str
+    permissions: list[str]
+    revoked_at: str | None = None
+    revocation_reason: str = ""
+
+    def out(self) -> dict[str, Any]:
+        return {"uid": self.uid, "label": self.label, "key": self.key,
+                "permissions": self.permissions, "created_at": self.created_at,
+                "user": {"username": self.username},
+                "revocation_status": {"revoked_at": self.revoked_at,
+                                      "revocation_reason": self.revocation_reason},
+                "is_revoked": self.revoked_at is not None}
+
+
+class ApiKeys:
+    """The domain's API keys.
+
+    Attributes tests may inspect: ``keys`` (uid → :class:`ApiKey`) and ``admins`` (the
+    user names with domain administration rights).
+    """
+
+    def __init__(self, *, seed: int | None = None) -> None:
+        self.keys: dict[str, ApiKey] = {}
+        self.admins: set[str] = set()
+        self._by_value: dict[str, ApiKey] = {}
+        self._rng = random.Random(seed)
+
+    def create(self, username: str, label: str = "", *, created_at: str | None = None,
+               permissions: list[str] | None = None, key: str | None = None) -> ApiKey:
+        while (uid := "ak_" + "".join(self._rng.choices(_ALPHABET, k=6))) in self.keys:
+            pass
+        value = key or self._rng.randbytes(28).hex()
+        record = ApiKey(uid=uid, key=value, label=label, username=username,
+                        created_at=created_at or iso(), permissions=list(permissions or []))
+        self.keys[uid] = record
+        self._by_value[value] = record
+        return record
+
+    def find(self, value: str) -> ApiKey | None:
+        return self._by_value.get(value)
+
+    def user_for(self, value: str) -> str | None:
+        """The owner of a live key, or None."""
+        record = self._by_value.get(value)
+        return record.username if record is not None and record.revoked_at is None else None
+
+    def visible_to(self, username: str) -> list[ApiKey]:
+        keys = sorted(self.keys.values(), key=lambda k: (k.created_at, k.uid))
+        if username in self.admins:
+            return keys
+        return [k for k in keys if k.username == username]

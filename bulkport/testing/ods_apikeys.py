@@ -1,0 +1,102 @@
+"""API keys of the Opendatasoft simulator: ``/apikeys/`` list, create, show and revoke.
+
+A domain administrator sees and revokes every key of the domain; another user only their
+own (someone else's key is a 404, as a filtered list would make it). A revoked key no longer
+authenticates. Revoking a revoked key changes nothing and answers 200.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+
+from aiohttp import web
+
+from bulkport.testing.ods_http import OdsError, invalid, not_found, paginate, read_json
+from bulkport.testing.ods_store import ApiKey, ApiKeys, iso
+from bulkport.testing.responses import json_response
+
+
+def _registry(request: web.Request) -> ApiKeys:
+    return request.app["store"].apikeys
+
+
+def _key_of(request: web.Request) -> ApiKey:
+    record = _registry(request).keys.get(request.match_info["apikey_uid"])
+    user = request["ods_user"]
+    if record is None or (user not in _registry(request).admins and record.username != user):
+        raise not_found()
+    return record
+
+
+async def list_apikeys(request: web.Request) -> web.StreamResponse:
+    keys = _registry(request).visible_to(request["ods_user"])
+    page = paginate(request, keys)
+    page["results"] = [k.out() for k in page["results"]]
+    return json_response(page)
+
+
+async def create_apikey(request: web.Request) -> web.StreamResponse:
+    data = await read_json(request)
+    label = data.get("label", "")
+    permissions = data.get("permissions", [])
+    if not isinstance(label, str):
+        raise invalid({"label": ["Not a valid string."]})
+    if not isinstance(permissions, list) or not all(isinstance(p, str) for p in permissions):
+        raise invalid({"permissions": ['Expected a list of items but got type "dict".']})
+    record = _registry(request).create(request["ods_user"], label, permissions=permissions)
+    return json_response(record.out(), 201)
+
+
+async def get_apikey(request: web.Request) -> web.StreamResponse:
+    return json_response(_key_of(request).out())
+
+
+async def revoke_apikey(request: web.Request) -> web.StreamResponse:
+    record = _key_of(request)
+    data = await read_json(request)
+    reason = data.get("reason", "")
+    if not isinstance(reason, str):
+        raise invalid({"reason": ["Not a valid string."]})
+    if record.revoked_at is None:
+        record.revoked_at = iso()
+        record.revocation_reason = reason
+    return json_response(record.out())
+
+
+async def search_key(request: web.Request) -> web.StreamResponse:
+    if request["ods_user"] not in _registry(request).admins:
+        raise OdsError(403, "permission_denied",
+                       "You do not have permission to perform this action.")
+    data = await read_json(request)
+    record = _registry(request).find(str(data.get("key", "")))
+    return json_response({"found": record is not None,
+                          "result": record.out() if record else None})
+
+
+ROUTES: list[tuple[str, dict[str, Any]]] = [
+    ("/apikeys/", {"GET": list_apikeys, "POST": create_apikey}),
+    ("/apikeys/search_key/", {"POST": search_key}),
+    ("/apikeys/{apikey_uid}/", {"GET": get_apikey}),
+    ("/apikeys/{apikey_uid}/revoke/", {"POST": revoke_apikey}),
+]
+
+
+def seed_apikeys(keys: ApiKeys, *, users: int, count: int,
+                 labels: tuple[str, ...] = ("datapusher", "harvest", "backup", "ci"),
+                 seed: int = 0, days: int = 720) -> dict[str, str]:
+    """Spread ``count`` keys over ``users`` users with varied labels and creation dates.
+
+    Returns:
+        uid → key value, for tests that check no key value leaks.
+    """
+    rng = random.Random(seed)
+    now = time.time()
+    issued: dict[str, str] = {}
+    for i in range(count):
+        label = labels[0] if rng.random() < 0.5 else rng.choice(labels[1:] or labels)
+        record = keys.create(f"user{i % users:03d}", label,
+                             created_at=iso(now - rng.uniform(0, days * 86400)))
+        issued[record.uid] = record.key
+    return issued
