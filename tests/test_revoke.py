@@ -1,0 +1,260 @@
+"""The revoke-tokens job against the simulators; assertions on the final token state."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bulkport.cli import main
+from bulkport.testing import CkanStore, Faults, OdsStore, ThreadedServer, create_ckan_app
+from bulkport.testing.ckan_tokens import seed_tokens
+from bulkport.testing.ods import create_ods_app
+from bulkport.testing.ods_apikeys import seed_apikeys
+
+ADMIN_KEY = "legacy-sysadmin-key-5e1f"
+
+
+@dataclass
+class Site:
+    store: CkanStore
+    url: str
+    issued: dict[str, str]  # jti → token value
+
+    def datapusher(self, keep_newest: int = 0) -> set[str]:
+        """The jtis the datapusher job must revoke, worked out from the seeded tokens."""
+        by_user: dict[str, list] = defaultdict(list)
+        for token in self.store.accounts.tokens.values():
+            if token.name == "datapusher":
+                by_user[token.user_id].append(token)
+        chosen = set()
+        for tokens in by_user.values():
+            tokens.sort(key=lambda t: t.created_at, reverse=True)
+            chosen |= {t.id for t in tokens[keep_newest:]}
+        return chosen
+
+
+@pytest.fixture
+def make_site() -> Iterator:
+    servers: list[ThreadedServer] = []
+
+    def make(users: int = 50, tokens: int = 5000, faults: Faults | None = None) -> Site:
+        store = CkanStore(seed=4)
+        issued = seed_tokens(store.accounts, users=users, tokens=tokens, seed=4)
+        server = ThreadedServer(lambda: create_ckan_app(
+            store, api_keys={ADMIN_KEY: "admin"}, faults=faults)).start()
+        servers.append(server)
+        return Site(store, server.url, issued)
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+def write_job(path: Path, url: str, *, filter: str = 'name = "datapusher"', type: str = "ckan",
+              options: str = "connections = 16") -> Path:
+    path.write_text(f"""
+kind = "revoke-tokens"
+name = "revoke-test"
+[target]
+type = "{type}"
+url = "{url}"
+api_key = "${{TEST_TOKEN_KEY}}"
+[filter]
+{filter}
+[options]
+{options}
+""")
+    return path
+
+
+def run(job: Path, state: Path, *args: str, key: str = ADMIN_KEY) -> int:
+    os.environ["TEST_TOKEN_KEY"] = key
+    return main(["run", str(job), "--state-dir", str(state), "--no-progress", *args])
+
+
+def report_of(state: Path) -> dict:
+    return json.loads((state / "report.json").read_text())
+
+
+@pytest.mark.parametrize("keep_newest", [0, 1])
+def test_revokes_exactly_the_filtered_tokens(make_site, tmp_path: Path, capsys,
+                                             keep_newest: int) -> None:
+    site = make_site()
+    before = set(site.store.accounts.tokens)
+    expected = site.datapusher(keep_newest)
+    assert 1000 < len(expected) < len(before)
+    job = write_job(tmp_path / "job.toml", site.url,
+                    filter=f'name = "datapusher"\nkeep_newest = {keep_newest}')
+
+    # The dry run changes nothing and plans the very same set.
+    assert run(job, tmp_path / "dry") == 0
+    assert set(site.store.accounts.tokens) == before
+    dry = report_of(tmp_path / "dry")
+    assert dry["dry_run"] and {a["id"] for a in dry["actions"]} == expected
+    assert f"DRY RUN: {len(expected):,} token(s) would be revoked" in capsys.readouterr().out
+
+    csv = tmp_path / "revoked.csv"
+    assert run(job, tmp_path / "state", "--yes", "--csv", str(csv)) == 0
+    assert set(site.store.accounts.tokens) == before - expected
+    report = report_of(tmp_path / "state")
+    assert report["ok"] and report["counts"]["revoked"] == len(expected)
+    assert {a["id"] for a in report["actions"] if a["outcome"] == "revoked"} == expected
+    row = report["actions"][0]
+    assert set(row) == {"id", "user", "name", "created_at", "last_access", "outcome"}
+    assert csv.read_text().splitlines()[0] == "id,user,name,created_at,last_access,outcome"
+    assert len(csv.read_text().splitlines()) == len(expected) + 1
+
+    # No token value anywhere a user can read.
+    output = capsys.readouterr()
+    texts = [output.out, output.err, csv.read_text(),
+             *(p.read_text() for p in (tmp_path / "state").iterdir() if p.is_file())]
+    for value in site.issued.values():
+        assert not any(value in text for text in texts)
+
+    # Finished for good: the journal is empty and a new run finds nothing left.
+    assert (tmp_path / "state" / "journal.jsonl").stat().st_size == 0
+    assert run(job, tmp_path / "state", "--yes") == 0
+    assert report_of(tmp_path / "state")["counts"].get("revoked", 0) == 0
+
+
+def test_survives_ten_percent_faults(make_site, tmp_path: Path) -> None:
+    site = make_site(users=20, tokens=1500, faults=Faults(error_rate=0.1, retry_after=0.05,
+                                                          seed=9))
+    expected = site.datapusher()
+    before = set(site.store.accounts.tokens)
+    job = write_job(tmp_path / "job.toml", site.url, options="connections = 16\nretries = 10")
+    assert run(job, tmp_path / "state", "--yes") == 0
+    assert site.store.stats["faults"] > 50
+    assert set(site.store.accounts.tokens) == before - expected
+
+
+def test_kill_9_then_resume_ends_like_an_uninterrupted_run(make_site, tmp_path: Path) -> None:
+    site = make_site(users=10, tokens=1200, faults=Faults(latency=0.01))
+    expected = site.datapusher(keep_newest=1)
+    before = set(site.store.accounts.tokens)
+    job = write_job(tmp_path / "job.toml", site.url, options="connections = 4",
+                    filter='name = "datapusher"\nkeep_newest = 1')
+    state = tmp_path / "state"
+    env = {**os.environ, "TEST_TOKEN_KEY": ADMIN_KEY}
+    command = [sys.executable, "-m", "bulkport", "run", str(job), "--state-dir", str(state),
+               "--no-progress", "--yes"]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    journal = state / "journal.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        # kill once some, not all, revocations are journaled
+        if journal.exists() and journal.read_bytes().count(b'"kind":"token"') >= 60:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    gone = before - set(site.store.accounts.tokens)
+    assert 60 <= len(gone) < len(expected)  # really interrupted mid-run
+    assert gone <= expected
+    text = journal.read_text()
+    assert not any(value in text for value in site.issued.values())
+
+    # New datapusher tokens appear meanwhile: the resumed run keeps to its plan.
+    site.store.accounts.create_token("user000", "datapusher")
+    assert subprocess.run(command, env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode == 0
+    assert set(site.store.accounts.tokens) - {*before} != set()
+    assert before - set(site.store.accounts.tokens) == expected
+    report = report_of(state)
+    assert {a["id"] for a in report["actions"]} == expected
+    assert any("resumed an unfinished run" in note for note in report["notes"])
+
+
+def test_a_wrong_key_stops_at_the_first_request(make_site, tmp_path: Path, capsys) -> None:
+    site = make_site(users=5, tokens=100)
+    job = write_job(tmp_path / "job.toml", site.url)
+    assert run(job, tmp_path / "state", "--yes", key="not-a-key") == 2
+    assert site.store.stats.requests == 1
+    err = capsys.readouterr().err
+    assert "the API key is wrong, or it is not a sysadmin's" in err
+    assert len(site.store.accounts.tokens) == 100
+
+
+def test_a_non_sysadmin_key_is_explained(make_site, tmp_path: Path, capsys) -> None:
+    site = make_site(users=5, tokens=200)
+    accounts = site.store.accounts
+    jti, own = accounts.create_token("user001", "datapusher")  # the run's own token
+    job = write_job(tmp_path / "job.toml", site.url)
+    assert run(job, tmp_path / "s1", "--yes", key=own) == 2
+    assert 'name that user in [filter] users = ["<user name>"]' in capsys.readouterr().err
+
+    job = write_job(tmp_path / "job.toml", site.url,
+                    filter='name = "datapusher"\nusers = ["user001", "user002"]')
+    assert run(job, tmp_path / "s2", "--yes", key=own) == 2
+    assert "refused to list the tokens of user 'user002'" in capsys.readouterr().err
+
+    # Listing only itself works; the run's own token is spared and said so.
+    mine = {t.id for t in accounts.tokens.values()
+            if t.name == "datapusher" and t.user_id == accounts.users["user001"].id}
+    job = write_job(tmp_path / "job.toml", site.url,
+                    filter='name = "datapusher"\nusers = ["user001"]')
+    assert run(job, tmp_path / "s3", "--yes", key=own) == 0
+    left = {t for t in mine if t in accounts.tokens}
+    assert left == {jti}
+    report = report_of(tmp_path / "s3")
+    assert report["counts"]["skipped_in_use_by_this_run"] == 1
+    assert any("is the one this run uses" in note for note in report["notes"])
+
+
+def test_a_plan_from_another_filter_is_not_resumed(make_site, tmp_path: Path, capsys) -> None:
+    site = make_site(users=3, tokens=60)
+    state = tmp_path / "state"
+    job = write_job(tmp_path / "job.toml", site.url)
+    # An unfinished run: its plan is sealed, nothing revoked yet.
+    from bulkport.checkpoint import Journal
+    with Journal(state) as journal:
+        journal.record("plan", "sealed", filter="something else", size=3)
+    assert run(job, state, "--yes") == 2
+    assert "was planned with another [filter]" in capsys.readouterr().err
+    assert len(site.store.accounts.tokens) == 60
+
+
+@pytest.fixture
+def ods_domain() -> Iterator[tuple[OdsStore, str]]:
+    store = OdsStore(seed=2)
+    server = ThreadedServer(lambda: create_ods_app(store, api_keys={ADMIN_KEY})).start()
+    yield store, server.url
+    server.stop()
+
+
+def test_opendatasoft_api_keys(ods_domain: tuple[OdsStore, str], tmp_path: Path,
+                               capsys) -> None:
+    store, url = ods_domain
+    issued = seed_apikeys(store.apikeys, users=10, count=2500, seed=3)
+    own = store.apikeys.create("admin", "datapusher")  # the run's key, listed like any other
+    store.apikeys.admins.add("admin")
+    created = {uid: k.created_at for uid, k in store.apikeys.keys.items()}
+    by_user: dict[str, list[str]] = defaultdict(list)
+    for uid, k in store.apikeys.keys.items():
+        if k.label == "datapusher" and uid != own.uid:
+            by_user[k.username].append(uid)
+    expected = {uid for uids in by_user.values()
+                for uid in sorted(uids, key=created.__getitem__)[:-2]}
+    job = write_job(tmp_path / "job.toml", url, type="ods",
+                    filter='name = "datapusher"\nkeep_newest = 2')
+    assert run(job, tmp_path / "state", "--yes", "--reason", "rotation 2026-11",
+               key=own.key) == 0
+    revoked = {uid for uid, k in store.apikeys.keys.items() if k.revoked_at}
+    assert revoked == expected
+    assert {store.apikeys.keys[uid].revocation_reason for uid in revoked} == {"rotation 2026-11"}
+    assert store.stats["GET /apikeys/"] == 3  # 2,501 keys: three pages of 1,000
+    output = capsys.readouterr()
+    texts = [output.out, output.err, (tmp_path / "state" / "report.json").read_text()]
+    for value in [*issued.values(), own.key]:
+        assert not any(value in text for text in texts)
