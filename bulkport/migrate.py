@@ -15,6 +15,7 @@ from bulkport.config import JobConfig, PortalConfig
 from bulkport.errors import ConfigError, RetriableError, SkippableError
 from bulkport.http import HttpClient, Limits, RetryPolicy
 from bulkport.portals.ckan import CkanPortal
+from bulkport.portals.ckan_target import CkanTarget
 from bulkport.portals.ods import OdsPortal
 from bulkport.queue import pipeline
 from bulkport.report import Report
@@ -31,19 +32,24 @@ def make_client(job: JobConfig) -> HttpClient:
 
 
 def open_source(client: HttpClient, config: PortalConfig, page_size: int) -> CkanPortal:
-    if config.type == "ckan":
+    if config.type in ("ckan", "portaljs"):
         return CkanPortal(client, config, page_size=page_size)
-    raise ConfigError(f"[source] type {config.type!r} cannot be read yet (supported: ckan)")
+    raise ConfigError(f"[source] type {config.type!r} cannot be read yet "
+                      "(supported: ckan, portaljs)")
 
 
-def open_target(client: HttpClient, job: JobConfig, journal: Journal, report: Report) -> OdsPortal:
+def open_target(client: HttpClient, job: JobConfig, journal: Journal,
+                report: Report) -> OdsPortal | CkanTarget:
     config = job.target
     assert config is not None
     if config.type == "ods":
         return OdsPortal(client, config, journal=journal, report=report,
                          publish=job.options.publish, status_poll=job.options.status_poll,
                          status_timeout=job.options.status_timeout)
-    raise ConfigError(f"[target] type {config.type!r} cannot be written yet (supported: ods)")
+    if config.type in ("ckan", "portaljs"):
+        return CkanTarget(client, config, journal=journal, report=report)
+    raise ConfigError(f"[target] type {config.type!r} cannot be written yet "
+                      "(supported: ods, ckan, portaljs)")
 
 
 def _label(raw: Any) -> str:

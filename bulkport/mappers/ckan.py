@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
+
+import orjson
 
 from bulkport.errors import MappingError
 from bulkport.mappers import lookup
@@ -130,3 +135,91 @@ def package_to_dataset(pkg: Any, *, fields: Mapping[str, str] | None = None) -> 
         resources=[resource_to_pivot(r, pkg_id, i) for i, r in enumerate(resources)],
         extras=extras,
     )
+
+
+# ---- pivot → CKAN ---------------------------------------------------------------------
+
+MARK = "bulkport_source_id"  # extra (package) or field (resource): the source record's id
+VERSION = "bulkport_source_version"  # resource field: the source file's size and date
+_NAME_MAX, _TAG_MAX = 100, 100
+_TAG_OK = re.compile(r"^[\w \-.]{2,100}$")
+# Top-level CKAN fields carried as "ckan:" extras that must not be written back as they are.
+_NOT_RESTORED = {"creator_user_id", "metadata_created", "metadata_modified", "type"}
+_RESOURCE_NOT_RESTORED = {"hash", "url_type", "size", "mimetype_inner", "resource_type",
+                          "datastore_contains_all_records_of_source_file"}
+
+
+def slug(text: str) -> str:
+    """A CKAN ``name``: 2–100 characters, lowercase ASCII letters, digits, ``-`` and ``_``."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    name = re.sub(r"[^a-z0-9_-]+", "-", ascii_text).strip("-_")[:_NAME_MAX].strip("-_")
+    return name if len(name) >= 2 else f"dataset-{_digest(text)}"
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
+def slug_variant(name: str, source_id: str) -> str:
+    """A second, still deterministic name for when ``name`` belongs to another dataset."""
+    suffix = "-" + _digest(source_id)
+    return name[:_NAME_MAX - len(suffix)].rstrip("-_") + suffix
+
+
+def _as_extra(value: Any) -> str:
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+def dataset_to_package(ds: Dataset, *, name: str, owner_org: str | None = None,
+                       licenses: Mapping[str, str] | None = None) -> tuple[dict[str, Any], list[str]]:
+    """The package dict to write for ``ds`` (resources aside), and notes for the report.
+
+    CKAN fields the source carried as ``ckan:`` extras go back to the top level; every other
+    extra becomes a CKAN extra (JSON when it is not text); the source id is marked in
+    :data:`MARK` so that the target record is recognised as bulkport's on the next run.
+    """
+    notes: list[str] = []
+    license_id = (licenses or {}).get(ds.license_id or "", ds.license_id)
+    tags = [t for t in ds.keywords if _TAG_OK.match(t)]
+    bad_tags = [t for t in ds.keywords if not _TAG_OK.match(t)]
+    pkg: dict[str, Any] = {
+        "name": name, "title": ds.title, "notes": ds.description, "private": ds.private,
+        "license_id": license_id or "", "author": ds.author or "",
+        "author_email": ds.author_email or "", "maintainer": ds.maintainer or "",
+        "maintainer_email": ds.maintainer_email or "", "version": ds.version or "",
+        "url": ds.landing_page or "", "tags": [{"name": t} for t in tags],
+    }
+    if owner_org:
+        pkg["owner_org"] = owner_org
+    extras: dict[str, str] = {}
+    for key, value in ds.extras.items():
+        field_name = key.removeprefix(EXTRA_PREFIX)
+        if key.startswith(EXTRA_PREFIX) and field_name not in pkg:
+            if field_name not in _NOT_RESTORED:
+                pkg[field_name] = value
+        elif value is not None:
+            extras[key] = _as_extra(value)
+    if bad_tags:
+        extras["bulkport_other_keywords"] = _as_extra(bad_tags)
+        notes.append("keywords CKAN refuses as tags kept in extra bulkport_other_keywords")
+    if ds.language:
+        extras.setdefault("language", ds.language)
+    if ds.themes:
+        extras.setdefault("themes", _as_extra(ds.themes))
+    if ds.publisher and not owner_org:
+        extras.setdefault("publisher", ds.publisher)
+    extras[MARK] = ds.source_id
+    pkg["extras"] = [{"key": k, "value": v} for k, v in sorted(extras.items())]
+    return pkg, notes
+
+
+def resource_to_ckan(res: Resource) -> dict[str, Any]:
+    """The resource fields to write (the file itself travels separately)."""
+    out: dict[str, Any] = {"name": res.name, "description": res.description,
+                           "format": res.format, MARK: res.source_id}
+    if not res.hosted:
+        out["url"] = res.url  # a link stays a link
+    for key, value in res.extras.items():
+        if key not in out and key not in _RESOURCE_NOT_RESTORED and value is not None:
+            out[key] = value if isinstance(value, (str, int, float, bool)) else _as_extra(value)
+    return out

@@ -1,0 +1,260 @@
+"""CKAN (and PortalJS Cloud) as a migration target: packages, organizations, resources, files.
+
+A package is found by its deterministic ``name`` and recognised as bulkport's by the
+``bulkport_source_id`` extra; a name held by another dataset (one made by hand, or another
+source record with the same slug) gets a deterministic variant, and the name chosen is
+journaled. Updates go through ``package_patch`` with only the fields that changed, so what
+bulkport does not own survives; a file is uploaded again only when the source says it
+changed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Any
+
+import anyio
+
+from bulkport.checkpoint import Journal
+from bulkport.config import PortalConfig
+from bulkport.errors import NotFound, PayloadTooLarge, ValidationError
+from bulkport.http import HttpClient, Upload
+from bulkport.mappers.ckan import (
+    MARK,
+    VERSION,
+    dataset_to_package,
+    resource_to_ckan,
+    slug,
+    slug_variant,
+)
+from bulkport.model import Dataset, Resource
+from bulkport.portals.ckan import CkanPortal, parse_error
+from bulkport.report import Report
+from bulkport.transfer import FileTransfer
+
+NAME_ENTRY = "ckan_name"  # journal: source id → the package name chosen on the target
+
+
+def _extra(pkg: dict[str, Any], key: str) -> Any:
+    return next((e.get("value") for e in pkg.get("extras") or [] if e.get("key") == key), None)
+
+
+def _blank(value: Any) -> Any:
+    return None if value in ("", [], {}) else value
+
+
+def _package_changes(have: dict[str, Any], want: dict[str, Any]) -> dict[str, Any]:
+    """The fields of ``want`` that differ on the target; extras merge with the target's."""
+    changes = {k: v for k, v in want.items() if k not in ("tags", "extras", "name")
+               and _blank(have.get(k)) != _blank(v)}
+    if sorted(t["name"] for t in want["tags"]) != sorted(t.get("name") for t in have.get("tags") or []):
+        changes["tags"] = want["tags"]
+    theirs = {e["key"]: e.get("value") for e in have.get("extras") or []}
+    merged = {**theirs, **{e["key"]: e["value"] for e in want["extras"]}}
+    if merged != theirs:
+        changes["extras"] = [{"key": k, "value": v} for k, v in sorted(merged.items())]
+    return changes
+
+
+def _resource_same(have: dict[str, Any], want: dict[str, Any]) -> bool:
+    for key, value in want.items():
+        mine, theirs = _blank(value), _blank(have.get(key))
+        if key == "format":
+            mine, theirs = str(mine or "").upper(), str(theirs or "").upper()
+        if mine != theirs and str(mine) != str(theirs):
+            return False
+    return True
+
+
+def file_version(res: Resource) -> str | None:
+    """What the source says about a file's content, or None when it says nothing."""
+    if res.size is None and not res.modified:
+        return None
+    return f"{res.size}|{res.modified or ''}"
+
+
+class CkanTarget:
+    """Writes datasets into a CKAN site through the Action API."""
+
+    def __init__(self, client: HttpClient, config: PortalConfig, *, journal: Journal,
+                 report: Report) -> None:
+        self.portal = CkanPortal(client, config)
+        self.client = client
+        self.config = config
+        self.journal = journal
+        self.report = report
+        self.licenses: dict[str, str] = config.get("licenses", {})
+        self.organizations: dict[str, str] = config.get("organizations", {})
+        self.default_org: str | None = config.get("organization")
+        self.create_orgs = bool(config.get("create_organizations", True))
+        self.max_size: int | None = config.get("max_resource_size")
+        self._org_ids: dict[str, str | None] = {}
+        self._org_locks: defaultdict[str, anyio.Lock] = defaultdict(anyio.Lock)
+
+    def describe(self) -> str:
+        return self.portal.describe()
+
+    async def check(self) -> None:
+        """Fail fast when the URL is not a CKAN site."""
+        await self.portal.call("status_show")
+
+    async def _show(self, name: str) -> dict[str, Any] | None:
+        try:
+            return await self.portal.call("package_show", {"id": name})
+        except NotFound:
+            return None
+
+    async def _resolve(self, ds: Dataset) -> tuple[str, dict[str, Any] | None]:
+        """The name to write ``ds`` under, and the package already there if it is ours."""
+        known = self.journal.get(NAME_ENTRY, ds.source_id)
+        first = slug(ds.name)
+        candidates = [known["name"]] if known else [first, slug_variant(first, ds.source_id)]
+        for name in candidates:
+            pkg = await self._show(name)
+            if pkg is None or _extra(pkg, MARK) == ds.source_id:
+                return name, pkg
+        raise ValidationError(f"names {', '.join(candidates)} are held by other datasets on "
+                              f"{self.describe()}")
+
+    async def _org_id(self, ds: Dataset) -> str | None:
+        name = self.organizations.get(ds.organization or "") or self.default_org or ds.organization
+        if not name:
+            return None
+        async with self._org_locks[name]:  # one organization_create per name, not one per dataset
+            if name not in self._org_ids:
+                try:
+                    org = await self.portal.call("organization_show", {"id": name})
+                except NotFound:
+                    if not self.create_orgs:
+                        raise ValidationError(f"organization {name!r} does not exist on "
+                                              f"{self.describe()}") from None
+                    org = await self._create_org(slug(name), ds.publisher or name)
+                self._org_ids[name] = org["id"]
+        return self._org_ids[name]
+
+    async def _create_org(self, name: str, title: str) -> dict[str, Any]:
+        async def lookup() -> Any:
+            try:
+                return await self.portal.call("organization_show", {"id": name})
+            except NotFound:
+                return None
+
+        return await self._create_once(lambda: self.portal.call(
+            "organization_create", {"name": name, "title": title}, post=True, retry=False), lookup)
+
+    async def _create_once(self, create: Callable[[], Awaitable[Any]],
+                           lookup: Callable[[], Awaitable[Any]]) -> Any:
+        """Create once: before a retry, look for what the failed attempt may have made."""
+        first = True
+
+        async def attempt() -> Any:
+            nonlocal first
+            if not first and (found := await lookup()) is not None:
+                return found
+            first = False
+            return await create()
+
+        return await self.client.with_retries(attempt)
+
+    async def plan(self, ds: Dataset) -> str:
+        _, pkg = await self._resolve(ds)
+        return "create" if pkg is None else "update"
+
+    async def upsert(self, ds: Dataset, transfer: FileTransfer) -> str:
+        """Create or update ``ds`` with its resources and files.
+
+        Returns:
+            ``"created"``, ``"updated"`` or ``"unchanged"``.
+        """
+        name, pkg = await self._resolve(ds)
+        body, notes = dataset_to_package(ds, name=name, owner_org=await self._org_id(ds),
+                                         licenses=self.licenses)
+        for note in notes:
+            self.report.note(note)
+        if pkg is None:
+            new_body = {**body, "resources": []}
+            pkg = await self._create_once(
+                lambda: self.portal.call("package_create", new_body, post=True, retry=False),
+                lambda: self._show(name))
+            outcome = "created"
+        else:
+            changes = _package_changes(pkg, body)
+            if pkg.get("state") == "deleted":
+                changes["state"] = "active"
+            if changes:
+                pkg = await self.portal.call("package_patch", {"id": pkg["id"], **changes},
+                                             post=True)
+            outcome = "updated" if changes else "unchanged"
+        if self.journal.get(NAME_ENTRY, ds.source_id) is None:
+            self.journal.record(NAME_ENTRY, ds.source_id, name=name)
+        if await self._sync_resources(ds, pkg, transfer) and outcome == "unchanged":
+            outcome = "updated"
+        return outcome
+
+    async def _sync_resources(self, ds: Dataset, pkg: dict[str, Any],
+                              transfer: FileTransfer) -> bool:
+        """Create, update and delete bulkport's resources of ``pkg``; True if any write."""
+        current = {r.get(MARK): r for r in pkg.get("resources") or [] if r.get(MARK)}
+        wrote = False
+        for res in ds.resources:
+            want = resource_to_ckan(res)
+            have = current.get(res.source_id)
+            if not res.hosted:
+                if have is None:
+                    await self.portal.call("resource_create", {"package_id": pkg["id"], **want},
+                                           post=True, retry=False)
+                elif not _resource_same(have, want):
+                    await self.portal.call("resource_patch", {"id": have["id"], **want}, post=True)
+                else:
+                    continue
+                wrote = True
+                continue
+            version = file_version(res)
+            if (have is not None and have.get("url_type") == "upload" and version is not None
+                    and have.get(VERSION) == version and _resource_same(have, want)):
+                continue
+            if version is not None:
+                want[VERSION] = version
+            wrote = await self._upload(ds, pkg["id"], res, want, have, transfer) or wrote
+        wanted = {r.source_id for r in ds.resources}
+        for mark, have in current.items():
+            if mark not in wanted:
+                await self.portal.call("resource_delete", {"id": have["id"]}, post=True)
+                wrote = True
+        return wrote
+
+    async def _upload(self, ds: Dataset, pkg_id: str, res: Resource, want: dict[str, Any],
+                      have: dict[str, Any] | None, transfer: FileTransfer) -> bool:
+        """Stream one hosted file into a resource; a file the site refuses as too large is
+        reported and skipped. Returns True when a write happened."""
+        label = f"file {res.filename} of dataset {ds.name}"
+        if self.max_size is not None and res.size is not None and res.size > self.max_size:
+            self.report.fail(label, f"{res.size:,} bytes is over the site's limit of "
+                                    f"{self.max_size:,} (max_resource_size)")
+            return False
+        fields = {k: str(v) for k, v in want.items()}
+
+        async def put(upload: Upload, attempt: int) -> Any:
+            target = have
+            if target is None and attempt > 1:  # an earlier attempt may have created it
+                found = await self._show(pkg_id)
+                target = next((r for r in (found or {}).get("resources") or []
+                               if r.get(MARK) == res.source_id), None)
+            action, ids = (("resource_update", {"id": target["id"]}) if target is not None
+                           else ("resource_create", {"package_id": pkg_id}))
+            body = replace(upload, field="upload", fields={**ids, **fields})
+            return await self.client.upload("POST", self.portal.api + action, body,
+                                            errors=parse_error)
+
+        try:
+            await transfer.send(res, put)
+        except (PayloadTooLarge, ValidationError) as error:
+            too_large = isinstance(error, PayloadTooLarge) or "upload" in error.fields
+            if not too_large:
+                raise
+            self.report.fail(label, f"refused as too large ({res.size or '?'} bytes; "
+                                    f"ckan.max_resource_size): {error}")
+            return False
+        return True
