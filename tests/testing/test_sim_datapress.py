@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import re
 from collections.abc import AsyncIterator
@@ -14,7 +15,7 @@ import pytest
 from bulkport.testing.catalog import seed_datapress
 from bulkport.testing.datapress import DataPressStore, create_datapress_app
 from bulkport.testing.faults import Faults
-from bulkport.testing.server import serve
+from bulkport.testing.server import add_simulate_arguments, build_simulator, serve
 
 ADMIN, EDITOR, OUTSIDER = "admin-key", "editor-key", "outsider-key"
 PART = 1024  # the smallest part these tests' simulator accepts (the real one: 5 MiB)
@@ -401,3 +402,15 @@ async def test_faults_use_the_datapress_error_shape_and_drops_cut_the_export() -
                 await response.read()
     store.close()
 
+
+async def test_simulate_datapress_serves_a_seeded_catalogue() -> None:
+    parser = argparse.ArgumentParser()
+    add_simulate_arguments(parser)
+    app = build_simulator(parser.parse_args(["datapress", "--datasets", "4", "--api-key", "k"]))
+    async with serve(app) as url, aiohttp.ClientSession(
+            headers={"Authorization": "k"}, timeout=TIMEOUT) as session:
+        async with session.get(url + "/api/v3/whoami") as response:
+            assert (await response.json())["admin"] is True
+        async with session.get(url + "/api/v3/datasets/export.json") as response:
+            assert len(await response.json()) == 4
+    app["store"].close()
