@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import re
+import tracemalloc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -301,6 +302,27 @@ async def test_chunk_and_complete_refuse_what_is_wrong(site: Site) -> None:
     assert status == 200 and body["dataset"]["resources"][body["resource_id"]]["size"] == (
         2 * PART + 1)
     assert (await site.call("POST", urls["urlComplete"], EDITOR))[0] == 404  # used up
+
+
+async def test_completing_an_upload_joins_the_parts_without_holding_the_file(
+        site: Site) -> None:
+    part = 2 * 1024 * 1024
+    _, urls = await site.call("POST", f"/dataset/{site.dataset}/upload", EDITOR,
+                              json={"filename": "big.csv", "parts": 4})
+    md5 = hashlib.md5()
+    for number in range(4):
+        data = bytes([65 + number]) * part
+        md5.update(data)
+        assert (await site.chunk(urls["urlChunk"], number, data))[0] == 200
+    tracemalloc.start()
+    try:
+        status, body = await site.call("POST", urls["urlComplete"], EDITOR)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert status == 200 and peak < part // 2
+    resource = body["dataset"]["resources"][body["resource_id"]]
+    assert (resource["size"], resource["hash"]) == (4 * part, md5.hexdigest())
 
 
 async def test_downloads_need_read_permission(site: Site) -> None:
