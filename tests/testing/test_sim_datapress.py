@@ -276,6 +276,10 @@ async def test_upload_replaces_a_file_in_place(site: Site) -> None:
     assert replaced["title"] == previous["title"] and replaced["order"] == previous["order"]
     assert replaced["size"] == 8 and body["new_key"] != old_origin
     assert old_origin not in site.store.blobs and len(body["dataset"]["resources"]) == 2
+    status, body = await site.patch(site.dataset, [
+        {"op": "remove", "path": f"/resources/{resource_id}"}])  # a file removed by PATCH
+    assert status == 200 and resource_id not in body["dataset"]["resources"]
+    assert replaced["origin"] not in site.store.blobs
     status, body = await site.call("POST", f"/dataset/{site.dataset}/upload", EDITOR,
                                    json={"filename": "x.csv", "parts": 1, "resource_id": "qqq"})
     assert status == 404
