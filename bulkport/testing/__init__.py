@@ -1,7 +1,8 @@
 """Portal simulators for the demo, the tests and the benchmarks.
 
-aiohttp.web applications that implement the CKAN Action API and the Opendatasoft
-Automation API v1.0 over in-memory stores, with a synthetic catalog and fault injection::
+aiohttp.web applications that implement the CKAN Action API, the Opendatasoft
+Automation API v1.0 and the DataPress API over in-memory stores, with a synthetic catalog
+and fault injection::
 
     store = CkanStore()
     seed_ckan(store, datasets=50)
@@ -9,8 +10,9 @@ Automation API v1.0 over in-memory stores, with a synthetic catalog and fault in
         ...
 """
 
-from bulkport.testing.catalog import generate_packages, seed_ckan
+from bulkport.testing.catalog import generate_packages, seed_ckan, seed_datapress
 from bulkport.testing.ckan import CkanStore, create_ckan_app
+from bulkport.testing.datapress import DataPressStore, create_datapress_app
 from bulkport.testing.faults import FAULT_KINDS, Faults, RequestStats
 from bulkport.testing.files import Blob, BlobStore, SyntheticFile
 from bulkport.testing.ods import OdsStore, create_ods_app
@@ -21,14 +23,17 @@ __all__ = [
     "Blob",
     "BlobStore",
     "CkanStore",
+    "DataPressStore",
     "Faults",
     "OdsStore",
     "RequestStats",
     "SyntheticFile",
     "ThreadedServer",
     "create_ckan_app",
+    "create_datapress_app",
     "create_ods_app",
     "generate_packages",
     "seed_ckan",
+    "seed_datapress",
     "serve",
 ]

@@ -7,20 +7,24 @@ resources are mostly hosted CSV files, sometimes a hosted PDF, sometimes a bare 
 
 from __future__ import annotations
 
+import html
 import random
 import re
 import unicodedata
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from bulkport.testing.ckan_model import munge_filename
 from bulkport.testing.ckan_validate import build_organization, build_package
+from bulkport.testing.datapress_schema import EMPTY_QA, build_dataset, file_format
+from bulkport.testing.datapress_store import ID_ALPHABET, ITEM_ALPHABET, iso
 from bulkport.testing.files import SyntheticFile
 
 if TYPE_CHECKING:
     from bulkport.testing.ckan import CkanStore
+    from bulkport.testing.datapress_store import DataPressStore
 
 ORGANIZATIONS: list[dict[str, str]] = [
     {"name": "ministere-economie", "title": "Ministère de l'Économie et des Finances",
@@ -77,6 +81,22 @@ _LANGUAGES = ("fr", "en", "de", "es", "it", "nl", "ja")
 _CSV_NAMES = ("données-{year}.csv", "人口統計.csv", "Straßenbäume {year}.csv",
               "data (final) v2.csv", "export_{n}.csv")
 _EPOCH = datetime(2024, 1, 1)
+# DataPress licences are {url, title}; "notspecified" has none, the unknown one no URL.
+_LICENCES: dict[str, dict[str, Any] | None] = {
+    "cc-by": {"url": "https://creativecommons.org/licenses/by/4.0/", "title": "CC BY 4.0"},
+    "cc-by-sa": {"url": "https://creativecommons.org/licenses/by-sa/4.0/",
+                 "title": "CC BY-SA 4.0"},
+    "cc-zero": {"url": "https://creativecommons.org/publicdomain/zero/1.0/",
+                "title": "CC0 1.0"},
+    "odc-odbl": {"url": "https://opendatacommons.org/licenses/odbl/", "title": "ODC ODbL"},
+    "odc-by": {"url": "https://opendatacommons.org/licenses/by/", "title": "ODC-By"},
+    "odc-pddl": {"url": "https://opendatacommons.org/licenses/pddl/", "title": "ODC PDDL"},
+    "other-open": {"url": None, "title": "Other (Open)"},
+    "other-closed": {"url": None, "title": "Other (Not Open)"},
+    "notspecified": None,
+    "gfdl": {"url": "https://www.gnu.org/licenses/fdl-1.3.html", "title": "GNU FDL"},
+    UNKNOWN_LICENSE: {"url": None, "title": "Creative Commons Attribution 4.0"},
+}
 
 
 def slugify(text: str) -> str:
@@ -192,4 +212,89 @@ def seed_ckan(store: CkanStore, datasets: int = 100, resources: int = 2,
             if file is not None:
                 store.blobs.put_synthetic(res["id"], file)
         created.append(stored["id"])
+    return created
+
+
+def _html(notes: str | None) -> str:
+    """CKAN notes as a DataPress page body: escaped paragraphs (empty stays empty)."""
+    if not notes:
+        return ""
+    paragraphs = (html.escape(part).replace("\n", "<br>") for part in notes.split("\n\n"))
+    return "".join(f"<p>{part}</p>" for part in paragraphs)
+
+
+def _stamp(when: datetime) -> str:
+    return iso(when.replace(tzinfo=timezone.utc).timestamp())
+
+
+def seed_datapress(store: DataPressStore, datasets: int = 100, resources: int = 2,
+                   file_size: int = 2048, seed: int = 0) -> list[str]:
+    """Fill ``store`` directly (no HTTP) with the generated catalog; return the dataset ids.
+
+    Organizations become teams and mastheads; hosted files become file resources (their
+    MD5 ``hash`` computed when first shown), bare links become ``links``; private datasets
+    are ``sharing: "private"``; extras go to ``custom``. Ids and timestamps are a function
+    of ``seed``: ``updatedAt`` spreads from 2024 on.
+    """
+    ids = random.Random(f"bulkport-datapress-ids:{seed}")
+
+    def new_id(alphabet: str, length: int, taken: Any) -> str:
+        while True:
+            made = "".join(ids.choices(alphabet, k=length))
+            if made not in taken:
+                return made
+
+    team_ids = {team["title"]: team_id for team_id, team in store.teams.items()}
+    for org in ORGANIZATIONS:
+        store.mastheads.setdefault(org["name"], org["title"])
+        if org["title"] not in team_ids:
+            team_id = new_id(ID_ALPHABET, 5, {*store.teams, *store.datasets})
+            team_ids[org["title"]] = store.add_team(org["title"], team_id)["id"]
+    titles = {org["name"]: org["title"] for org in ORGANIZATIONS}
+    created: list[str] = []
+    for i, (pkg, files) in enumerate(generate_packages(datasets, resources, file_size, seed)):
+        dataset_id = new_id(ID_ALPHABET, 5, {*store.teams, *store.datasets})
+        when = _EPOCH + timedelta(hours=i, microseconds=i * 1000)
+        modified = when + timedelta(days=ids.randint(0, 400), seconds=ids.randint(0, 86399))
+        year = 2015 + i % 12
+        links: dict[str, Any] = {}
+        hosted: list[tuple[dict[str, Any], SyntheticFile]] = []
+        for res, file in zip(pkg["resources"], files, strict=True):
+            if file is None:
+                links[new_id(ITEM_ALPHABET, 3, links)] = {
+                    "url": res["url"], "title": res["name"], "order": len(links),
+                    "description": res["description"], "qa": dict(EMPTY_QA)}
+            else:
+                hosted.append(({**res, "order": len(hosted)}, file))
+        data = {
+            "title": pkg["title"], "description": _html(pkg.get("notes")),
+            "masthead": pkg["owner_org"], "team": team_ids[titles[pkg["owner_org"]]],
+            "tags": [tag["name"] for tag in pkg["tags"]],
+            "topics": ids.sample(sorted(store.topics), min(len(store.topics),
+                                                            ids.randint(0, 2))),
+            "nextReviewDate": f"{year + 1}-01-15" if ids.random() < 0.5 else None,
+            "licence": _LICENCES.get(pkg["license_id"]),
+            "contact": {"name": pkg["maintainer"], "email": pkg["maintainer_email"]}
+            if pkg["maintainer"] else None,
+            "sharing": "private" if pkg["private"] else "public",
+            "custom": {extra["key"]: extra["value"] for extra in pkg["extras"]},
+            "links": links,
+        }
+        document, issues = build_dataset(store, data, None, dataset_id=dataset_id,
+                                         now=_stamp(when))
+        if issues:
+            raise ValueError(f"generated dataset {i} is invalid: {issues}")
+        document["updatedAt"] = _stamp(modified)
+        for res, file in hosted:
+            resource_id = new_id(ITEM_ALPHABET, 3, document["resources"])
+            origin = f"{store.site}/dataset/{dataset_id}/{resource_id}/{res['url']}"
+            store.blobs.put_synthetic(origin, file)
+            document["resources"][resource_id] = {
+                "title": res["name"], "description": res["description"],
+                "timeFrame": {"from": f"{year}-01", "to": f"{year}-12"}
+                if ids.random() < 0.3 else None,
+                "order": res["order"], "origin": origin, "format": file_format(res["url"]),
+                "hash": None, "size": file.size}
+        store.datasets[dataset_id] = document
+        created.append(dataset_id)
     return created

@@ -99,16 +99,20 @@ class ThreadedServer:
 
 
 def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``bulkport simulate ckan|ods``."""
-    parser.add_argument("portal", choices=("ckan", "ods"), help="which API to simulate")
+    """Options of ``bulkport simulate ckan|ods|datapress``."""
+    parser.add_argument("portal", choices=("ckan", "ods", "datapress"),
+                        help="which API to simulate")
     parser.add_argument("--host", default=HOST, help="address to listen on (default %(default)s)")
     parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     parser.add_argument("--datasets", type=int, default=100,
-                        help="ckan: synthetic datasets to serve (default %(default)s)")
+                        help="ckan, datapress: synthetic datasets to serve "
+                             "(default %(default)s)")
     parser.add_argument("--resources", type=int, default=2,
-                        help="ckan: resources per dataset (default %(default)s)")
+                        help="ckan, datapress: resources per dataset (default %(default)s)")
     parser.add_argument("--file-size", type=int, default=2048,
-                        help="ckan: bytes per hosted file (default %(default)s)")
+                        help="ckan, datapress: bytes per hosted file (default %(default)s)")
+    parser.add_argument("--prefix", default="/api/v3",
+                        help="datapress: API path prefix, /api/v3 or /api (default %(default)s)")
     parser.add_argument("--latency", type=float, default=0.0,
                         help="seconds added to every request (default %(default)s)")
     parser.add_argument("--error-rate", type=float, default=0.0,
@@ -135,6 +139,15 @@ def build_simulator(args: argparse.Namespace) -> web.Application:
         seed_ckan(store, datasets=args.datasets, resources=args.resources,
                   file_size=args.file_size, seed=args.seed)
         return create_ckan_app(store, api_keys={args.api_key: "admin"}, faults=faults)
+    if args.portal == "datapress":
+        from bulkport.testing.catalog import seed_datapress
+        from bulkport.testing.datapress import DataPressStore, create_datapress_app
+
+        dp_store = DataPressStore(seed=args.seed)
+        seed_datapress(dp_store, datasets=args.datasets, resources=args.resources,
+                       file_size=args.file_size, seed=args.seed)
+        dp_store.add_user("Simulator Admin", "admin@example.org", admin=True, key=args.api_key)
+        return create_datapress_app(dp_store, prefix=args.prefix, faults=faults)
     from bulkport.testing.ods import create_ods_app
 
     return create_ods_app(api_keys={args.api_key}, faults=faults)

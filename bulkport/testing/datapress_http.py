@@ -1,0 +1,145 @@
+"""Request and reply plumbing of the DataPress simulator: errors, keys, bodies, rendering.
+
+DataPress is a Nuxt application: an error reply is ``{url, statusCode, statusMessage,
+message, data?}`` with ``statusMessage`` as the HTTP reason phrase too, and a 400 from
+validation carries Zod issues in ``data``, each with its ``path``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+from aiohttp import web
+
+from bulkport.testing.datapress_schema import Issue, summary
+from bulkport.testing.datapress_store import DataPressStore, DataPressUser
+from bulkport.testing.faults import Handler
+
+VALIDATION = "There are validation errors."
+
+
+class DataPressError(Exception):
+    """An error reply; ``data`` holds the issues of a 400."""
+
+    def __init__(self, status: int, status_message: str, message: str | None = None,
+                 data: list[Issue] | None = None) -> None:
+        super().__init__(message or status_message)
+        self.status = status
+        self.status_message = status_message
+        self.message = message or status_message
+        self.data = data
+
+    def body(self, url: str) -> dict[str, Any]:
+        body: dict[str, Any] = {"url": url, "statusCode": self.status,
+                                "statusMessage": self.status_message, "message": self.message}
+        if self.data is not None:
+            body["data"] = self.data
+        return body
+
+
+def not_found(message: str) -> DataPressError:
+    return DataPressError(404, "Not Found", message)
+
+
+def forbidden(message: str) -> DataPressError:
+    return DataPressError(403, "Forbidden", message)
+
+
+def bad_request(message: str) -> DataPressError:
+    return DataPressError(400, "Bad Request", message)
+
+
+def invalid(issues: list[Issue], title: str = VALIDATION) -> DataPressError:
+    """A 400 listing ``issues`` as the docs show (``* title: This field is required``)."""
+    return DataPressError(400, title, summary(title, issues), issues)
+
+
+def datapress_error_body(status: int, message: str) -> dict[str, Any]:
+    """An error body for injected faults."""
+    return {"statusCode": status, "statusMessage": message, "message": message}
+
+
+def route_label(request: web.Request) -> str:
+    """``"datapress:patch"``: the label the route's handler was registered with."""
+    label = request.app["labels"].get(request.match_info.handler, "other")
+    return f"datapress:{label}"
+
+
+def _reply(error: DataPressError, request: web.Request) -> web.Response:
+    return web.Response(body=orjson.dumps(error.body(request.path_qs)), status=error.status,
+                        reason=error.status_message, content_type="application/json")
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn :class:`DataPressError` and aiohttp's 404/405 into DataPress error bodies."""
+    try:
+        return await handler(request)
+    except DataPressError as error:
+        return _reply(error, request)
+    except web.HTTPMethodNotAllowed:
+        return _reply(DataPressError(405, "Method Not Allowed"), request)
+    except web.HTTPNotFound:
+        message = f"Page not found: {request.path}"
+        return _reply(DataPressError(404, "Not Found", message), request)
+
+
+def current_user(request: web.Request) -> DataPressUser | None:
+    """The user of the raw ``Authorization`` key (no scheme); None when anonymous."""
+    store: DataPressStore = request.app["store"]
+    return store.user_for_key(request.headers.get("Authorization", "").strip())
+
+
+async def read_json(request: web.Request) -> Any:
+    """The JSON document in the body."""
+    body = await request.read()
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise bad_request("The request body is not valid JSON.") from None
+
+
+def dataset_for(request: web.Request, *, edit: bool, dataset_id: str | None = None
+                ) -> tuple[dict[str, Any], DataPressUser | None]:
+    """The dataset of the URL and the caller, who may read it (or edit it, with ``edit``).
+
+    Raises:
+        DataPressError: 404 for an unknown id, 403 when the key may not read or edit it.
+    """
+    store: DataPressStore = request.app["store"]
+    dataset_id = dataset_id or request.match_info["id"]
+    dataset = store.datasets.get(dataset_id)
+    if dataset is None:
+        raise not_found(f"Dataset not found: {dataset_id}")
+    user = current_user(request)
+    if edit and not store.can_edit(user, dataset["team"]):
+        raise forbidden("API key does not have editor permissions on this dataset.")
+    if not edit and not store.can_read(user, dataset):
+        raise forbidden("API key does not have read permissions to this private dataset.")
+    return dataset, user
+
+
+def download_path(dataset_id: str, resource_id: str, origin: str) -> str:
+    """Where a hosted file is served: its name is the last part of its ``origin``."""
+    filename = origin.rsplit("/", 1)[-1]
+    return f"/download/{dataset_id}/{resource_id}/{quote(filename)}"
+
+
+def render_resource(store: DataPressStore, dataset_id: str, resource_id: str,
+                    resource: dict[str, Any], base: str) -> dict[str, Any]:
+    """A resource as the API shows it: a hosted file gets its absolute ``url``."""
+    origin = resource.get("origin")
+    if not origin:
+        return resource
+    return {**resource, "hash": resource.get("hash") or store.file_md5(origin),
+            "url": base + download_path(dataset_id, resource_id, origin)}
+
+
+def render_dataset(store: DataPressStore, dataset: dict[str, Any],
+                   base: str) -> dict[str, Any]:
+    """The dataset JSON of ``GET /dataset/{id}``."""
+    resources = {rid: render_resource(store, dataset["id"], rid, res, base)
+                 for rid, res in dataset["resources"].items()}
+    return {**dataset, "resources": resources}
