@@ -14,6 +14,7 @@ from bulkport.checkpoint import Journal
 from bulkport.config import JobConfig, PortalConfig
 from bulkport.errors import ConfigError, RetriableError, SkippableError
 from bulkport.http import HttpClient, Limits, RetryPolicy
+from bulkport.portals import Source, Target
 from bulkport.portals.ckan import CkanPortal
 from bulkport.portals.ckan_target import CkanTarget
 from bulkport.portals.ods import OdsPortal
@@ -31,15 +32,14 @@ def make_client(job: JobConfig) -> HttpClient:
     )
 
 
-def open_source(client: HttpClient, config: PortalConfig, page_size: int) -> CkanPortal:
+def open_source(client: HttpClient, config: PortalConfig, page_size: int) -> Source:
     if config.type in ("ckan", "portaljs"):
         return CkanPortal(client, config, page_size=page_size)
     raise ConfigError(f"[source] type {config.type!r} cannot be read yet "
                       "(supported: ckan, portaljs)")
 
 
-def open_target(client: HttpClient, job: JobConfig, journal: Journal,
-                report: Report) -> OdsPortal | CkanTarget:
+def open_target(client: HttpClient, job: JobConfig, journal: Journal, report: Report) -> Target:
     config = job.target
     assert config is not None
     if config.type == "ods":
