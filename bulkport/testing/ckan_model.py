@@ -128,6 +128,19 @@ def check_name(value: Any) -> list[str]:
     return []
 
 
+def check_package_name(value: str, *, in_use: bool) -> list[str]:
+    """Messages of a package name's validators, ``name_validator`` then
+    ``package_name_validator``: navl runs both, so a short name gets two messages."""
+    messages = check_name(value)
+    if in_use:
+        messages.append("That URL is already in use.")
+    if len(value) < 2:
+        messages.append(f'Name "{value}" length is less than minimum 2')
+    if len(value) > 100:
+        messages.append(f'Name "{value}" length is more than maximum 100')
+    return messages
+
+
 def check_tag(name: str) -> list[str]:
     if len(name) < 2:
         return [f'Tag "{name}" length is less than minimum 2']
