@@ -17,10 +17,11 @@ from aiohttp import BodyPartReader, web
 from multidict import MultiDictProxy
 
 from bulkport.testing.apputil import build_app
-from bulkport.testing.ckan_actions import ACTIONS, Context, RawResult, Upload, can_read
+from bulkport.testing.ckan_actions import ACTIONS, Action, Context, RawResult, Upload, can_read
 from bulkport.testing.ckan_errors import ActionError, BadRequest, ValidationError
 from bulkport.testing.ckan_model import guess_mimetype, munge_filename, package_out
 from bulkport.testing.ckan_search import sort_packages
+from bulkport.testing.ckan_write import WRITE_ACTIONS
 from bulkport.testing.faults import Faults, RequestStats
 from bulkport.testing.files import BlobStore, BlobTooLarge
 from bulkport.testing.responses import base_url, json_response, stream_blob
@@ -35,9 +36,10 @@ class CkanStore:
 
     Attributes tests may inspect: ``packages`` (id → stored dict, deleted ones included),
     ``names`` (name → id), ``organizations`` (id → dict), ``org_names`` (name → id),
-    ``resources`` (resource id → package id), ``blobs`` (hosted files by resource id) and
-    ``stats`` (requests by label). Hosted files keep their file name in ``url`` with
-    ``url_type == "upload"``; the API shows them with their absolute download URL.
+    ``members`` (organization id → user name → capacity), ``resources`` (resource id →
+    package id), ``blobs`` (hosted files by resource id) and ``stats`` (requests by label).
+    Hosted files keep their file name in ``url`` with ``url_type == "upload"``; the API
+    shows them with their absolute download URL.
     """
 
     def __init__(self, *, seed: int | None = None) -> None:
@@ -45,6 +47,7 @@ class CkanStore:
         self.names: dict[str, str] = {}
         self.organizations: dict[str, dict[str, Any]] = {}
         self.org_names: dict[str, str] = {}
+        self.members: dict[str, dict[str, str]] = {}
         self.resources: dict[str, str] = {}
         self.blobs = BlobStore()
         self.stats = RequestStats()
@@ -106,6 +109,24 @@ class CkanStore:
         self._json.pop(pkg["id"], None)
         self._changed()
 
+    def free_name(self, pkg_id: str) -> None:
+        """Rename a deleted package to its id: CKAN does so when a new one takes its name."""
+        pkg = self.packages[pkg_id]
+        if self.names.get(pkg["name"]) == pkg_id:
+            del self.names[pkg["name"]]
+        self.save_package({**pkg, "name": pkg_id})
+
+    def purge_package(self, pkg_id: str) -> None:
+        """Remove a package for good, with its resources and hosted files."""
+        pkg = self.packages.pop(pkg_id)
+        if self.names.get(pkg["name"]) == pkg_id:
+            del self.names[pkg["name"]]
+        for res in pkg["resources"]:
+            self.resources.pop(res["id"], None)
+            self.blobs.delete(res["id"])
+        self._json.pop(pkg_id, None)
+        self._changed()
+
     def save_org(self, org: dict[str, Any]) -> None:
         self.organizations[org["id"]] = org
         self.org_names[org["name"]] = org["id"]
@@ -150,6 +171,11 @@ class CkanConfig:
     site_title: str = "CKAN simulator"
 
 
+def site_actions() -> dict[str, tuple[Action, bool]]:
+    """Every Action API function a CKAN site serves: name → (function, side_effect_free)."""
+    return {**ACTIONS, **WRITE_ACTIONS}
+
+
 def ckan_error_body(status: int, message: str) -> dict[str, Any]:
     """An Action API error body, for injected faults."""
     return {"success": False, "error": {"__type": _TYPES.get(status, "Error"),
@@ -184,10 +210,10 @@ def create_ckan_app(store: CkanStore | None = None, *, api_keys: dict[str, str] 
         header_name=header_name, rows_max=rows_max, search_requires_post=search_requires_post,
         max_resource_size=max_resource_size, create_unowned_dataset=create_unowned_dataset)
     app = build_app(_label, faults=faults, error_body=ckan_error_body, store=store,
-                    stats=store.stats, config=config)
+                    stats=store.stats, config=config, actions=site_actions(), root_path="")
     for prefix in ("/api/3/action", "/api/action"):
-        app.router.add_route("GET", prefix + "/{name}", _action)
-        app.router.add_route("POST", prefix + "/{name}", _action)
+        app.router.add_route("GET", prefix + "/{name}", handle_action)
+        app.router.add_route("POST", prefix + "/{name}", handle_action)
     app.router.add_get("/dataset/{id}/resource/{resource_id}/download/{filename}", _download)
     app.router.add_get("/dataset/{id}/resource/{resource_id}/download", _download)
     return app
@@ -201,7 +227,8 @@ def _label(request: web.Request) -> str:
     return "ckan:other"
 
 
-def _user(request: web.Request, config: CkanConfig) -> str | None:
+def request_user(request: web.Request, config: CkanConfig) -> str | None:
+    """The user whose token the request carries, or None (anonymous)."""
     # CKAN 2.10+: a token that decodes to no user leaves the request anonymous (no error).
     token = request.headers.get(config.header_name, "")
     return config.api_keys.get(token) if token else None
@@ -217,54 +244,63 @@ def _mixed(values: MultiDictProxy[Any]) -> dict[str, Any]:
 
 
 async def _read_multipart(request: web.Request, store: CkanStore,
-                          config: CkanConfig) -> tuple[dict[str, Any], Upload | None]:
+                          config: CkanConfig) -> tuple[dict[str, Any], dict[str, Upload]]:
     data: dict[str, Any] = {}
-    upload: Upload | None = None
+    uploads: dict[str, Upload] = {}
     reader = await request.multipart()
-    while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader) or part.name is None:
-            continue
-        if part.filename is None:
-            data[part.name] = await part.text()
-            continue
-        if part.name != "upload" or upload is not None:
-            continue  # other file fields are not used by any action
-        key = f"upload:{uuid.uuid4()}"
+    try:
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader) or part.name is None:
+                continue
+            if part.filename is None:
+                data[part.name] = await part.text()
+                continue
+            # CKAN hands every file field to the action; only ``upload`` (resource_*) and
+            # ``update__...`` (package_revise) are read by one, and the first of each counts.
+            if part.name in uploads or not (part.name == "upload"
+                                            or part.name.startswith("update__")):
+                continue
+            key = f"upload:{uuid.uuid4()}"
 
-        async def chunks(part: BodyPartReader = part) -> AsyncIterator[bytes]:
-            while chunk := await part.read_chunk(65536):
-                yield chunk
+            async def chunks(part: BodyPartReader = part) -> AsyncIterator[bytes]:
+                while chunk := await part.read_chunk(65536):
+                    yield chunk
 
-        try:
-            blob = await store.blobs.write(key, chunks(), max_size=config.max_resource_size)
-        except BlobTooLarge:
-            raise ValidationError({"upload": ["File upload too large"]}) from None
-        filename = part.filename
-        upload = Upload(key=key, filename=filename, size=blob.size,
-                        mimetype=guess_mimetype(munge_filename(filename)))
-    return data, upload
+            try:
+                blob = await store.blobs.write(key, chunks(), max_size=config.max_resource_size)
+            except BlobTooLarge:
+                # ckan/lib/uploader.py _copy_file: a ValidationError, so a 409.
+                raise ValidationError({"upload": ["File upload too large"]}) from None
+            filename = part.filename
+            uploads[part.name] = Upload(key=key, filename=filename, size=blob.size,
+                                        mimetype=guess_mimetype(munge_filename(filename)))
+    except BaseException:
+        for upload in uploads.values():
+            store.blobs.delete(upload.key)
+        raise
+    return data, uploads
 
 
 async def _read_data(request: web.Request, side_effect_free: bool, store: CkanStore,
-                     config: CkanConfig) -> tuple[dict[str, Any], Upload | None]:
+                     config: CkanConfig) -> tuple[dict[str, Any], dict[str, Upload]]:
     """The action's input, read the way ``ckan/views/api.py`` reads it."""
     if request.method == "GET":
         if not side_effect_free:
             raise BadRequest("JSON Error: Invalid request. Please use POST method for your "
                              "request")
-        return _mixed(request.query), None
+        return _mixed(request.query), {}
     if request.content_type == "multipart/form-data":
         return await _read_multipart(request, store, config)
     if request.content_type == "application/x-www-form-urlencoded":
         form = await request.post()
         values = list(form.values())
         if len(form) == 1 and values[0] in ("1", ""):  # a JSON document posted as a form key
-            return _decode(next(iter(form.keys())).encode()), None
-        return _mixed(form), None
+            return _decode(next(iter(form.keys())).encode()), {}
+        return _mixed(form), {}
     if side_effect_free and request.query:
-        return _mixed(request.query), None
+        return _mixed(request.query), {}
     body = await request.read()
-    return (_decode(body) if body.strip() else {}), None
+    return (_decode(body) if body.strip() else {}), {}
 
 
 def _decode(body: bytes) -> dict[str, Any]:
@@ -279,11 +315,16 @@ def _decode(body: bytes) -> dict[str, Any]:
     return data
 
 
-async def _action(request: web.Request) -> web.StreamResponse:
+async def handle_action(request: web.Request) -> web.StreamResponse:
+    """``{root}/api/3/action/{name}``: run the action, reply as ``ckan/views/api.py`` does.
+
+    The app holds ``store``, ``config``, ``actions`` (the table to serve) and ``root_path``
+    (a site served under a path, e.g. ``/@portal``: links and help URLs carry it).
+    """
     store: CkanStore = request.app["store"]
     config: CkanConfig = request.app["config"]
     name = request.match_info["name"]
-    entry = ACTIONS.get(name)
+    entry = request.app["actions"].get(name)
     if entry is None:
         return json_response(f"Bad request - Action name not known: {name}", 400)
     func, side_effect_free = entry
@@ -291,26 +332,29 @@ async def _action(request: web.Request) -> web.StreamResponse:
         return web.Response(status=405, headers={"Allow": "POST"}, content_type="text/html",
                             text="<html><head><title>405 Not Allowed</title></head><body>"
                                  "<h1>405 Not Allowed</h1></body></html>")
-    base = base_url(request)
+    base = base_url(request) + request.app["root_path"]
     help_url = f"{base}/api/3/action/help_show?name={name}"
-    upload: Upload | None = None
+    uploads: dict[str, Upload] = {}
     try:
-        data, upload = await _read_data(request, side_effect_free, store, config)
-        user = _user(request, config)
+        data, uploads = await _read_data(request, side_effect_free, store, config)
+        # package_revise finds its files among its data, as CKAN passes them.
+        data.update({field: up for field, up in uploads.items() if field != "upload"})
+        user = request_user(request, config)
         if "callback" in data:  # JSONP requests run anonymously
             del data["callback"]
             user = None
         ctx = Context(store=store, config=config, user=user,
                       sysadmin=user is not None and user in config.sysadmins, base=base,
-                      upload=upload)
+                      upload=uploads.get("upload"))
         result = func(ctx, data)
     except BadRequest as error:
         return json_response(error.body, 400)
     except ActionError as error:
-        if upload is not None:
-            store.blobs.delete(upload.key)
         return json_response({"help": help_url, "success": False, "error": error.error()},
                              error.status)
+    finally:
+        for upload in uploads.values():  # a file an action kept was renamed away already
+            store.blobs.delete(upload.key)
     if isinstance(result, RawResult):
         body = (b'{"help":' + orjson.dumps(help_url) + b',"success":true,"result":'
                 + result.body + b"}")
@@ -325,7 +369,7 @@ def _not_found(message: str) -> web.Response:
 
 async def _download(request: web.Request) -> web.StreamResponse:
     store: CkanStore = request.app["store"]
-    user = _user(request, request.app["config"])
+    user = request_user(request, request.app["config"])
     res_id = request.match_info["resource_id"]
     owner = store.packages.get(store.resources.get(res_id, ""))
     pkg = store.get_package(request.match_info["id"])
