@@ -1,7 +1,8 @@
 """Portal simulators for the demo, the tests and the benchmarks.
 
-aiohttp.web applications that implement the CKAN Action API and the Opendatasoft
-Automation API v1.0 over in-memory stores, with a synthetic catalog and fault injection::
+aiohttp.web applications that implement the CKAN Action API (and PortalJS Cloud's flavour
+of it, with presigned uploads to an S3-like store) and the Opendatasoft Automation API v1.0
+over in-memory stores, with a synthetic catalog and fault injection::
 
     store = CkanStore()
     seed_ckan(store, datasets=50)
@@ -14,6 +15,7 @@ from bulkport.testing.ckan import CkanStore, create_ckan_app
 from bulkport.testing.faults import FAULT_KINDS, Faults, RequestStats
 from bulkport.testing.files import Blob, BlobStore, SyntheticFile
 from bulkport.testing.ods import OdsStore, create_ods_app
+from bulkport.testing.portaljs import create_portaljs_app
 from bulkport.testing.server import ThreadedServer, serve
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "ThreadedServer",
     "create_ckan_app",
     "create_ods_app",
+    "create_portaljs_app",
     "generate_packages",
     "seed_ckan",
     "serve",
