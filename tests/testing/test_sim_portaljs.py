@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -249,3 +255,48 @@ async def test_seeded_and_multipart_files_download_through_the_object_store(
         assert await response.read() == b"x,y\n1,2\n"
     assert portal.store.stats["s3:get"] == 2 and portal.objects.authorization_headers == 0
 
+
+COMMAND = """
+import argparse, sys
+from bulkport.testing.server import add_simulate_arguments, run_simulator
+parser = argparse.ArgumentParser()
+add_simulate_arguments(parser)
+sys.exit(run_simulator(parser.parse_args(sys.argv[1:])))
+"""
+
+
+def _post(url: str, data: dict[str, Any], key: str) -> Any:
+    request = urllib.request.Request(url, data=json.dumps(data).encode(), method="POST",
+                                     headers={"Authorization": key,
+                                              "Content-Type": "application/json"})
+    with urllib.request.urlopen(request) as response:
+        return json.load(response)["result"]
+
+
+def test_simulate_portaljs_command_serves_the_whole_flow() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-c", COMMAND, "portaljs", "--datasets", "3", "--portal", "acme",
+         "--api-key", "s3cret"], stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        api = next(word for word in line.split() if word.startswith("http://127.0.0.1"))
+        assert api.endswith("/@acme") and "http://localhost:" in line and "s3cret" in line
+        actions = api + "/api/3/action/"
+        found = _post(actions + "package_search", {"include_private": True}, "s3cret")
+        assert found["count"] == 3
+        pkg = _post(actions + "package_create", {"name": "from-cli", "owner_org": "acme"},
+                    "s3cret")
+        res = _post(actions + "resource_create", {"package_id": pkg["id"], "name": "d"}, "s3cret")
+        url = _post(actions + "resource_upload", {"id": res["id"], "filename": "d.csv"},
+                    "s3cret")["presigned_url"]
+        put = urllib.request.Request(url, data=b"a\n1\n", method="PUT")  # no key here
+        with urllib.request.urlopen(put) as response:
+            assert response.status == 200
+        done = _post(actions + "resource_upload_finalize", {"id": res["id"]}, "s3cret")
+        with urllib.request.urlopen(done["url"]) as response:  # redirected to the store
+            assert response.read() == b"a\n1\n"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
