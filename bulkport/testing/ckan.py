@@ -227,8 +227,7 @@ def _label(request: web.Request) -> str:
     return "ckan:other"
 
 
-def request_user(request: web.Request, config: CkanConfig) -> str | None:
-    """The user whose token the request carries, or None (anonymous)."""
+def _user(request: web.Request, config: CkanConfig) -> str | None:
     # CKAN 2.10+: a token that decodes to no user leaves the request anonymous (no error).
     token = request.headers.get(config.header_name, "")
     return config.api_keys.get(token) if token else None
@@ -339,7 +338,7 @@ async def handle_action(request: web.Request) -> web.StreamResponse:
         data, uploads = await _read_data(request, side_effect_free, store, config)
         # package_revise finds its files among its data, as CKAN passes them.
         data.update({field: up for field, up in uploads.items() if field != "upload"})
-        user = request_user(request, config)
+        user = _user(request, config)
         if "callback" in data:  # JSONP requests run anonymously
             del data["callback"]
             user = None
@@ -369,7 +368,7 @@ def _not_found(message: str) -> web.Response:
 
 async def _download(request: web.Request) -> web.StreamResponse:
     store: CkanStore = request.app["store"]
-    user = request_user(request, request.app["config"])
+    user = _user(request, request.app["config"])
     res_id = request.match_info["resource_id"]
     owner = store.packages.get(store.resources.get(res_id, ""))
     pkg = store.get_package(request.match_info["id"])

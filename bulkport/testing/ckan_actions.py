@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
 
 import orjson
 
@@ -19,12 +18,10 @@ from bulkport.testing.ckan_errors import (
 from bulkport.testing.ckan_model import (
     as_bool,
     as_int,
-    guess_mimetype,
     license_list,
-    munge_filename,
-    now_iso,
     package_out,
     resource_out,
+    with_file,
 )
 from bulkport.testing.ckan_search import (
     compile_filter,
@@ -268,29 +265,6 @@ def _owner_of(ctx: Context, res_id: str) -> tuple[dict[str, Any], int]:
         raise NotAuthorized(f"User {ctx.user or ''} not authorized to read resource {res_id}")
     index = next(i for i, res in enumerate(pkg["resources"]) if res["id"] == res_id)
     return pkg, index
-
-
-def with_file(item: dict[str, Any], upload: Upload | None, *,
-              keep_size: bool = False) -> dict[str, Any]:
-    """A resource dict as ``ResourceUpload`` and ``package_update`` leave it for a file.
-
-    As in CKAN, ``mimetype`` is only guessed (from the old URL, then the file name) when
-    the dict has no ``mimetype`` key, so a ``resource_patch`` keeps the old one; ``size``
-    is the file's, unless ``keep_size`` (``resource_create`` keeps a size it was given).
-    """
-    item = {k: v for k, v in item.items() if k not in ("upload", "clear_upload")}
-    if upload is None:
-        return item
-    old_url = str(item.get("url") or "")
-    item["url"] = munge_filename(upload.filename)
-    item["url_type"] = "upload"
-    item["last_modified"] = now_iso()
-    if not (keep_size and "size" in item):
-        item["size"] = upload.size
-    if "mimetype" not in item:
-        guessed = guess_mimetype(old_url) if old_url and urlparse(old_url).path else None
-        item["mimetype"] = guessed or upload.mimetype
-    return item
 
 
 def _save_resources(ctx: Context, pkg: dict[str, Any], resources: list[dict[str, Any]],

@@ -19,10 +19,9 @@ from bulkport.testing.ckan_actions import (
     _readable_package,
     _require_user,
     _save,
-    with_file,
 )
 from bulkport.testing.ckan_errors import ActionError, DataError, NotAuthorized, NotFound, ValidationError
-from bulkport.testing.ckan_model import as_bool, package_out
+from bulkport.testing.ckan_model import as_bool, package_out, with_file
 from bulkport.testing.ckan_revise import (
     RevisionError,
     check_dict,

@@ -34,9 +34,9 @@ from bulkport.testing.ckan import (
     DEFAULT_USER,
     CkanConfig,
     CkanStore,
+    _user,
     ckan_error_body,
     handle_action,
-    request_user,
     site_actions,
 )
 from bulkport.testing.ckan_actions import (
@@ -168,7 +168,7 @@ async def _object_origin(request: web.Request, handler: Handler) -> web.StreamRe
 async def _download(request: web.Request) -> web.StreamResponse:
     store: CkanStore = request.app["store"]
     config: PortalJsConfig = request.app["config"]
-    user = request_user(request, config)
+    user = _user(request, config)
     res_id = request.match_info["resource_id"]
     owner = store.packages.get(store.resources.get(res_id, ""))
     pkg = store.get_package(request.match_info["id"])
