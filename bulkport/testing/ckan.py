@@ -28,6 +28,9 @@ from bulkport.testing.responses import base_url, json_response, stream_blob
 
 DEFAULT_API_KEY = "simulator-key"
 DEFAULT_USER = "admin"
+_NGINX_413 = ("<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body>\r\n"
+              "<center><h1>413 Request Entity Too Large</h1></center>\r\n<hr><center>nginx"
+              "</center>\r\n</body>\r\n</html>\r\n")
 _TYPES = {500: "Internal Server Error", 503: "Service Unavailable", 429: "Too Many Requests"}
 
 
@@ -168,6 +171,7 @@ class CkanConfig:
     search_requires_post: bool = False
     max_resource_size: int = 10 * 1024 * 1024
     create_unowned_dataset: bool = False
+    proxy_max_body_size: int | None = None
     site_title: str = "CKAN simulator"
 
 
@@ -187,7 +191,8 @@ def create_ckan_app(store: CkanStore | None = None, *, api_keys: dict[str, str] 
                     rows_max: int = 1000, faults: Faults | None = None,
                     search_requires_post: bool = False,
                     max_resource_size: int = 10 * 1024 * 1024,
-                    create_unowned_dataset: bool = False) -> web.Application:
+                    create_unowned_dataset: bool = False,
+                    proxy_max_body_size: int | None = None) -> web.Application:
     """Build the CKAN simulator.
 
     Args:
@@ -200,6 +205,9 @@ def create_ckan_app(store: CkanStore | None = None, *, api_keys: dict[str, str] 
         faults: latency and errors to inject.
         search_requires_post: refuse GET ``package_search`` with a 405, as some proxies do.
         max_resource_size: ``ckan.max_resource_size`` in bytes (CKAN's default: 10 MB).
+        proxy_max_body_size: the reverse proxy's ``client_max_body_size`` in bytes (nginx's
+            default is 1 MiB); a bigger declared body gets nginx's 413 HTML page before
+            CKAN sees it. None (the default): no proxy limit.
         create_unowned_dataset: ``ckan.auth.create_unowned_dataset`` (default False: a
             dataset needs an ``owner_org``).
     """
@@ -208,7 +216,8 @@ def create_ckan_app(store: CkanStore | None = None, *, api_keys: dict[str, str] 
     config = CkanConfig(
         api_keys=keys, sysadmins=set(sysadmins) if sysadmins is not None else set(keys.values()),
         header_name=header_name, rows_max=rows_max, search_requires_post=search_requires_post,
-        max_resource_size=max_resource_size, create_unowned_dataset=create_unowned_dataset)
+        max_resource_size=max_resource_size, create_unowned_dataset=create_unowned_dataset,
+        proxy_max_body_size=proxy_max_body_size)
     app = build_app(_label, faults=faults, error_body=ckan_error_body, store=store,
                     stats=store.stats, config=config, actions=site_actions(), root_path="")
     for prefix in ("/api/3/action", "/api/action"):
@@ -322,6 +331,9 @@ async def handle_action(request: web.Request) -> web.StreamResponse:
     """
     store: CkanStore = request.app["store"]
     config: CkanConfig = request.app["config"]
+    limit = config.proxy_max_body_size  # the proxy answers before CKAN sees anything
+    if limit is not None and (request.content_length or 0) > limit:
+        return web.Response(status=413, content_type="text/html", text=_NGINX_413)
     name = request.match_info["name"]
     entry = request.app["actions"].get(name)
     if entry is None:

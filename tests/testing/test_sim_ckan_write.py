@@ -266,3 +266,24 @@ async def test_organization_members(site: Site) -> None:
     _, shown = await site.call("organization_show", get={"id": "org-m"})
     assert {(u["name"], u["capacity"]) for u in shown["result"]["users"]} == {
         ("alice", "admin"), ("bob", "admin")}
+
+
+async def test_too_large_uploads_409_from_ckan_413_from_its_proxy() -> None:
+    store = CkanStore(seed=4)
+    seed_ckan(store, datasets=1, resources=1, seed=4)
+    pkg_id, blobs = next(iter(store.packages)), len(store.blobs)
+    app = create_ckan_app(store, api_keys={EDITOR: "bob"}, max_resource_size=10_000,
+                          proxy_max_body_size=30_000)
+    async with serve(app) as url, aiohttp.ClientSession() as session:
+        site = Site(url, session, store)
+        status, body = await site.call("resource_create", _form(
+            package_id=pkg_id, upload=("big.csv", b"x" * 20_000)))
+        assert (status, body["error"]) == (409, {"upload": ["File upload too large"],
+                                                 "__type": "Validation Error"})
+        async with session.post(url + "/api/3/action/resource_create", headers={
+                "Authorization": EDITOR}, data=_form(package_id=pkg_id, upload=(
+                    "bigger.csv", b"x" * 40_000))) as response:
+            assert response.status == 413 and response.content_type == "text/html"
+            assert "413 Request Entity Too Large" in await response.text()
+    assert len(store.blobs) == blobs  # nothing kept from either
+    store.close()
