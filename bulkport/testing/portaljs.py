@@ -209,7 +209,8 @@ def create_portaljs_app(store: CkanStore | None = None, *, portal: str = "demo",
         portal: the portal's name: the API is at ``/@{portal}/api/3/action/{name}``.
         api_keys: key → user name; default ``{"simulator-key": "admin"}``.
         sysadmins: user names with sysadmin rights; default every user of ``api_keys``.
-        faults: latency and errors to inject, on both origins.
+        faults: latency and errors to inject, on both origins (injected errors carry
+            CKAN's JSON error body on the object store too).
         url_ttl: lifetime of presigned URLs in seconds (``X-Amz-Expires``).
         object_host: the object store's host name (same port as the API); it must reach
             this server and differ from the name clients use for the API.
