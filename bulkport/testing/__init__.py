@@ -1,8 +1,8 @@
 """Portal simulators for the demo, the tests and the benchmarks.
 
-aiohttp.web applications that implement the CKAN Action API, the Opendatasoft
-Automation API v1.0 and the DataPress API over in-memory stores, with a synthetic catalog
-and fault injection::
+aiohttp.web applications that implement the CKAN Action API (and PortalJS Cloud's flavour
+of it, with presigned uploads to an S3-like store), the Opendatasoft Automation API v1.0
+and the DataPress API over in-memory stores, with a synthetic catalog and fault injection::
 
     store = CkanStore()
     seed_ckan(store, datasets=50)
@@ -16,6 +16,7 @@ from bulkport.testing.datapress import DataPressStore, create_datapress_app
 from bulkport.testing.faults import FAULT_KINDS, Faults, RequestStats
 from bulkport.testing.files import Blob, BlobStore, SyntheticFile
 from bulkport.testing.ods import OdsStore, create_ods_app
+from bulkport.testing.portaljs import create_portaljs_app
 from bulkport.testing.server import ThreadedServer, serve
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "create_ckan_app",
     "create_datapress_app",
     "create_ods_app",
+    "create_portaljs_app",
     "generate_packages",
     "seed_ckan",
     "seed_datapress",

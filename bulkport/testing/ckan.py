@@ -17,17 +17,21 @@ from aiohttp import BodyPartReader, web
 from multidict import MultiDictProxy
 
 from bulkport.testing.apputil import build_app
-from bulkport.testing.ckan_actions import ACTIONS, Context, RawResult, Upload, can_read
+from bulkport.testing.ckan_actions import ACTIONS, Action, Context, RawResult, Upload, can_read
 from bulkport.testing.ckan_errors import ActionError, BadRequest, ValidationError
 from bulkport.testing.ckan_model import guess_mimetype, munge_filename, package_out
 from bulkport.testing.ckan_search import sort_packages
 from bulkport.testing.ckan_tokens import Accounts
+from bulkport.testing.ckan_write import WRITE_ACTIONS
 from bulkport.testing.faults import Faults, RequestStats
 from bulkport.testing.files import BlobStore, BlobTooLarge
 from bulkport.testing.responses import base_url, json_response, stream_blob
 
 DEFAULT_API_KEY = "simulator-key"
 DEFAULT_USER = "admin"
+_NGINX_413 = ("<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body>\r\n"
+              "<center><h1>413 Request Entity Too Large</h1></center>\r\n<hr><center>nginx"
+              "</center>\r\n</body>\r\n</html>\r\n")
 _TYPES = {500: "Internal Server Error", 503: "Service Unavailable", 429: "Too Many Requests"}
 
 
@@ -36,10 +40,10 @@ class CkanStore:
 
     Attributes tests may inspect: ``packages`` (id → stored dict, deleted ones included),
     ``names`` (name → id), ``organizations`` (id → dict), ``org_names`` (name → id),
-    ``resources`` (resource id → package id), ``blobs`` (hosted files by resource id),
-    ``accounts`` (users and API tokens) and ``stats`` (requests by label). Hosted files
-    keep their file name in ``url`` with ``url_type == "upload"``; the API shows them with
-    their absolute download URL.
+    ``members`` (organization id → user name → capacity), ``resources`` (resource id →
+    package id), ``blobs`` (hosted files by resource id), ``accounts`` (users and API
+    tokens) and ``stats`` (requests by label). Hosted files keep their file name in ``url``
+    with ``url_type == "upload"``; the API shows them with their absolute download URL.
     """
 
     def __init__(self, *, seed: int | None = None) -> None:
@@ -47,6 +51,7 @@ class CkanStore:
         self.names: dict[str, str] = {}
         self.organizations: dict[str, dict[str, Any]] = {}
         self.org_names: dict[str, str] = {}
+        self.members: dict[str, dict[str, str]] = {}
         self.resources: dict[str, str] = {}
         self.blobs = BlobStore()
         self.stats = RequestStats()
@@ -109,6 +114,24 @@ class CkanStore:
         self._json.pop(pkg["id"], None)
         self._changed()
 
+    def free_name(self, pkg_id: str) -> None:
+        """Rename a deleted package to its id: CKAN does so when a new one takes its name."""
+        pkg = self.packages[pkg_id]
+        if self.names.get(pkg["name"]) == pkg_id:
+            del self.names[pkg["name"]]
+        self.save_package({**pkg, "name": pkg_id})
+
+    def purge_package(self, pkg_id: str) -> None:
+        """Remove a package for good, with its resources and hosted files."""
+        pkg = self.packages.pop(pkg_id)
+        if self.names.get(pkg["name"]) == pkg_id:
+            del self.names[pkg["name"]]
+        for res in pkg["resources"]:
+            self.resources.pop(res["id"], None)
+            self.blobs.delete(res["id"])
+        self._json.pop(pkg_id, None)
+        self._changed()
+
     def save_org(self, org: dict[str, Any]) -> None:
         self.organizations[org["id"]] = org
         self.org_names[org["name"]] = org["id"]
@@ -150,7 +173,13 @@ class CkanConfig:
     search_requires_post: bool = False
     max_resource_size: int = 10 * 1024 * 1024
     create_unowned_dataset: bool = False
+    proxy_max_body_size: int | None = None
     site_title: str = "CKAN simulator"
+
+
+def site_actions() -> dict[str, tuple[Action, bool]]:
+    """Every Action API function a CKAN site serves: name → (function, side_effect_free)."""
+    return {**ACTIONS, **WRITE_ACTIONS}
 
 
 def ckan_error_body(status: int, message: str) -> dict[str, Any]:
@@ -164,7 +193,8 @@ def create_ckan_app(store: CkanStore | None = None, *, api_keys: dict[str, str] 
                     rows_max: int = 1000, faults: Faults | None = None,
                     search_requires_post: bool = False,
                     max_resource_size: int = 10 * 1024 * 1024,
-                    create_unowned_dataset: bool = False) -> web.Application:
+                    create_unowned_dataset: bool = False,
+                    proxy_max_body_size: int | None = None) -> web.Application:
     """Build the CKAN simulator.
 
     Args:
@@ -177,6 +207,9 @@ def create_ckan_app(store: CkanStore | None = None, *, api_keys: dict[str, str] 
         faults: latency and errors to inject.
         search_requires_post: refuse GET ``package_search`` with a 405, as some proxies do.
         max_resource_size: ``ckan.max_resource_size`` in bytes (CKAN's default: 10 MB).
+        proxy_max_body_size: the reverse proxy's ``client_max_body_size`` in bytes (nginx's
+            default is 1 MiB); a bigger declared body gets nginx's 413 HTML page before
+            CKAN sees it. None (the default): no proxy limit.
         create_unowned_dataset: ``ckan.auth.create_unowned_dataset`` (default False: a
             dataset needs an ``owner_org``).
     """
@@ -185,14 +218,15 @@ def create_ckan_app(store: CkanStore | None = None, *, api_keys: dict[str, str] 
     config = CkanConfig(
         api_keys=keys, sysadmins=set(sysadmins) if sysadmins is not None else set(keys.values()),
         header_name=header_name, rows_max=rows_max, search_requires_post=search_requires_post,
-        max_resource_size=max_resource_size, create_unowned_dataset=create_unowned_dataset)
+        max_resource_size=max_resource_size, create_unowned_dataset=create_unowned_dataset,
+        proxy_max_body_size=proxy_max_body_size)
     for name in sorted({*keys.values(), *config.sysadmins}):
         store.accounts.add_user(name, sysadmin=name in config.sysadmins)
     app = build_app(_label, faults=faults, error_body=ckan_error_body, store=store,
-                    stats=store.stats, config=config)
+                    stats=store.stats, config=config, actions=site_actions(), root_path="")
     for prefix in ("/api/3/action", "/api/action"):
-        app.router.add_route("GET", prefix + "/{name}", _action)
-        app.router.add_route("POST", prefix + "/{name}", _action)
+        app.router.add_route("GET", prefix + "/{name}", handle_action)
+        app.router.add_route("POST", prefix + "/{name}", handle_action)
     app.router.add_get("/dataset/{id}/resource/{resource_id}/download/{filename}", _download)
     app.router.add_get("/dataset/{id}/resource/{resource_id}/download", _download)
     return app
@@ -232,54 +266,63 @@ def _mixed(values: MultiDictProxy[Any]) -> dict[str, Any]:
 
 
 async def _read_multipart(request: web.Request, store: CkanStore,
-                          config: CkanConfig) -> tuple[dict[str, Any], Upload | None]:
+                          config: CkanConfig) -> tuple[dict[str, Any], dict[str, Upload]]:
     data: dict[str, Any] = {}
-    upload: Upload | None = None
+    uploads: dict[str, Upload] = {}
     reader = await request.multipart()
-    while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader) or part.name is None:
-            continue
-        if part.filename is None:
-            data[part.name] = await part.text()
-            continue
-        if part.name != "upload" or upload is not None:
-            continue  # other file fields are not used by any action
-        key = f"upload:{uuid.uuid4()}"
+    try:
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader) or part.name is None:
+                continue
+            if part.filename is None:
+                data[part.name] = await part.text()
+                continue
+            # CKAN hands every file field to the action; only ``upload`` (resource_*) and
+            # ``update__...`` (package_revise) are read by one, and the first of each counts.
+            if part.name in uploads or not (part.name == "upload"
+                                            or part.name.startswith("update__")):
+                continue
+            key = f"upload:{uuid.uuid4()}"
 
-        async def chunks(part: BodyPartReader = part) -> AsyncIterator[bytes]:
-            while chunk := await part.read_chunk(65536):
-                yield chunk
+            async def chunks(part: BodyPartReader = part) -> AsyncIterator[bytes]:
+                while chunk := await part.read_chunk(65536):
+                    yield chunk
 
-        try:
-            blob = await store.blobs.write(key, chunks(), max_size=config.max_resource_size)
-        except BlobTooLarge:
-            raise ValidationError({"upload": ["File upload too large"]}) from None
-        filename = part.filename
-        upload = Upload(key=key, filename=filename, size=blob.size,
-                        mimetype=guess_mimetype(munge_filename(filename)))
-    return data, upload
+            try:
+                blob = await store.blobs.write(key, chunks(), max_size=config.max_resource_size)
+            except BlobTooLarge:
+                # ckan/lib/uploader.py _copy_file: a ValidationError, so a 409.
+                raise ValidationError({"upload": ["File upload too large"]}) from None
+            filename = part.filename
+            uploads[part.name] = Upload(key=key, filename=filename, size=blob.size,
+                                        mimetype=guess_mimetype(munge_filename(filename)))
+    except BaseException:
+        for upload in uploads.values():
+            store.blobs.delete(upload.key)
+        raise
+    return data, uploads
 
 
 async def _read_data(request: web.Request, side_effect_free: bool, store: CkanStore,
-                     config: CkanConfig) -> tuple[dict[str, Any], Upload | None]:
+                     config: CkanConfig) -> tuple[dict[str, Any], dict[str, Upload]]:
     """The action's input, read the way ``ckan/views/api.py`` reads it."""
     if request.method == "GET":
         if not side_effect_free:
             raise BadRequest("JSON Error: Invalid request. Please use POST method for your "
                              "request")
-        return _mixed(request.query), None
+        return _mixed(request.query), {}
     if request.content_type == "multipart/form-data":
         return await _read_multipart(request, store, config)
     if request.content_type == "application/x-www-form-urlencoded":
         form = await request.post()
         values = list(form.values())
         if len(form) == 1 and values[0] in ("1", ""):  # a JSON document posted as a form key
-            return _decode(next(iter(form.keys())).encode()), None
-        return _mixed(form), None
+            return _decode(next(iter(form.keys())).encode()), {}
+        return _mixed(form), {}
     if side_effect_free and request.query:
-        return _mixed(request.query), None
+        return _mixed(request.query), {}
     body = await request.read()
-    return (_decode(body) if body.strip() else {}), None
+    return (_decode(body) if body.strip() else {}), {}
 
 
 def _decode(body: bytes) -> dict[str, Any]:
@@ -294,11 +337,19 @@ def _decode(body: bytes) -> dict[str, Any]:
     return data
 
 
-async def _action(request: web.Request) -> web.StreamResponse:
+async def handle_action(request: web.Request) -> web.StreamResponse:
+    """``{root}/api/3/action/{name}``: run the action, reply as ``ckan/views/api.py`` does.
+
+    The app holds ``store``, ``config``, ``actions`` (the table to serve) and ``root_path``
+    (a site served under a path, e.g. ``/@portal``: links and help URLs carry it).
+    """
     store: CkanStore = request.app["store"]
     config: CkanConfig = request.app["config"]
+    limit = config.proxy_max_body_size  # the proxy answers before CKAN sees anything
+    if limit is not None and (request.content_length or 0) > limit:
+        return web.Response(status=413, content_type="text/html", text=_NGINX_413)
     name = request.match_info["name"]
-    entry = ACTIONS.get(name)
+    entry = request.app["actions"].get(name)
     if entry is None:
         return json_response(f"Bad request - Action name not known: {name}", 400)
     func, side_effect_free = entry
@@ -306,26 +357,29 @@ async def _action(request: web.Request) -> web.StreamResponse:
         return web.Response(status=405, headers={"Allow": "POST"}, content_type="text/html",
                             text="<html><head><title>405 Not Allowed</title></head><body>"
                                  "<h1>405 Not Allowed</h1></body></html>")
-    base = base_url(request)
+    base = base_url(request) + request.app["root_path"]
     help_url = f"{base}/api/3/action/help_show?name={name}"
-    upload: Upload | None = None
+    uploads: dict[str, Upload] = {}
     try:
-        data, upload = await _read_data(request, side_effect_free, store, config)
+        data, uploads = await _read_data(request, side_effect_free, store, config)
+        # package_revise finds its files among its data, as CKAN passes them.
+        data.update({field: up for field, up in uploads.items() if field != "upload"})
         user = _user(request, config, store)
         if "callback" in data:  # JSONP requests run anonymously
             del data["callback"]
             user = None
         ctx = Context(store=store, config=config, user=user,
                       sysadmin=_is_sysadmin(user, config, store), base=base,
-                      upload=upload)
+                      upload=uploads.get("upload"))
         result = func(ctx, data)
     except BadRequest as error:
         return json_response(error.body, 400)
     except ActionError as error:
-        if upload is not None:
-            store.blobs.delete(upload.key)
         return json_response({"help": help_url, "success": False, "error": error.error()},
                              error.status)
+    finally:
+        for upload in uploads.values():  # a file an action kept was renamed away already
+            store.blobs.delete(upload.key)
     if isinstance(result, RawResult):
         body = (b'{"help":' + orjson.dumps(help_url) + b',"success":true,"result":'
                 + result.body + b"}")

@@ -8,14 +8,20 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from bulkport.testing.ckan_errors import NotAuthorized, NotFound, SearchQueryError, ValidationError
+from bulkport.testing.ckan_errors import (
+    ActionError,
+    NotAuthorized,
+    NotFound,
+    SearchQueryError,
+    ValidationError,
+)
 from bulkport.testing.ckan_model import (
     as_bool,
     as_int,
     license_list,
-    munge_filename,
     package_out,
     resource_out,
+    with_file,
 )
 from bulkport.testing.ckan_search import (
     compile_filter,
@@ -114,6 +120,12 @@ def _save(ctx: Context, data: dict[str, Any], existing: dict[str, Any] | None) -
     pkg = build_package(data, ctx.store, existing=existing, sysadmin=ctx.sysadmin,
                         create_unowned=ctx.config.create_unowned_dataset,
                         creator_id=ctx.store.user_id(ctx.user) if ctx.user else None)
+    holder = ctx.store.names.get(pkg["name"])
+    if holder not in (None, pkg["id"]):  # validation let it through: a deleted dataset's name
+        if existing is not None:
+            # CKAN renames the row in place and hits the unique index: an IntegrityError, 500.
+            raise ActionError()
+        ctx.store.free_name(holder)  # a create renames the deleted dataset to its id
     if pkg != existing:
         ctx.store.save_package(pkg)
     return pkg
@@ -237,10 +249,10 @@ def package_patch(ctx: Context, data: dict[str, Any]) -> Any:
 
 
 def package_delete(ctx: Context, data: dict[str, Any]) -> Any:
-    _require_user(ctx, "package_delete")
     existing = ctx.store.get_package(str(_get_or_bust(data, "id")))
     if existing is None:
-        raise NotFound("Package was not found.")
+        raise NotFound()  # CKAN looks the dataset up before it checks access
+    _require_user(ctx, "package_delete")
     if existing["state"] != "deleted":
         _save(ctx, {**_as_input(existing), "state": "deleted"}, existing)
     return None
@@ -254,17 +266,6 @@ def _owner_of(ctx: Context, res_id: str) -> tuple[dict[str, Any], int]:
         raise NotAuthorized(f"User {ctx.user or ''} not authorized to read resource {res_id}")
     index = next(i for i, res in enumerate(pkg["resources"]) if res["id"] == res_id)
     return pkg, index
-
-
-def _with_upload(ctx: Context, item: dict[str, Any]) -> dict[str, Any]:
-    item = {k: v for k, v in item.items() if k not in ("upload", "clear_upload")}
-    if ctx.upload is not None:
-        item["url"] = munge_filename(ctx.upload.filename)
-        item["url_type"] = "upload"
-        item["size"] = ctx.upload.size
-        if "mimetype" not in item:
-            item["mimetype"] = ctx.upload.mimetype
-    return item
 
 
 def _save_resources(ctx: Context, pkg: dict[str, Any], resources: list[dict[str, Any]],
@@ -286,7 +287,8 @@ def _save_resources(ctx: Context, pkg: dict[str, Any], resources: list[dict[str,
 def resource_create(ctx: Context, data: dict[str, Any]) -> Any:
     _require_user(ctx, "resource_create")
     pkg = _readable_package(ctx, _get_or_bust(data, "package_id"))
-    item = _with_upload(ctx, {k: v for k, v in data.items() if k != "package_id"})
+    item = with_file({k: v for k, v in data.items() if k != "package_id"}, ctx.upload,
+                     keep_size=True)
     item.setdefault("url", "")
     return _save_resources(ctx, pkg, [*pkg["resources"], item], len(pkg["resources"]))
 
@@ -295,7 +297,7 @@ def resource_update(ctx: Context, data: dict[str, Any]) -> Any:
     _require_user(ctx, "resource_update")
     pkg, index = _owner_of(ctx, str(_get_or_bust(data, "id")))
     resources = list(pkg["resources"])
-    resources[index] = _with_upload(ctx, data)
+    resources[index] = with_file(data, ctx.upload)
     return _save_resources(ctx, pkg, resources, index)
 
 
@@ -303,7 +305,9 @@ def resource_patch(ctx: Context, data: dict[str, Any]) -> Any:
     _require_user(ctx, "resource_patch")
     pkg, index = _owner_of(ctx, str(_get_or_bust(data, "id")))
     resources = list(pkg["resources"])
-    resources[index] = {**resources[index], **_with_upload(ctx, data)}
+    # CKAN patches resource_show's dict, so its mimetype key is already there.
+    resources[index] = with_file({**resource_out(resources[index], ctx.base), **data},
+                                 ctx.upload)
     return _save_resources(ctx, pkg, resources, index)
 
 
@@ -325,7 +329,14 @@ def _org_out(ctx: Context, org: dict[str, Any]) -> dict[str, Any]:
                 and p["state"] == "active" and (ctx.user is not None or not p["private"]))
     return {**org, "display_name": org["title"] or org["name"], "image_display_url":
             org["image_url"], "package_count": count, "num_followers": 0, "groups": [],
-            "tags": [], "users": []}
+            "tags": [], "users": [_member_out(ctx, name, capacity) for name, capacity
+                                  in sorted(ctx.store.members.get(org["id"], {}).items())]}
+
+
+def _member_out(ctx: Context, name: str, capacity: str) -> dict[str, Any]:
+    return {"id": ctx.store.user_id(name), "name": name, "fullname": None,
+            "display_name": name, "state": "active", "sysadmin": name in ctx.config.sysadmins,
+            "capacity": capacity}
 
 
 def organization_create(ctx: Context, data: dict[str, Any]) -> Any:
@@ -335,6 +346,8 @@ def organization_create(ctx: Context, data: dict[str, Any]) -> Any:
     org = build_organization(data, name_taken=lambda n: n in ctx.store.org_names,
                              new_id=ctx.store.new_id)
     ctx.store.save_org(org)
+    assert ctx.user is not None
+    ctx.store.members.setdefault(org["id"], {})[ctx.user] = "admin"  # creators administer it
     return _org_out(ctx, org)
 
 

@@ -6,7 +6,11 @@ import mimetypes
 import re
 import unicodedata
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+if TYPE_CHECKING:
+    from bulkport.testing.ckan_actions import Upload
 
 # CKAN's default licence register (ckan/model/license.py), in its order.
 LICENSES: list[dict[str, Any]] = [
@@ -128,6 +132,19 @@ def check_name(value: Any) -> list[str]:
     return []
 
 
+def check_package_name(value: str, *, in_use: bool) -> list[str]:
+    """Messages of a package name's validators, ``name_validator`` then
+    ``package_name_validator``: navl runs both, so a short name gets two messages."""
+    messages = check_name(value)
+    if in_use:
+        messages.append("That URL is already in use.")
+    if len(value) < 2:
+        messages.append(f'Name "{value}" length is less than minimum 2')
+    if len(value) > 100:
+        messages.append(f'Name "{value}" length is more than maximum 100')
+    return messages
+
+
 def check_tag(name: str) -> list[str]:
     if len(name) < 2:
         return [f'Tag "{name}" length is less than minimum 2']
@@ -234,3 +251,26 @@ def package_out(pkg: dict[str, Any], orgs: dict[str, dict[str, Any]],
     out["num_tags"] = len(pkg["tags"])
     out.update(license_fields(pkg.get("license_id")))
     return out
+
+
+def with_file(item: dict[str, Any], upload: Upload | None, *,
+              keep_size: bool = False) -> dict[str, Any]:
+    """A resource dict as ``ResourceUpload`` and ``package_update`` leave it for a file.
+
+    As in CKAN, ``mimetype`` is only guessed (from the old URL, then the file name) when
+    the dict has no ``mimetype`` key, so a ``resource_patch`` keeps the old one; ``size``
+    is the file's, unless ``keep_size`` (``resource_create`` keeps a size it was given).
+    """
+    item = {k: v for k, v in item.items() if k not in ("upload", "clear_upload")}
+    if upload is None:
+        return item
+    old_url = str(item.get("url") or "")
+    item["url"] = munge_filename(upload.filename)
+    item["url_type"] = "upload"
+    item["last_modified"] = now_iso()
+    if not (keep_size and "size" in item):
+        item["size"] = upload.size
+    if "mimetype" not in item:
+        guessed = guess_mimetype(old_url) if old_url and urlparse(old_url).path else None
+        item["mimetype"] = guessed or upload.mimetype
+    return item

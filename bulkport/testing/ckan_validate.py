@@ -22,6 +22,7 @@ from bulkport.testing.ckan_model import (
     as_text,
     check_email,
     check_name,
+    check_package_name,
     check_tag,
     clean_format,
     guess_format,
@@ -188,10 +189,8 @@ def build_package(data: dict[str, Any], store: CkanStore, *,
         errors["name"] = ["Missing value"]
     else:
         name = as_text(name)
-        messages = check_name(name)
         owner = store.name_owner(name)
-        if not messages and owner is not None and owner != pkg_id:
-            messages = ["That URL is already in use."]
+        messages = check_package_name(name, in_use=owner not in (None, pkg_id))
         if messages:
             errors["name"] = messages
 

@@ -99,20 +99,26 @@ class ThreadedServer:
 
 
 def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``bulkport simulate ckan|ods|datapress``."""
-    parser.add_argument("portal", choices=("ckan", "ods", "datapress"),
+    """Options of ``bulkport simulate ckan|portaljs|ods|datapress``."""
+    parser.add_argument("portal", choices=("ckan", "portaljs", "ods", "datapress"),
                         help="which API to simulate")
     parser.add_argument("--host", default=HOST, help="address to listen on (default %(default)s)")
     parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     parser.add_argument("--datasets", type=int, default=100,
-                        help="ckan, datapress: synthetic datasets to serve "
+                        help="ckan, portaljs, datapress: synthetic datasets to serve "
                              "(default %(default)s)")
     parser.add_argument("--resources", type=int, default=2,
-                        help="ckan, datapress: resources per dataset (default %(default)s)")
+                        help="ckan, portaljs, datapress: resources per dataset "
+                             "(default %(default)s)")
     parser.add_argument("--file-size", type=int, default=2048,
-                        help="ckan, datapress: bytes per hosted file (default %(default)s)")
+                        help="ckan, portaljs, datapress: bytes per hosted file "
+                             "(default %(default)s)")
     parser.add_argument("--prefix", default="/api/v3",
                         help="datapress: API path prefix, /api/v3 or /api (default %(default)s)")
+    parser.add_argument("--portal", dest="portal_name", default="demo",
+                        help="portaljs: the portal's name, API at /@NAME (default %(default)s)")
+    parser.add_argument("--url-ttl", type=int, default=3600,
+                        help="portaljs: presigned URL lifetime, seconds (default %(default)s)")
     parser.add_argument("--latency", type=float, default=0.0,
                         help="seconds added to every request (default %(default)s)")
     parser.add_argument("--error-rate", type=float, default=0.0,
@@ -125,20 +131,36 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seed of the catalog and of the faults (default %(default)s)")
 
 
+def object_host_for(host: str) -> str:
+    """The PortalJS object store's host name for an API served on ``host``.
+
+    Both names must reach the listening socket and differ, so that they are two origins:
+    ``localhost`` for an API on 127.0.0.1 (or any address), ``127.0.0.1`` for one on
+    ``localhost``.
+    """
+    return "127.0.0.1" if host == "localhost" else "localhost"
+
+
 def build_simulator(args: argparse.Namespace) -> web.Application:
     """The app ``bulkport simulate`` serves, from parsed arguments."""
     faults = None
     if args.latency > 0 or args.error_rate > 0:
         faults = Faults(latency=args.latency, error_rate=args.error_rate,
                         retry_after=args.retry_after, seed=args.seed)
-    if args.portal == "ckan":
+    if args.portal in ("ckan", "portaljs"):
         from bulkport.testing.catalog import seed_ckan
         from bulkport.testing.ckan import CkanStore, create_ckan_app
 
         store = CkanStore(seed=args.seed)
         seed_ckan(store, datasets=args.datasets, resources=args.resources,
                   file_size=args.file_size, seed=args.seed)
-        return create_ckan_app(store, api_keys={args.api_key: "admin"}, faults=faults)
+        if args.portal == "ckan":
+            return create_ckan_app(store, api_keys={args.api_key: "admin"}, faults=faults)
+        from bulkport.testing.portaljs import create_portaljs_app
+
+        return create_portaljs_app(store, portal=args.portal_name,
+                                   api_keys={args.api_key: "admin"}, faults=faults,
+                                   url_ttl=args.url_ttl, object_host=object_host_for(args.host))
     if args.portal == "datapress":
         from bulkport.testing.catalog import seed_datapress
         from bulkport.testing.datapress import DataPressStore, create_datapress_app
@@ -164,7 +186,11 @@ def run_simulator(args: argparse.Namespace) -> int:
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         async with serve(app, port=args.port, host=args.host) as url:
             header = ("Authorization: apikey " if args.portal == "ods" else "Authorization: ")
-            print(f"{args.portal} simulator at {url} — send '{header}{args.api_key}' "
+            where = url
+            if args.portal == "portaljs":  # the API lives under the portal's name
+                where = (f"{url}/@{args.portal_name} (object store at "
+                         f"{app['config'].object_origin(url)})")
+            print(f"{args.portal} simulator at {where} — send '{header}{args.api_key}' "
                   "(Ctrl-C to stop)", flush=True)
             await stop.wait()
 
