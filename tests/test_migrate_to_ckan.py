@@ -11,7 +11,13 @@ import pytest
 
 from bulkport.cli import main
 from bulkport.mappers.ckan import MARK
-from bulkport.testing import CkanStore, ThreadedServer, create_ckan_app, seed_ckan
+from bulkport.testing import (
+    CkanStore,
+    ThreadedServer,
+    create_ckan_app,
+    create_portaljs_app,
+    seed_ckan,
+)
 
 SOURCE_KEY, TARGET_KEY = "source-key-77a1", "target-key-31c9"
 WRITES = ("package_create", "package_update", "package_patch", "package_delete",
@@ -44,17 +50,18 @@ def sites() -> Iterator[Any]:
 
 
 def run(tmp_path: Path, source_url: str, target_url: str, state: str, extra: str = "") -> int:
+    kind = lambda url: "portaljs" if "/@" in url else "ckan"  # noqa: E731
     job = tmp_path / "job.toml"
     job.write_text(f"""
 kind = "migrate"
 name = "to-ckan"
 [source]
-type = "ckan"
+type = "{kind(source_url)}"
 url = "{source_url}"
 api_key = "${{T_SOURCE_KEY}}"
 include_private = true
 [target]
-type = "ckan"
+type = "{kind(target_url)}"
 url = "{target_url}"
 api_key = "${{T_TARGET_KEY}}"
 {extra}
@@ -142,3 +149,61 @@ def test_a_file_over_the_size_limit_is_reported_and_the_run_goes_on(sites, tmp_p
     assert "refused as too large" in err
     assert len(by_mark(target)) == len([p for p in source.packages.values()
                                         if p["state"] == "active"])
+
+
+@pytest.fixture
+def portaljs() -> Iterator[Any]:
+    servers: list[ThreadedServer] = []
+
+    def make(store: CkanStore, key: str) -> tuple[str, Any]:
+        apps: list[Any] = []
+
+        def factory() -> Any:
+            apps.append(create_portaljs_app(store, portal="acme", api_keys={key: "admin"}))
+            return apps[-1]
+
+        servers.append(ThreadedServer(factory).start())
+        return servers[-1].url + "/@acme", apps[-1]
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+def test_ckan_to_portaljs_uploads_through_presigned_urls(sites, portaljs, tmp_path: Path,
+                                                         capsys) -> None:
+    source, source_url, _, _ = sites(datasets=12)
+    target = CkanStore(seed=8)
+    target_url, app = portaljs(target, TARGET_KEY)
+    assert run(tmp_path, source_url, target_url, "state") == 0
+    copies = by_mark(target)
+    hosted = 0
+    for pkg in (p for p in source.packages.values() if p["state"] == "active"):
+        for mine, original in zip(copies[pkg["id"]]["resources"], pkg["resources"], strict=True):
+            if original.get("url_type") == "upload":
+                hosted += 1
+                assert mine["url_type"] == "upload"
+                assert target.blobs.get(mine["id"]).sha256 == source.blobs.get(original["id"]).sha256
+    assert hosted and target.stats["s3:put"] == hosted
+    assert app["objects"].authorization_headers == 0  # the key never reached the store
+    output = capsys.readouterr()
+    texts = [output.out, output.err, *(p.read_text() for p in (tmp_path / "state").iterdir()
+                                       if p.is_file())]
+    assert not any("X-Amz-Signature" in text or TARGET_KEY in text for text in texts)
+
+    before = writes(target) + target.stats["s3:put"]
+    assert run(tmp_path, source_url, target_url, "fresh") == 0
+    assert writes(target) + target.stats["s3:put"] == before
+
+
+def test_portaljs_to_ckan(sites, portaljs, tmp_path: Path) -> None:
+    _, _, target, target_url = sites(datasets=1)
+    source = CkanStore(seed=9)
+    seed_ckan(source, datasets=10, resources=2, file_size=1500, seed=9)
+    source_url, _ = portaljs(source, SOURCE_KEY)
+    assert run(tmp_path, source_url, target_url, "state") == 0
+    copies = by_mark(target)
+    for pkg in (p for p in source.packages.values() if p["state"] == "active"):
+        for mine, original in zip(copies[pkg["id"]]["resources"], pkg["resources"], strict=True):
+            if original.get("url_type") == "upload":
+                assert target.blobs.get(mine["id"]).sha256 == source.blobs.get(original["id"]).sha256
