@@ -16,7 +16,14 @@ from pathlib import Path
 import pytest
 
 from bulkport.cli import main
-from bulkport.testing import CkanStore, Faults, OdsStore, ThreadedServer, create_ckan_app
+from bulkport.testing import (
+    CkanStore,
+    Faults,
+    OdsStore,
+    ThreadedServer,
+    create_ckan_app,
+    create_portaljs_app,
+)
 from bulkport.testing.ckan_tokens import seed_tokens
 from bulkport.testing.ods import create_ods_app
 from bulkport.testing.ods_apikeys import seed_apikeys
@@ -258,3 +265,18 @@ def test_opendatasoft_api_keys(ods_domain: tuple[OdsStore, str], tmp_path: Path,
     texts = [output.out, output.err, (tmp_path / "state" / "report.json").read_text()]
     for value in [*issued.values(), own.key]:
         assert not any(value in text for text in texts)
+
+
+def test_portaljs_tokens(tmp_path: Path) -> None:
+    store = CkanStore(seed=7)
+    seed_tokens(store.accounts, users=4, tokens=200, seed=7)
+    server = ThreadedServer(lambda: create_portaljs_app(
+        store, portal="acme", api_keys={ADMIN_KEY: "admin"})).start()
+    try:
+        datapusher = {j for j, t in store.accounts.tokens.items() if t.name == "datapusher"}
+        others = set(store.accounts.tokens) - datapusher
+        job = write_job(tmp_path / "job.toml", server.url + "/@acme", type="portaljs")
+        assert run(job, tmp_path / "state", "--yes") == 0
+        assert set(store.accounts.tokens) == others
+    finally:
+        server.stop()
