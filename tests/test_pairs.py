@@ -1,0 +1,183 @@
+"""Every ordered pair of portals, migrated against the simulators; the final target state is
+checked record by record: every dataset once, its title and description, its files by hash."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bulkport.cli import main
+from bulkport.mappers.ckan import MARK
+from bulkport.mappers.ods import dataset_id_for
+from bulkport.testing import (
+    CkanStore,
+    OdsStore,
+    ThreadedServer,
+    create_ckan_app,
+    create_ods_app,
+    create_portaljs_app,
+    seed_ckan,
+)
+
+KEY = "pair-test-key-0042"
+DATASETS = 12
+
+
+@dataclass
+class Expected:
+    """What the target must hold for one source dataset."""
+
+    source_id: str
+    name: str
+    title: str
+    description: str
+    files: list[str]  # SHA-256 of each hosted file, sorted
+
+
+@dataclass
+class Held:
+    title: str
+    description: str
+    files: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Endpoint:
+    type: str
+    url: str
+    settings: str = ""  # extra lines of the job file's table
+
+
+Reader = Callable[[Expected], Held | None]
+
+
+def _ckan_expected(store: CkanStore) -> list[Expected]:
+    return [Expected(p["id"], p["name"], p["title"], p.get("notes") or "",
+                     sorted(store.blobs.get(r["id"]).sha256 for r in p["resources"]
+                            if r.get("url_type") == "upload"))
+            for p in store.packages.values() if p["state"] == "active"]
+
+
+def _ckan_reader(store: CkanStore) -> Reader:
+    def read(expected: Expected) -> Held | None:
+        found = [p for p in store.packages.values() if p["state"] == "active" and any(
+            e["key"] == MARK and e["value"] == expected.source_id for e in p["extras"])]
+        assert len(found) <= 1, f"{expected.name}: {len(found)} copies"
+        if not found:
+            return None
+        pkg = found[0]
+        return Held(pkg["title"], pkg.get("notes") or "",
+                    sorted(store.blobs.get(r["id"]).sha256 for r in pkg["resources"]
+                           if r.get("url_type") == "upload"))
+    return read
+
+
+def _ods_reader(store: OdsStore) -> Reader:
+    def read(expected: Expected) -> Held | None:
+        uid = store.dataset_ids.get(dataset_id_for(expected.name))
+        if uid is None:
+            return None
+        ds = store.datasets[uid]
+        default = ds.metadata["default"]
+        files = [*(r["datasource"]["file"]["uid"] for r in ds.resources.values()),
+                 *ds.attachments]
+        return Held(default["title"]["value"], (default.get("description") or {}).get("value") or "",
+                    sorted(store.blobs.get(uid_).sha256 for uid_ in files))
+    return read
+
+
+class Portals:
+    """Starts simulators; every one is stopped at the end of the test."""
+
+    def __init__(self) -> None:
+        self.servers: list[ThreadedServer] = []
+
+    def _serve(self, factory: Callable[[], Any]) -> str:
+        self.servers.append(ThreadedServer(factory).start())
+        return self.servers[-1].url
+
+    def source(self, kind: str) -> tuple[Endpoint, list[Expected]]:
+        if kind in ("ckan", "portaljs"):
+            store = CkanStore(seed=21)
+            seed_ckan(store, datasets=DATASETS, resources=2, file_size=1500, seed=21)
+            if kind == "ckan":
+                url = self._serve(lambda: create_ckan_app(store, api_keys={KEY: "admin"}))
+            else:
+                url = self._serve(lambda: create_portaljs_app(
+                    store, portal="src", api_keys={KEY: "admin"})) + "/@src"
+            return Endpoint(kind, url, "include_private = true"), _ckan_expected(store)
+        raise AssertionError(kind)
+
+    def target(self, kind: str) -> tuple[Endpoint, Reader]:
+        if kind in ("ckan", "portaljs"):
+            store = CkanStore(seed=22)
+            if kind == "ckan":
+                url = self._serve(lambda: create_ckan_app(store, api_keys={KEY: "admin"}))
+            else:
+                url = self._serve(lambda: create_portaljs_app(
+                    store, portal="dst", api_keys={KEY: "admin"})) + "/@dst"
+            return Endpoint(kind, url), _ckan_reader(store)
+        if kind == "ods":
+            ods = OdsStore(custom_templates={"bulkport": ["source_extras"]})
+            url = self._serve(lambda: create_ods_app(ods, api_keys={KEY}, processing_time=0.01))
+            return Endpoint(kind, url, 'extras_template = "bulkport"'), _ods_reader(ods)
+        raise AssertionError(kind)
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+
+@pytest.fixture
+def portals() -> Iterator[Portals]:
+    made = Portals()
+    yield made
+    made.stop()
+
+
+SOURCES = ("ckan", "portaljs")
+TARGETS = ("ckan", "portaljs", "ods")
+PAIRS = [(s, t) for s in SOURCES for t in TARGETS if s != t or s == "ckan"]
+
+
+def _job(path: Path, source: Endpoint, target: Endpoint) -> Path:
+    path.write_text(f"""
+kind = "migrate"
+name = "pair"
+[source]
+type = "{source.type}"
+url = "{source.url}"
+api_key = "${{PAIR_KEY}}"
+{source.settings}
+[target]
+type = "{target.type}"
+url = "{target.url}"
+api_key = "${{PAIR_KEY}}"
+{target.settings}
+[options]
+connections = 8
+status_poll = 0.01
+""")
+    return path
+
+
+@pytest.mark.parametrize(("source_kind", "target_kind"), PAIRS, ids=[f"{s}-to-{t}" for s, t in PAIRS])
+def test_every_pair_migrates_every_dataset_and_file(portals: Portals, tmp_path: Path,
+                                                    source_kind: str, target_kind: str) -> None:
+    source, expected = portals.source(source_kind)
+    target, read = portals.target(target_kind)
+    os.environ["PAIR_KEY"] = KEY
+    job = _job(tmp_path / "job.toml", source, target)
+    assert main(["run", str(job), "--state-dir", str(tmp_path / "state"), "--no-progress"]) == 0
+    assert len(expected) == DATASETS
+    for record in expected:
+        held = read(record)
+        assert held is not None, f"{record.name} missing on the target"
+        assert held.title == record.title
+        assert held.description.strip() == record.description.strip()
+        assert held.files == record.files, record.name
