@@ -54,6 +54,11 @@ class Endpoint:
 
 
 Reader = Callable[[Expected], Held | None]
+Writes = Callable[[], int]
+CKAN_WRITES = ("package_create", "package_update", "package_patch", "package_delete",
+               "package_revise", "resource_create", "resource_update", "resource_patch",
+               "resource_delete", "organization_create", "resource_upload",
+               "resource_upload_finalize")
 
 
 def _ckan_expected(store: CkanStore) -> list[Expected]:
@@ -113,7 +118,7 @@ class Portals:
             return Endpoint(kind, url, "include_private = true"), _ckan_expected(store)
         raise AssertionError(kind)
 
-    def target(self, kind: str) -> tuple[Endpoint, Reader]:
+    def target(self, kind: str) -> tuple[Endpoint, Reader, Writes]:
         if kind in ("ckan", "portaljs"):
             store = CkanStore(seed=22)
             if kind == "ckan":
@@ -121,11 +126,15 @@ class Portals:
             else:
                 url = self._serve(lambda: create_portaljs_app(
                     store, portal="dst", api_keys={KEY: "admin"})) + "/@dst"
-            return Endpoint(kind, url), _ckan_reader(store)
+            return (Endpoint(kind, url), _ckan_reader(store),
+                    lambda: sum(n for label, n in store.stats.items()
+                                if label.split(":")[-1] in (*CKAN_WRITES, "put")))
         if kind == "ods":
             ods = OdsStore(custom_templates={"bulkport": ["source_extras"]})
             url = self._serve(lambda: create_ods_app(ods, api_keys={KEY}, processing_time=0.01))
-            return Endpoint(kind, url, 'extras_template = "bulkport"'), _ods_reader(ods)
+            return (Endpoint(kind, url, 'extras_template = "bulkport"'), _ods_reader(ods),
+                    lambda: sum(n for label, n in ods.stats.items()
+                                if label.startswith(("POST", "PUT", "DELETE"))))
         raise AssertionError(kind)
 
     def stop(self) -> None:
@@ -170,10 +179,12 @@ status_poll = 0.01
 def test_every_pair_migrates_every_dataset_and_file(portals: Portals, tmp_path: Path,
                                                     source_kind: str, target_kind: str) -> None:
     source, expected = portals.source(source_kind)
-    target, read = portals.target(target_kind)
+    target, read, writes = portals.target(target_kind)
     os.environ["PAIR_KEY"] = KEY
     job = _job(tmp_path / "job.toml", source, target)
     assert main(["run", str(job), "--state-dir", str(tmp_path / "state"), "--no-progress"]) == 0
+    written = writes()
+    assert written > 0
     assert len(expected) == DATASETS
     for record in expected:
         held = read(record)
@@ -181,3 +192,7 @@ def test_every_pair_migrates_every_dataset_and_file(portals: Portals, tmp_path: 
         assert held.title == record.title
         assert held.description.strip() == record.description.strip()
         assert held.files == record.files, record.name
+
+    # A second run, even with a fresh state directory, writes nothing.
+    assert main(["run", str(job), "--state-dir", str(tmp_path / "fresh"), "--no-progress"]) == 0
+    assert writes() == written
