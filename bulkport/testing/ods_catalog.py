@@ -63,7 +63,7 @@ def _metadata(pkg: dict[str, Any], rng: random.Random, i: int) -> dict[str, dict
     themes = rng.sample(THEMES, rng.randint(0, 2))
     if themes:
         internal["theme_id"] = themes
-    metadata = {"default": default, "internal": internal}
+    metadata = {"default": default, **({"internal": internal} if internal else {})}
     if rng.random() < 0.7:
         dcat: dict[str, Any] = {"issued": _when(i), "accrualperiodicity": "monthly"}
         if pkg["author"]:
