@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 
 from bulkport.testing import OdsStore, RecordSet, create_ods_app, seed_ods, serve
 from bulkport.testing.ods_explore import render
+from bulkport.testing.server import add_simulate_arguments, build_simulator
 
 KEY = "ods-read-key"
 
@@ -142,3 +144,14 @@ def test_an_empty_record_set_exports_its_header_only() -> None:
     assert b"".join(render(RecordSet(rows=0), delimiter=",", with_bom=False)) == (
         b"id,name,place,value,date,note\r\n")
     assert b"".join(render(RecordSet(rows=0), "json")) == b"[]"
+
+
+def test_simulate_ods_serves_an_empty_domain_unless_asked_for_datasets() -> None:
+    parser = argparse.ArgumentParser()
+    add_simulate_arguments(parser)
+    empty = build_simulator(parser.parse_args(["ods"]))["store"]
+    seeded = build_simulator(parser.parse_args(["ods", "--datasets", "6", "--seed", "2"]))["store"]
+    assert len(empty.datasets) == 0 and len(seeded.datasets) == 6
+    assert "dcat" in seeded.templates
+    for store in (empty, seeded):
+        store.close()
