@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 import pytest
+from aiohttp import web
 
 from bulkport.cli import main
 from bulkport.config import PortalConfig, load_job
@@ -62,14 +63,21 @@ class Sites:
 def sites() -> Iterator[Any]:
     servers: list[ThreadedServer] = []
 
-    def make(datasets: int = 30, faults: Faults | None = None, ods: OdsStore | None = None) -> Sites:
+    def make(datasets: int = 30, faults: Faults | None = None, ods: OdsStore | None = None,
+             ods_middleware: Any = None) -> Sites:
         if ods is None:
             ods = OdsStore(seed=8)
             seed_ods(ods, datasets=datasets, resources=3, file_size=2500, seed=8,
                      large_export_rows=3000)
         ckan = CkanStore(seed=9)
-        o = ThreadedServer(lambda: create_ods_app(ods, api_keys={ODS_KEY}, faults=faults,
-                                                  processing_time=0.02)).start()
+
+        def ods_app() -> web.Application:
+            app = create_ods_app(ods, api_keys={ODS_KEY}, faults=faults, processing_time=0.02)
+            if ods_middleware is not None:
+                app.middlewares.insert(0, ods_middleware)
+            return app
+
+        o = ThreadedServer(ods_app).start()
         c = ThreadedServer(lambda: create_ckan_app(ckan, api_keys={CKAN_KEY: "admin"},
                                                    faults=faults)).start()
         servers.extend([o, c])
@@ -237,6 +245,26 @@ def test_wrong_key_stops_at_the_first_request(sites, tmp_path: Path, capsys) -> 
     [summary] = [line for line in err.splitlines() if "ABORTED" in line]
     assert "HTTP 401" in summary and "authentication" in summary
     assert "wrong-ods-key-0000" not in err
+
+
+def test_a_dataset_deleted_while_listing_fails_alone(sites, tmp_path: Path) -> None:
+    @web.middleware
+    async def deleted(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path.endswith(f"/datasets/{victim.uid}/attachments/"):
+            return web.json_response({"error_code": "not_found", "message": "Not found."},
+                                     status=404)
+        return await handler(request)
+
+    ods = OdsStore(seed=8)
+    seed_ods(ods, datasets=8, seed=8)
+    victim = next(iter(ods.datasets.values()))
+    s = sites(ods=ods, ods_middleware=deleted)
+    assert run(write_job(tmp_path, s), tmp_path / "state") == 1
+    report = json.loads((tmp_path / "state" / "report.json").read_text())
+    assert report["counts"]["datasets_created"] == 7
+    [failure] = report["failures"]
+    assert victim.dataset_id in failure["unit"] and "HTTP 404" in failure["reason"]
+    assert set(copies(s.ckan)) == set(ods.datasets) - {victim.uid}
 
 
 def _state(ckan: CkanStore) -> dict[str, Any]:
