@@ -42,6 +42,7 @@ class RecordSet:
     fields: tuple[str, ...] = ("id", "name", "place", "value", "date", "note")
 
     def iter_records(self, limit: int = -1) -> Iterator[dict[str, Any]]:
+        """The records in order, the first ``limit`` only when it is not -1."""
         count = self.rows if limit < 0 else min(limit, self.rows)
         for n in range(count):
             rng = random.Random(self.seed * 1_000_003 + n)
@@ -98,6 +99,8 @@ def _flag(request: web.Request, name: str, default: bool) -> bool:
 
 
 async def export_dataset(request: web.Request) -> web.StreamResponse:
+    """``GET .../exports/{format}``: ``limit`` (-1 for all), and for CSV ``delimiter`` and
+    ``with_bom``, as the v2.1 API takes them."""
     store: OdsStore = request.app["store"]
     dataset_id = request.match_info["dataset_id"]
     fmt = request.match_info["format"]
