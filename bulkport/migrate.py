@@ -18,6 +18,7 @@ from bulkport.portals import Source, Target
 from bulkport.portals.ckan import CkanPortal
 from bulkport.portals.ckan_target import CkanTarget
 from bulkport.portals.ods import OdsPortal
+from bulkport.portals.ods_source import OdsSource
 from bulkport.queue import pipeline
 from bulkport.report import Report
 from bulkport.transfer import FileTransfer
@@ -35,8 +36,10 @@ def make_client(job: JobConfig) -> HttpClient:
 def open_source(client: HttpClient, config: PortalConfig, page_size: int) -> Source:
     if config.type in ("ckan", "portaljs"):
         return CkanPortal(client, config, page_size=page_size)
+    if config.type == "ods":
+        return OdsSource(client, config, page_size=page_size)
     raise ConfigError(f"[source] type {config.type!r} cannot be read yet "
-                      "(supported: ckan, portaljs)")
+                      "(supported: ckan, portaljs, ods)")
 
 
 def open_target(client: HttpClient, job: JobConfig, journal: Journal, report: Report) -> Target:

@@ -32,10 +32,13 @@ class Resource:
     mimetype: str | None = None
     modified: str | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    file_name: str | None = None  # the stored file's name, when the URL does not end with it
 
     @property
     def filename(self) -> str:
-        """A file name for the upload, taken from the URL or the name."""
+        """A file name for the upload: the stored one, else from the URL or the name."""
+        if self.file_name:
+            return self.file_name
         tail = self.url.rsplit("/", 1)[-1].split("?", 1)[0] if self.url else ""
         if tail and "." in tail:
             return tail

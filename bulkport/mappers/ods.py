@@ -1,4 +1,11 @@
-"""Pivot :class:`~bulkport.model.Dataset` → Opendatasoft Automation API v1.0 records."""
+"""Pivot :class:`~bulkport.model.Dataset` ⇄ Opendatasoft Automation API v1.0 records.
+
+Both directions share one :class:`OdsMapOptions` (the job file's maps), so a round trip
+through Opendatasoft is lossless for the mapped fields: what a template cannot hold travels
+as JSON in the extras template, and every field of every template read from Opendatasoft
+that no pivot field takes is kept as an ``ods:<template>.<field>`` extra, which
+:func:`to_ods` puts back where it came from.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +33,13 @@ EXTRACTORS = {"CSV": "csvfile", "TSV": "csvfile", "XLS": "xlsfile", "XLSX": "xls
 _EPOCH = "1970-01-01T00:00:00Z"
 # Pivot fields placed in ODS `default`/`internal`; the rest travels in the extras field.
 _PLACED = {"source_id", "name", "title", "description", "keywords", "license_id", "themes",
-           "publisher", "landing_page", "language", "modified", "resources", "extras"}
+           "publisher", "landing_page", "language", "modified", "resources", "extras",
+           "file_name"}
+ODS_PREFIX = "ods:"  # pivot extras "ods:<template>.<field>": a field no pivot field takes
+# Template field types whose values are not text: a copy that went through a portal that
+# stores text only (CKAN extras) is JSON, decoded again before it is written back.
+_JSON_TYPES = frozenset({"multitext", "list", "enumlist", "uri_enumlist", "boolean", "int",
+                         "double"})
 
 
 @dataclass(frozen=True)
@@ -39,6 +52,9 @@ class OdsMapOptions:
     extras_template: str | None = None  # custom template that holds the extras as JSON
     extras_field: str = "source_extras"
     fields: Mapping[str, str] = field(default_factory=dict)  # "template.field" → pivot field
+    # The target domain's templates (name → field → type), when known: "ods:" extras go
+    # back only into fields that exist there; None restores them all.
+    schema: Mapping[str, Mapping[str, str]] | None = None
 
 
 @dataclass
@@ -59,16 +75,17 @@ def dataset_id_for(name: str) -> str:
 
 
 def iso_datetime(value: str | None) -> str | None:
-    """An ISO 8601 date-time with a zone (CKAN's are naive UTC)."""
+    """An ISO 8601 date-time with a zone (CKAN's are naive UTC); one that has a zone is kept
+    as written, so that a value read from Opendatasoft goes back unchanged."""
     if not value:
         return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.isoformat().replace("+00:00", "Z")
+    if parsed.tzinfo is not None and "T" in value:
+        return value
+    return parsed.replace(tzinfo=timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def language_code(value: str | None) -> str | None:
@@ -106,19 +123,16 @@ def to_ods(ds: Dataset, opts: OdsMapOptions) -> OdsDataset:
         default["references"] = _value(ds.landing_page)
 
     internal: dict[str, Any] = {}
-    if ds.license_id:
-        if ds.license_id in opts.licenses:
-            internal["license_id"] = _value(opts.licenses[ds.license_id])
-        else:
-            notes.append(f"licence {ds.license_id!r} has no entry in [target.licenses]: left unset")
-    theme_ids = [opts.themes[t] for t in ds.themes if t in opts.themes]
+    if ds.license_id in opts.licenses:
+        internal["license_id"] = _value(opts.licenses[ds.license_id])
+    # A theme no map knows stays when it is one of the source domain's own theme ids.
+    verbatim = _json_list(ds.extras.get(f"{ODS_PREFIX}internal.theme_id"))
+    theme_ids = [opts.themes.get(t, t) for t in ds.themes if t in opts.themes or t in verbatim]
     notes.extend(f"theme {t!r} has no entry in [target.themes]: left out"
-                 for t in ds.themes if t not in opts.themes)
+                 for t in ds.themes if t not in opts.themes and t not in verbatim)
     if theme_ids:
         internal["theme_id"] = _value(theme_ids)
-    metadata: dict[str, dict[str, Any]] = {"default": default}
-    if internal:
-        metadata["internal"] = internal
+    metadata: dict[str, dict[str, Any]] = {"default": default, "internal": internal}
 
     pivot = asdict(ds)
     for target_path, pivot_field in opts.fields.items():
@@ -126,14 +140,32 @@ def to_ods(ds: Dataset, opts: OdsMapOptions) -> OdsDataset:
         value = pivot.get(pivot_field, ds.extras.get(pivot_field))
         if value not in (None, "", []):
             metadata.setdefault(template, {})[name] = _value(value)
+    restored = _restore(ds.extras, metadata, opts.schema)
+    unmapped_licence = bool(ds.license_id) and ds.license_id not in opts.licenses
+    if unmapped_licence:
+        kept = internal.get("license_id") == _value(ds.license_id)  # the source's own id
+        unmapped_licence = not kept
+        notes.append(f"licence {ds.license_id!r} has no entry in [target.licenses]: "
+                     + ("kept as the source's Opendatasoft id" if kept else "left unset"))
 
     carried = {k: v for k, v in pivot.items() if k not in _PLACED and v not in (None, "", [], False)}
-    carried.update(ds.extras)
+    carried.update({k: v for k, v in ds.extras.items() if k not in restored})
+    if opts.extras_template:
+        # Originals a template could not hold as they are, so that a return trip restores them.
+        if (language or opts.language) != ds.language:
+            carried["language"] = ds.language
+        if unmapped_licence:
+            carried["license_id"] = ds.license_id
+        if any(t not in opts.themes and t not in verbatim for t in ds.themes):
+            carried["themes"] = ds.themes
     links = [r for r in ds.resources if not r.hosted]
-    if links or any(r.description or r.extras for r in ds.resources):
+    if links or (opts.extras_template and ds.resources) or any(
+            r.description or r.extras for r in ds.resources):
+        # With the file names, a return trip matches each file to its original resource.
         carried["resources"] = [
             {"id": r.source_id, "name": r.name, "description": r.description,
-             "format": r.format, "url": r.url if not r.hosted else "", **r.extras}
+             "format": r.format, "url": r.url if not r.hosted else "",
+             **({"file": r.filename} if r.hosted else {}), **r.extras}
             for r in ds.resources
         ]
     if carried:
@@ -145,6 +177,8 @@ def to_ods(ds: Dataset, opts: OdsMapOptions) -> OdsDataset:
             notes.extend(f"field {k!r} has no place in the target: set [target] extras_template"
                          for k in sorted(carried))
 
+    if not metadata["internal"]:
+        del metadata["internal"]
     hosted = [r for r in ds.resources if r.hosted]
     return OdsDataset(
         dataset_id=dataset_id_for(ds.name),
@@ -153,6 +187,38 @@ def to_ods(ds: Dataset, opts: OdsMapOptions) -> OdsDataset:
         attachments=[r for r in hosted if r.format.upper() not in EXTRACTORS],
         notes=notes,
     )
+
+
+def _json_list(value: Any) -> list[Any]:
+    """A list, also when it went through a portal that stored it as JSON text."""
+    if isinstance(value, str):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return []
+    return value if isinstance(value, list) else []
+
+
+def _restore(extras: Mapping[str, Any], metadata: dict[str, dict[str, Any]],
+             schema: Mapping[str, Mapping[str, str]] | None) -> set[str]:
+    """Put ``ods:<template>.<field>`` extras back into ``metadata`` (a mapped value wins);
+    return the keys used. Without a ``schema`` every such extra goes back."""
+    used: set[str] = set()
+    for key, value in extras.items():
+        template, _, name = key.removeprefix(ODS_PREFIX).partition(".")
+        if not key.startswith(ODS_PREFIX) or not name or value is None:
+            continue
+        kind = (schema.get(template) or {}).get(name) if schema is not None else ""
+        if kind is None:
+            continue  # the target has no such field: the value travels with the extras
+        if kind in _JSON_TYPES and isinstance(value, str):
+            try:
+                value = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                continue
+        metadata.setdefault(template, {}).setdefault(name, _value(value))
+        used.add(key)
+    return used
 
 
 def resource_body(res: Resource, file_uid: str) -> dict[str, Any]:

@@ -212,8 +212,7 @@ class CkanTarget:
             have = current.get(res.source_id)
             if not res.hosted:
                 if have is None:
-                    await self.portal.call("resource_create", {"package_id": pkg["id"], **want},
-                                           post=True, retry=False)
+                    await self._create_link(pkg["id"], res.source_id, want)
                 elif not _resource_same(have, want):
                     await self.portal.call("resource_patch", {"id": have["id"], **want}, post=True)
                 else:
@@ -265,6 +264,16 @@ class CkanTarget:
             await self.portal.call("resource_patch", {"id": target["id"], VERSION: want[VERSION]},
                                    post=True)
         return target
+
+    async def _create_link(self, pkg_id: str, source_id: str, want: dict[str, Any]) -> Any:
+        """Create a link resource once: a retry first looks for what a lost reply made."""
+        async def lookup() -> Any:
+            found = await self._show(pkg_id)
+            return next((r for r in (found or {}).get("resources") or []
+                         if r.get(MARK) == source_id), None)
+
+        return await self._create_once(lambda: self.portal.call(
+            "resource_create", {"package_id": pkg_id, **want}, post=True, retry=False), lookup)
 
     async def _upload(self, ds: Dataset, pkg_id: str, res: Resource, want: dict[str, Any],
                       have: dict[str, Any] | None, transfer: FileTransfer) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -11,7 +12,7 @@ import orjson
 
 from bulkport.checkpoint import Journal
 from bulkport.config import PortalConfig
-from bulkport.errors import ConfigError, NotFound, SkippableError, ValidationError
+from bulkport.errors import ConfigError, SkippableError, ValidationError
 from bulkport.http import HttpClient, Response, Upload, field_messages
 from bulkport.mappers.ods import OdsDataset, OdsMapOptions, resource_body, to_ods
 from bulkport.model import Dataset, Resource
@@ -99,19 +100,21 @@ class OdsPortal:
         return response.json() if response.body else None
 
     async def check(self) -> None:
-        """Fail fast on a wrong key or a missing extras template, before any write."""
+        """Fail fast on a wrong key or a missing extras template, before any write; learn
+        the domain's templates, so that fields kept from another Opendatasoft domain only
+        go back where this one has them."""
         await self._call("GET", "/datasets/", params={"limit": 0})
+        listed = await self._list("/metadata/templates/")
+        schema = {t["name"]: {f["name"]: f.get("type") or "text" for f in t.get("schema") or []
+                              if isinstance(f, dict) and isinstance(f.get("name"), str)}
+                  for t in listed if isinstance(t, dict) and isinstance(t.get("name"), str)}
+        self.options = replace(self.options, schema=schema)
         template = self.options.extras_template
         if template:
-            try:
-                found = await self._call("GET", f"/metadata/templates/{template}/")
-            except NotFound:
+            if template not in schema:
                 raise ConfigError(
-                    f"[target] extras_template {template!r} does not exist on {self.config.url}"
-                ) from None
-            fields = found.get("schema", []) if isinstance(found, dict) else []
-            names = {f.get("name") for f in fields if isinstance(f, dict)}
-            if self.options.extras_field not in names:
+                    f"[target] extras_template {template!r} does not exist on {self.config.url}")
+            if self.options.extras_field not in schema[template]:
                 raise ConfigError(
                     f"[target] extras_field {self.options.extras_field!r} is not a field of "
                     f"template {template!r} on {self.config.url}"
@@ -178,7 +181,8 @@ class OdsPortal:
         for template in set(mapped.metadata) | (set(self.owned) & set(current)):
             ours = mapped.metadata.get(template, {})
             have = _plain(current.get(template) or {})
-            owned = self.owned.get(template, set(ours))
+            # Fields restored from "ods:" extras are bulkport's too, once written.
+            owned = self.owned.get(template, set()) | set(ours)
             if {k: v for k, v in have.items() if k in owned} == ours:
                 continue
             # PUT replaces the template: keep the keys bulkport does not own.

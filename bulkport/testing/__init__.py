@@ -16,6 +16,8 @@ from bulkport.testing.datapress import DataPressStore, create_datapress_app
 from bulkport.testing.faults import FAULT_KINDS, Faults, RequestStats
 from bulkport.testing.files import Blob, BlobStore, SyntheticFile
 from bulkport.testing.ods import OdsStore, create_ods_app
+from bulkport.testing.ods_catalog import seed_ods
+from bulkport.testing.ods_explore import RecordSet
 from bulkport.testing.portaljs import create_portaljs_app
 from bulkport.testing.server import ThreadedServer, serve
 
@@ -27,6 +29,7 @@ __all__ = [
     "DataPressStore",
     "Faults",
     "OdsStore",
+    "RecordSet",
     "RequestStats",
     "SyntheticFile",
     "ThreadedServer",
@@ -37,5 +40,6 @@ __all__ = [
     "generate_packages",
     "seed_ckan",
     "seed_datapress",
+    "seed_ods",
     "serve",
 ]

@@ -2,7 +2,9 @@
 
 Everything lives under ``/api/automation/v1.0/`` and every path ends with ``/``. Auth is
 ``Authorization: apikey KEY`` or ``?apikey=KEY``; errors are ``{error_code, message,
-detail?}``; lists are ``{total_count, next, previous, results}``.
+detail?}``; lists are ``{total_count, next, previous, results}``. The explore API's dataset
+export (``/api/explore/v2.1/catalog/datasets/{dataset_id}/exports/{format}``) streams the
+records of published datasets (:mod:`bulkport.testing.ods_explore`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from bulkport.testing import ods_apikeys as apikeys
+from bulkport.testing import ods_explore as explore
 from bulkport.testing import ods_files as files
 from bulkport.testing.apputil import build_app
 from bulkport.testing.faults import Faults
@@ -368,8 +371,10 @@ def create_ods_app(store: OdsStore | None = None, *, api_keys: set[str] | None =
     app = build_app(route_label, faults=faults, error_body=ods_error_body,
                     extra_middlewares=(error_middleware, auth_middleware(keys)), store=store,
                     stats=store.stats, processing_time=processing_time)
-    for path, handlers in [*ROUTES, *apikeys.ROUTES]:
-        resource = app.router.add_resource(PREFIX + path)
+    routes = [(PREFIX + path, handlers) for path, handlers in [*ROUTES, *apikeys.ROUTES]]
+    routes += [(explore.EXPLORE_PREFIX + path, handlers) for path, handlers in explore.ROUTES]
+    for path, handlers in routes:
+        resource = app.router.add_resource(path)
         for method, handler in handlers.items():
             resource.add_route(method, handler)
     return app

@@ -12,6 +12,7 @@ from bulkport.testing.ods_store import OdsDataset, OdsStore
 from bulkport.testing.responses import json_response
 
 PREFIX = "/api/automation/v1.0"
+PUBLIC_PREFIX = "/api/explore/"  # the explore API also answers anonymous callers
 ADMIN_USER = "admin"  # the owner of the keys given to create_ods_app
 MAX_LIMIT = 1000
 
@@ -77,7 +78,8 @@ def auth_middleware(keys: set[str]) -> Any:
     """``Authorization: apikey KEY`` or ``?apikey=KEY``; anything else is a 401.
 
     ``keys`` belong to the domain administrator; keys created through ``/apikeys/`` to
-    their user, until revoked. The caller's user name goes in ``request["ods_user"]``.
+    their user, until revoked. The caller's user name goes in ``request["ods_user"]``
+    (None for an anonymous caller of the explore API, which needs no key).
     """
 
     @web.middleware
@@ -87,6 +89,9 @@ def auth_middleware(keys: set[str]) -> Any:
             scheme, _, value = header.partition(" ")
             key = value.strip() if scheme.lower() == "apikey" else request.query.get("apikey")
             challenge = {"WWW-Authenticate": 'ApiKey realm="api"'}
+            if not key and request.path.startswith(PUBLIC_PREFIX):
+                request["ods_user"] = None
+                return await handler(request)
             if not key:
                 raise OdsError(401, "not_authenticated",
                                "Authentication credentials were not provided.",

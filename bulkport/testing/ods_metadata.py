@@ -87,6 +87,25 @@ def default_templates(custom: dict[str, list[str]] | None = None) -> dict[str, T
     return templates
 
 
+def dcat_template() -> Template:
+    """The ``dcat`` template a domain gets with the DCAT-AP export (the usual fields)."""
+    return _template("dcat", "DCAT", "dcat", True, [
+        FieldSpec("created", "datetime", "Creation date"),
+        FieldSpec("issued", "datetime", "Issued"),
+        FieldSpec("creator", "text", "Creator"),
+        FieldSpec("contributor", "text", "Contributor"),
+        FieldSpec("contact_name", "text", "Contact name"),
+        FieldSpec("contact_email", "text", "Contact email"),
+        FieldSpec("accrualperiodicity", "text", "Update frequency"),
+        FieldSpec("spatial", "text", "Spatial coverage"),
+        FieldSpec("temporal", "text", "Temporal coverage"),
+        FieldSpec("granularity", "text", "Granularity"),
+        FieldSpec("dataquality", "html", "Data quality"),
+        FieldSpec("conforms_to", "list", "Conforms to"),
+        FieldSpec("relation", "list", "Relation"),
+    ])
+
+
 def _check_type(spec: FieldSpec, value: Any) -> list[str]:
     if value is None:
         return ["This field may not be null."] if spec.required else []

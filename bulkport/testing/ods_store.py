@@ -158,8 +158,8 @@ class OdsStore:
     Attributes tests may inspect: ``datasets`` (uid → :class:`OdsDataset`, with its
     ``resources``, ``files``, ``attachments`` and ``publication``), ``dataset_ids``
     (dataset_id → uid), ``blobs`` (file and attachment bodies by their uid),
-    ``templates`` (name → :class:`Template`), ``apikeys`` (:class:`ApiKeys`) and ``stats``
-    (requests by label).
+    ``templates`` (name → :class:`Template`), ``apikeys`` (:class:`ApiKeys`), ``records``
+    (dataset uid → the records the explore API exports) and ``stats`` (requests by label).
     """
 
     def __init__(self, *, custom_templates: dict[str, list[str]] | None = None,
@@ -170,6 +170,8 @@ class OdsStore:
         self.stats = RequestStats()
         self.templates: dict[str, Template] = default_templates(custom_templates)
         self.apikeys = ApiKeys(seed=seed)
+        # Dataset uid → the records the explore API exports (an ods_explore.RecordSet).
+        self.records: dict[str, Any] = {}
         self._rng = random.Random(seed)
 
     def new_uid(self, prefix: str, taken: Any = ()) -> str:
@@ -189,6 +191,7 @@ class OdsStore:
     def remove(self, dataset: OdsDataset) -> None:
         self.datasets.pop(dataset.uid, None)
         self.dataset_ids.pop(dataset.dataset_id, None)
+        self.records.pop(dataset.uid, None)
         for uid in (*dataset.files, *dataset.attachments):
             self.blobs.delete(uid)
 

@@ -104,15 +104,13 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="which API to simulate")
     parser.add_argument("--host", default=HOST, help="address to listen on (default %(default)s)")
     parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
-    parser.add_argument("--datasets", type=int, default=100,
-                        help="ckan, portaljs, datapress: synthetic datasets to serve "
-                             "(default %(default)s)")
+    parser.add_argument("--datasets", type=int, default=None,
+                        help="synthetic datasets to serve (default 100 for ckan and "
+                             "datapress, 0 for ods: an empty domain to migrate into)")
     parser.add_argument("--resources", type=int, default=2,
-                        help="ckan, portaljs, datapress: resources per dataset "
-                             "(default %(default)s)")
+                        help="resources per dataset (default %(default)s)")
     parser.add_argument("--file-size", type=int, default=2048,
-                        help="ckan, portaljs, datapress: bytes per hosted file "
-                             "(default %(default)s)")
+                        help="bytes per hosted file (default %(default)s)")
     parser.add_argument("--prefix", default="/api/v3",
                         help="datapress: API path prefix, /api/v3 or /api (default %(default)s)")
     parser.add_argument("--portal", dest="portal_name", default="demo",
@@ -147,12 +145,13 @@ def build_simulator(args: argparse.Namespace) -> web.Application:
     if args.latency > 0 or args.error_rate > 0:
         faults = Faults(latency=args.latency, error_rate=args.error_rate,
                         retry_after=args.retry_after, seed=args.seed)
+    datasets = args.datasets if args.datasets is not None else (0 if args.portal == "ods" else 100)
     if args.portal in ("ckan", "portaljs"):
         from bulkport.testing.catalog import seed_ckan
         from bulkport.testing.ckan import CkanStore, create_ckan_app
 
         store = CkanStore(seed=args.seed)
-        seed_ckan(store, datasets=args.datasets, resources=args.resources,
+        seed_ckan(store, datasets=datasets, resources=args.resources,
                   file_size=args.file_size, seed=args.seed)
         if args.portal == "ckan":
             return create_ckan_app(store, api_keys={args.api_key: "admin"}, faults=faults)
@@ -166,13 +165,17 @@ def build_simulator(args: argparse.Namespace) -> web.Application:
         from bulkport.testing.datapress import DataPressStore, create_datapress_app
 
         dp_store = DataPressStore(seed=args.seed)
-        seed_datapress(dp_store, datasets=args.datasets, resources=args.resources,
+        seed_datapress(dp_store, datasets=datasets, resources=args.resources,
                        file_size=args.file_size, seed=args.seed)
         dp_store.add_user("Simulator Admin", "admin@example.org", admin=True, key=args.api_key)
         return create_datapress_app(dp_store, prefix=args.prefix, faults=faults)
-    from bulkport.testing.ods import create_ods_app
+    from bulkport.testing.ods import OdsStore, create_ods_app
+    from bulkport.testing.ods_catalog import seed_ods
 
-    return create_ods_app(api_keys={args.api_key}, faults=faults)
+    ods_store = OdsStore(seed=args.seed)
+    seed_ods(ods_store, datasets=datasets, resources=args.resources, file_size=args.file_size,
+             seed=args.seed)
+    return create_ods_app(ods_store, api_keys={args.api_key}, faults=faults)
 
 
 def run_simulator(args: argparse.Namespace) -> int:
