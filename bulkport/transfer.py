@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import mimetypes
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, replace
 from typing import Protocol, TypeVar
 
 import anyio
@@ -41,6 +42,29 @@ async def _hashed(chunks: AsyncIterator[bytes], digest: Digest, expected: int | 
     if expected is not None and size != expected:
         raise TransportError(f"{where}: got {size} bytes, the source announced {expected}")
     digest.size, digest.sha256 = size, sha.hexdigest()
+
+
+@asynccontextmanager
+async def with_known_size(upload: Upload) -> AsyncIterator[Upload]:
+    """``upload`` with its size known: a stream of unknown length (an export, say) is
+    spooled to a temporary file first, for targets that need a Content-Length up front
+    (an S3 presigned PUT refuses a chunked body). Memory stays flat: the file is on disk."""
+    if upload.size is not None:
+        yield upload
+        return
+    with tempfile.TemporaryFile() as raw:
+        spool = anyio.wrap_file(raw)
+        size = 0
+        async for chunk in upload.chunks:
+            await spool.write(chunk)
+            size += len(chunk)
+        await spool.seek(0)
+
+        async def replay() -> AsyncIterator[bytes]:
+            while chunk := await spool.read(1 << 16):
+                yield chunk
+
+        yield replace(upload, chunks=replay(), size=size)
 
 
 class FileTransfer:

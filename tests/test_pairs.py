@@ -3,6 +3,7 @@ checked record by record: every dataset once, its title and description, its fil
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,7 +23,9 @@ from bulkport.testing import (
     create_ods_app,
     create_portaljs_app,
     seed_ckan,
+    seed_ods,
 )
+from bulkport.testing.ods_explore import render
 
 KEY = "pair-test-key-0042"
 DATASETS = 12
@@ -66,6 +69,23 @@ def _ckan_expected(store: CkanStore) -> list[Expected]:
                      sorted(store.blobs.get(r["id"]).sha256 for r in p["resources"]
                             if r.get("url_type") == "upload"))
             for p in store.packages.values() if p["state"] == "active"]
+
+
+def _ods_expected(store: OdsStore) -> list[Expected]:
+    expected = []
+    for uid, ds in store.datasets.items():
+        files = [store.blobs.get(r["datasource"]["file"]["uid"]).sha256
+                 for r in ds.resources.values() if r["datasource"]["type"] == "uploaded_file"]
+        files += [store.blobs.get(a).sha256 for a in ds.attachments]
+        if any(r["datasource"]["type"] == "ftp" for r in ds.resources.values()):
+            # Data only the explore export serves: it travels as a CSV file.
+            body = b"".join(render(store.records[uid], delimiter=",", with_bom=False))
+            files.append(hashlib.sha256(body).hexdigest())
+        default = ds.metadata["default"]
+        expected.append(Expected(uid, ds.dataset_id, default["title"]["value"],
+                                 (default.get("description") or {}).get("value") or "",
+                                 sorted(files)))
+    return expected
 
 
 def _ckan_reader(store: CkanStore) -> Reader:
@@ -116,6 +136,12 @@ class Portals:
                 url = self._serve(lambda: create_portaljs_app(
                     store, portal="src", api_keys={KEY: "admin"})) + "/@src"
             return Endpoint(kind, url, "include_private = true"), _ckan_expected(store)
+        if kind == "ods":
+            ods = OdsStore(seed=23)
+            seed_ods(ods, datasets=DATASETS, resources=2, file_size=1500, seed=23,
+                     large_export_rows=50)
+            url = self._serve(lambda: create_ods_app(ods, api_keys={KEY}))
+            return Endpoint(kind, url), _ods_expected(ods)
         raise AssertionError(kind)
 
     def target(self, kind: str) -> tuple[Endpoint, Reader, Writes]:
@@ -149,7 +175,7 @@ def portals() -> Iterator[Portals]:
     made.stop()
 
 
-SOURCES = ("ckan", "portaljs")
+SOURCES = ("ckan", "portaljs", "ods")
 TARGETS = ("ckan", "portaljs", "ods")
 PAIRS = [(s, t) for s in SOURCES for t in TARGETS if s != t or s == "ckan"]
 

@@ -39,7 +39,7 @@ from bulkport.mappers.ckan import (
 from bulkport.model import Dataset, Resource
 from bulkport.portals.ckan import CkanPortal, parse_error
 from bulkport.report import Report
-from bulkport.transfer import FileTransfer
+from bulkport.transfer import FileTransfer, with_known_size
 
 NAME_ENTRY = "ckan_name"  # journal: source id → the package name chosen on the target
 
@@ -247,18 +247,21 @@ class CkanTarget:
                                             post=True, retry=False)
         elif not _resource_same(target, meta):
             await self.portal.call("resource_patch", {"id": target["id"], **meta}, post=True)
-        granted = await self.portal.call("resource_upload", {"id": target["id"],
-                                                             "filename": upload.filename},
-                                         post=True)
-        url = granted.get("presigned_url") if isinstance(granted, dict) else None
-        if not url:
-            raise BadResponse(f"{self.describe()}: resource_upload gave no presigned_url")
-        try:
-            await self.client.upload("PUT", url, upload, multipart=False)
-        except AuthError as error:
-            # The object store's 403 is about the URL (expired, say), not the run's key.
-            raise TransportError(f"presigned upload refused ({error.status}); a new URL is "
-                                 "asked for on the next attempt") from None
+        # A stream of unknown length is spooled to disk first (S3 wants a Content-Length),
+        # before the URL is asked for, so that spooling cannot eat into its lifetime.
+        async with with_known_size(upload) as sized:
+            granted = await self.portal.call("resource_upload", {"id": target["id"],
+                                                                 "filename": upload.filename},
+                                             post=True)
+            url = granted.get("presigned_url") if isinstance(granted, dict) else None
+            if not url:
+                raise BadResponse(f"{self.describe()}: resource_upload gave no presigned_url")
+            try:
+                await self.client.upload("PUT", url, sized, multipart=False)
+            except AuthError as error:
+                # The object store's 403 is about the URL (expired, say), not the run's key.
+                raise TransportError(f"presigned upload refused ({error.status}); a new URL "
+                                     "is asked for on the next attempt") from None
         await self.portal.call("resource_upload_finalize", {"id": target["id"]}, post=True)
         if VERSION in want:
             await self.portal.call("resource_patch", {"id": target["id"], VERSION: want[VERSION]},
