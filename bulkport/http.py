@@ -286,9 +286,10 @@ class HttpClient:
                     ) as raw:
                         location = raw.headers.get("Location")
                         if raw.status in _REDIRECTS and location:
-                            # A redirect target (often a presigned URL) is a secret as a whole.
+                            # A redirect target is often a presigned URL: no message quotes
+                            # its query (every one goes through safe_url). Registering each as
+                            # a secret would grow the redaction pattern with every file.
                             url = urljoin(url, location)
-                            register_secret(urlsplit(url).query)
                             if raw.status == 303:
                                 method, data = "GET", None
                             params = None
@@ -296,9 +297,10 @@ class HttpClient:
                         yield raw, url
                         return
                 except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                    where = safe_url(url, keep_query=False)
+                    detail = redact(str(exc).replace(url, where))
                     raise TransportError(
-                        f"{safe_url(url, keep_query=False)}: {method} failed: "
-                        f"{type(exc).__name__} {exc}".strip()
+                        f"{where}: {method} failed: {type(exc).__name__} {detail}".strip()
                     ) from exc
         raise BadResponse(f"{safe_url(url, keep_query=False)}: too many redirects")
 

@@ -1,0 +1,119 @@
+"""Benchmark: the migration scenario for every pair of portals, side by side in one run.
+
+For each pair a source simulator seeded with the catalog and an empty target simulator run
+in their own processes, with a fixed latency added to every request; bulkport runs in a
+third process, as a user runs it. Printed per pair: datasets/s against the latency-bound
+ideal (the busiest portal's connections ÷ latency, divided by the requests a dataset needs
+there), requests per portal and the peak RSS of bulkport.
+
+    python benchmarks/migrate_pairs.py [--datasets 2000] [--files 2] [--latency 0.02]
+                                       [--pairs ckan:ods,ods:ckan,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+from migrate_ckan_to_ods import start_simulator
+
+KEY = "bench-pair-key-0001"
+ALL_PAIRS = ("ckan:ckan", "ckan:portaljs", "ckan:ods", "ckan:datapress", "portaljs:ckan",
+             "portaljs:ods", "ods:ckan", "ods:portaljs", "datapress:ckan")
+PROBES = {"ckan": "/api/3/action/status_show", "portaljs": "/@bench/api/3/action/status_show",
+          "ods": "/api/automation/v1.0/datasets/?limit=0", "datapress": "/api/v3/whoami"}
+SETTINGS = {  # extra lines of the job's [source] / [target] table
+    "ods": 'language = "en"',
+    "datapress": 'team = "${TEAM}"\nmasthead = "${MASTHEAD}"',
+}
+
+
+def start(stack: ExitStack, kind: str, datasets: int, args: argparse.Namespace) -> str:
+    extra = ["--portal", "bench"] if kind == "portaljs" else []
+    url = start_simulator(stack, kind, [
+        "--latency", str(args.latency), "--api-key", KEY, "--datasets", str(datasets),
+        "--resources", str(args.files), "--file-size", str(args.file_size), *extra],
+        PROBES[kind])
+    return url + "/@bench" if kind == "portaljs" else url
+
+
+def run_pair(source_kind: str, target_kind: str, args: argparse.Namespace) -> dict:
+    with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
+        source = start(stack, source_kind, args.datasets, args)
+        target = start(stack, target_kind, 0, args)
+        job = Path(tmp) / "bench.toml"
+        job.write_text(f"""
+kind = "migrate"
+name = "bench"
+[source]
+type = "{source_kind}"
+url = "{source}"
+api_key = "{KEY}"
+include_private = true
+[target]
+type = "{target_kind}"
+url = "{target}"
+api_key = "{KEY}"
+{SETTINGS.get(target_kind, "")}
+[options]
+connections = {args.connections}
+transfers = {args.connections}
+status_poll = 0.05
+""")
+        report_path = Path(tmp) / "report.json"
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bulkport", "run", str(job), "--state-dir",
+             str(Path(tmp) / "state"), "--report", str(report_path), "--no-progress"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env={**os.environ, "TEAM": "1", "MASTHEAD": "1"})
+        _, status, usage = os.wait4(proc.pid, 0)
+        report = json.loads(report_path.read_text())
+        report["wall"] = time.monotonic() - started
+        report["exit"] = os.waitstatus_to_exitcode(status)
+        report["rss_mb"] = usage.ru_maxrss / 1024
+        report["hosts"] = {source.split("/@")[0].split("//")[1]: f"source {source_kind}",
+                           target.split("/@")[0].split("//")[1]: f"target {target_kind}"}
+        return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", type=int, default=2000)
+    parser.add_argument("--files", type=int, default=2)
+    parser.add_argument("--file-size", type=int, default=4096)
+    parser.add_argument("--latency", type=float, default=0.02)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--pairs", default=",".join(ALL_PAIRS))
+    args = parser.parse_args()
+
+    per_host_ideal = args.connections / args.latency
+    print(f"{args.datasets:,} datasets × {args.files} files of {args.file_size:,} bytes, "
+          f"{args.latency * 1000:.0f} ms latency, {args.connections} connections per portal")
+    print(f"{'pair':<20}{'datasets/s':>11}{'ideal':>8}{'ratio':>7}  {'requests per portal':<44}"
+          f"{'RSS MB':>7}  exit")
+    for pair in args.pairs.split(","):
+        source_kind, target_kind = pair.split(":")
+        report = run_pair(source_kind, target_kind, args)
+        seconds = report["seconds"] or 1e-9
+        per_host = report["requests"]["per_host"]
+        named = {report["hosts"].get(host, "presigned objects"): count
+                 for host, count in sorted(per_host.items())}
+        busiest = max(per_host.values()) / args.datasets if per_host else 1
+        ideal = per_host_ideal / busiest
+        rate = args.datasets / seconds
+        hosts = ", ".join(f"{name} {count:,} ({count / seconds:,.0f}/s)"
+                          for name, count in named.items())
+        print(f"{pair.replace(':', ' → '):<20}{rate:>11.0f}{ideal:>8.0f}{rate / ideal:>7.0%}  "
+              f"{hosts:<44}{report['rss_mb']:>7.0f}  {report['exit']}")
+
+
+if __name__ == "__main__":
+    main()
