@@ -79,6 +79,7 @@ status_poll = 0.05
         report["wall"] = time.monotonic() - started
         report["exit"] = os.waitstatus_to_exitcode(status)
         report["rss_mb"] = usage.ru_maxrss / 1024
+        report["cpu"] = usage.ru_utime + usage.ru_stime
         report["hosts"] = {source.split("/@")[0].split("//")[1]: f"source {source_kind}",
                            target.split("/@")[0].split("//")[1]: f"target {target_kind}"}
         return report
@@ -97,8 +98,8 @@ def main() -> None:
     per_host_ideal = args.connections / args.latency
     print(f"{args.datasets:,} datasets × {args.files} files of {args.file_size:,} bytes, "
           f"{args.latency * 1000:.0f} ms latency, {args.connections} connections per portal")
-    print(f"{'pair':<20}{'datasets/s':>11}{'ideal':>8}{'ratio':>7}  {'requests per portal':<44}"
-          f"{'RSS MB':>7}  exit")
+    print(f"{'pair':<20}{'datasets/s':>11}{'ideal':>8}{'ratio':>7}{'secs':>7}{'CPU s':>7}"
+          f"{'RSS MB':>7}  requests per portal")
     for pair in args.pairs.split(","):
         source_kind, target_kind = pair.split(":")
         report = run_pair(source_kind, target_kind, args)
@@ -111,8 +112,9 @@ def main() -> None:
         rate = args.datasets / seconds
         hosts = ", ".join(f"{name} {count:,} ({count / seconds:,.0f}/s)"
                           for name, count in named.items())
-        print(f"{pair.replace(':', ' → '):<20}{rate:>11.0f}{ideal:>8.0f}{rate / ideal:>7.0%}  "
-              f"{hosts:<44}{report['rss_mb']:>7.0f}  {report['exit']}")
+        failed = "" if report["exit"] == 0 else f"  EXIT {report['exit']}"
+        print(f"{pair.replace(':', ' → '):<20}{rate:>11.0f}{ideal:>8.0f}{rate / ideal:>7.0%}"
+              f"{seconds:>7.1f}{report['cpu']:>7.1f}{report['rss_mb']:>7.0f}  {hosts}{failed}")
 
 
 if __name__ == "__main__":
