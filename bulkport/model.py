@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 
@@ -36,7 +37,8 @@ class Resource:
     @property
     def filename(self) -> str:
         """A file name for the upload, taken from the URL or the name."""
-        tail = self.url.rsplit("/", 1)[-1].split("?", 1)[0] if self.url else ""
+        # Download URLs quote the name ("Donn%C3%A9es.csv"); the upload wants it as it is.
+        tail = unquote(self.url.rsplit("/", 1)[-1].split("?", 1)[0]) if self.url else ""
         if tail and "." in tail:
             return tail
         ext = f".{self.format.lower()}" if self.format else ""
