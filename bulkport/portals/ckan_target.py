@@ -203,8 +203,7 @@ class CkanTarget:
             have = current.get(res.source_id)
             if not res.hosted:
                 if have is None:
-                    await self.portal.call("resource_create", {"package_id": pkg["id"], **want},
-                                           post=True, retry=False)
+                    await self._create_link(pkg["id"], res.source_id, want)
                 elif not _resource_same(have, want):
                     await self.portal.call("resource_patch", {"id": have["id"], **want}, post=True)
                 else:
@@ -224,6 +223,16 @@ class CkanTarget:
                 await self.portal.call("resource_delete", {"id": have["id"]}, post=True)
                 wrote = True
         return wrote
+
+    async def _create_link(self, pkg_id: str, mark: str, want: dict[str, Any]) -> None:
+        """A link resource, once: a retry first looks for what a lost reply created."""
+        async def lookup() -> Any:
+            found = await self._show(pkg_id)
+            return next((r for r in (found or {}).get("resources") or []
+                         if r.get(MARK) == mark), None)
+
+        await self._create_once(lambda: self.portal.call(
+            "resource_create", {"package_id": pkg_id, **want}, post=True, retry=False), lookup)
 
     async def _upload(self, ds: Dataset, pkg_id: str, res: Resource, want: dict[str, Any],
                       have: dict[str, Any] | None, transfer: FileTransfer) -> bool:
