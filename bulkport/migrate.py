@@ -17,6 +17,8 @@ from bulkport.http import HttpClient, Limits, RetryPolicy
 from bulkport.portals import Source, Target
 from bulkport.portals.ckan import CkanPortal
 from bulkport.portals.ckan_target import CkanTarget
+from bulkport.portals.datapress import DataPressPortal
+from bulkport.portals.datapress_target import DataPressTarget
 from bulkport.portals.ods import OdsPortal
 from bulkport.queue import pipeline
 from bulkport.report import Report
@@ -35,8 +37,10 @@ def make_client(job: JobConfig) -> HttpClient:
 def open_source(client: HttpClient, config: PortalConfig, page_size: int) -> Source:
     if config.type in ("ckan", "portaljs"):
         return CkanPortal(client, config, page_size=page_size)
+    if config.type == "datapress":
+        return DataPressPortal(client, config)
     raise ConfigError(f"[source] type {config.type!r} cannot be read yet "
-                      "(supported: ckan, portaljs)")
+                      "(supported: ckan, portaljs, datapress)")
 
 
 def open_target(client: HttpClient, job: JobConfig, journal: Journal, report: Report) -> Target:
@@ -48,8 +52,10 @@ def open_target(client: HttpClient, job: JobConfig, journal: Journal, report: Re
                          status_timeout=job.options.status_timeout)
     if config.type in ("ckan", "portaljs"):
         return CkanTarget(client, config, journal=journal, report=report)
+    if config.type == "datapress":
+        return DataPressTarget(client, config, journal=journal, report=report)
     raise ConfigError(f"[target] type {config.type!r} cannot be written yet "
-                      "(supported: ods, ckan, portaljs)")
+                      "(supported: ods, ckan, portaljs, datapress)")
 
 
 def _label(raw: Any) -> str:
