@@ -232,16 +232,19 @@ def datapress_to_dataset(record: Any, *, fields: Mapping[str, str] | None = None
     custom = record.get("custom") or {}
     if not isinstance(custom, Mapping):
         raise MappingError(f"dataset {dataset_id}: 'custom' is not an object")
+    # A dataset bulkport wrote carries its fields: one it lacks was empty at the source,
+    # and the site's own values (team, dates, page) describe the copy, not the record.
+    native = not isinstance(custom.get(MARK), str)
     values: dict[str, Any] = {}
     for name, path in paths.items():
         value = lookup(record, path) if path else None
-        if is_blank(value) and name in _FALLBACKS and name not in (fields or {}):
+        if is_blank(value) and native and name in _FALLBACKS and name not in (fields or {}):
             value = lookup(record, _FALLBACKS[name])
         values[name] = value
     table = licence_table(licences)
     team = record.get("team")
     team_title = _text(team.get("title")) if isinstance(team, Mapping) else None
-    if is_blank(values["organization"]) and "organization" not in (fields or {}):
+    if is_blank(values["organization"]) and native and "organization" not in (fields or {}):
         values["organization"] = slug(team_title) if team_title else _ident(team)
     if is_blank(values["license_id"]):
         values["license_id"] = licence_id(record.get("licence"), table)
@@ -254,8 +257,8 @@ def datapress_to_dataset(record: Any, *, fields: Mapping[str, str] | None = None
             extras[key.removeprefix(COLLIDED)] = value
     tops = {p.split(".")[0] for p in paths.values() if p and not p.startswith("custom.")}
     for key, value in record.items():
-        if key in _HANDLED or key in tops or is_blank(value):
-            continue
+        if key in _HANDLED or key in tops or is_blank(value) or (key == "masthead" and not native):
+            continue  # (the masthead of a copy is where the job put it)
         extras[EXTRA_PREFIX + key] = _ident(value) if key == "masthead" else value
     contact = record.get("contact")
     if isinstance(contact, Mapping):

@@ -30,8 +30,6 @@ from bulkport.mappers.datapress import (
 )
 from bulkport.model import Dataset, Resource
 
-_RESOURCE_NATIVE = ("hash", "timeframe")
-
 
 @dataclass(frozen=True)
 class DataPressMapOptions:
@@ -47,7 +45,11 @@ class DataPressMapOptions:
 
 
 def _carried_entry(res: Resource, native_format: str, native_title: str) -> dict[str, Any]:
-    """What DataPress has no place for in a resource, kept in ``custom[RESOURCES]``."""
+    """What DataPress has no place for in a resource, kept in ``custom[RESOURCES]``: a
+    file's own ``hash`` and a valid ``timeframe`` are held by DataPress, nothing of a link."""
+    native = set()
+    if res.hosted:
+        native = {"hash"} | ({"timeframe"} if timeframe(res) is not None else set())
     entry: dict[str, Any] = {}
     if res.format != native_format.upper():
         entry["format"] = res.format
@@ -57,8 +59,7 @@ def _carried_entry(res: Resource, native_format: str, native_title: str) -> dict
         entry["mimetype"] = res.mimetype
     if res.modified is not None:
         entry["modified"] = res.modified
-    extras = {k: v for k, v in res.extras.items()
-              if k not in _RESOURCE_NATIVE and v is not None}
+    extras = {k: v for k, v in res.extras.items() if k not in native and v is not None}
     if extras:
         entry["extras"] = extras
     return entry
@@ -147,7 +148,9 @@ def dataset_to_datapress(ds: Dataset, options: DataPressMapOptions, *,
         if key.startswith(EXTRA_PREFIX) and top in RESTORABLE:
             doc[top] = value
         else:
-            custom[COLLIDED + key if key in reserved else key] = value
+            # Prefixed when taken (or already prefixed, so that reading strips one level).
+            clash = key in reserved or key.startswith(COLLIDED)
+            custom[COLLIDED + key if clash else key] = value
     custom[MARK] = ds.source_id
     entries, links, resources = _resources(ds, files or {}, notes)
     if entries:

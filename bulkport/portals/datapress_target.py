@@ -114,7 +114,8 @@ class DataPressTarget:
         self.options = DataPressMapOptions(
             team=team, masthead=masthead, teams=config.get("teams", {}),
             mastheads=config.get("mastheads", {}), licences=config.get("licenses", {}),
-            topics=config.get("topics"), fields=config.get("fields", {}))
+            # An empty [target.topics] table is no map: topics set by hand stay.
+            topics=config.get("topics") or None, fields=config.get("fields", {}))
         self.max_size: int | None = config.get("max_file_size")
         self.touch = bool(config.get("touch_updated_at", False))
         self.uploader = ChunkedUploader(client, self.api, int(config.get("part_size", PART_SIZE)))
