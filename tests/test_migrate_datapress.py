@@ -312,6 +312,16 @@ def test_wrong_key_stops_at_the_first_request(sites, tmp_path: Path, capsys) -> 
     assert "[source] api_key" in capsys.readouterr().err
 
 
+def test_a_wrong_prefix_or_field_map_is_one_clear_line(sites, tmp_path: Path, capsys) -> None:
+    s = sites(datasets=2)
+    assert run(write_job(tmp_path, s, prefix="/api"), tmp_path / "state") == 2
+    assert "is [target] prefix right ('/api/v3' or '/api')?" in capsys.readouterr().err
+    job = write_job(tmp_path, s, extra='[target.fields]\nlanguag = "custom.lang"')
+    assert run(job, tmp_path / "state") == 2
+    assert "[target.fields] unknown pivot field(s): languag" in capsys.readouterr().err
+    assert s.dp.stats.requests == 1 and not s.dp.datasets
+
+
 def test_validation_errors_are_reported_per_field(sites, tmp_path: Path) -> None:
     s = sites(datasets=4)
     victim = next(p for p in s.ckan.packages.values() if p["state"] == "active")

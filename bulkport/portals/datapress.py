@@ -23,11 +23,12 @@ from bulkport.errors import (
     AuthError,
     BadResponse,
     ConfigError,
+    NotFound,
     SkippableError,
     TransportError,
 )
 from bulkport.http import HttpClient, Response, StreamResponse
-from bulkport.mappers.datapress import datapress_to_dataset
+from bulkport.mappers.datapress import DEFAULT_FIELDS, datapress_to_dataset
 from bulkport.model import Dataset, Resource
 
 DEFAULT_PREFIX = "/api/v3"
@@ -69,6 +70,37 @@ def api_base(config: PortalConfig) -> str:
         raise ConfigError(f"DataPress prefix must be a path such as '/api/v3' or '/api', "
                           f"got {prefix!r}")
     return config.url + "/" + prefix.strip("/")
+
+
+def check_settings(config: PortalConfig, role: str) -> None:
+    """Refuse unknown pivot fields in ``fields`` and malformed ``licenses`` up front.
+
+    Raises:
+        ConfigError: naming the table and the key.
+    """
+    fields = config.get("fields", {})
+    unknown = sorted(set(fields) - set(DEFAULT_FIELDS)) if isinstance(fields, dict) else ["?"]
+    if unknown:
+        raise ConfigError(f"[{role}.fields] unknown pivot field(s): {', '.join(unknown)} "
+                          f"(known: {', '.join(DEFAULT_FIELDS)})")
+    for key, value in (config.get("licenses", {}) or {}).items():
+        if not isinstance(value, str) and not (isinstance(value, dict) and value.get("title")):
+            raise ConfigError(f"[{role}.licenses] {key}: expected a title or "
+                              "{ url = ..., title = ... }")
+
+
+async def whoami(client: HttpClient, api: str, role: str) -> Any:
+    """The key's user (``null`` for a key the site does not know).
+
+    Raises:
+        ConfigError: there is no ``whoami`` at this prefix (not DataPress, or wrong prefix).
+    """
+    try:
+        response = await client.request("GET", f"{api}/whoami", errors=parse_error)
+    except NotFound:
+        raise ConfigError(f"{api}/whoami does not exist: is this a DataPress site, and is "
+                          f"[{role}] prefix right ('/api/v3' or '/api')?") from None
+    return response.json()
 
 
 def refused_key(where: str, role: str) -> AuthError:
@@ -123,6 +155,7 @@ class DataPressPortal:
         self.client = client
         self.config = config
         self.api = api_base(config)
+        check_settings(config, "source")
         self.fields: dict[str, str] = config.get("fields", {})
         self.licences: dict[str, Any] = config.get("licenses", {})
         self._sent: set[str] = set()  # ids already sent (a cut export is read again)
@@ -132,18 +165,14 @@ class DataPressPortal:
     def describe(self) -> str:
         return f"DataPress {self.config.url}"
 
-    async def whoami(self) -> Any:
-        """The key's user, or None for an unknown key."""
-        response = await self.client.request("GET", f"{self.api}/whoami", errors=parse_error)
-        return response.json()
-
     async def check(self) -> None:
         """Fail on a wrong key before reading anything (no key: the public catalogue).
 
         Raises:
             AuthError: the site does not know the key.
+            ConfigError: the URL and prefix lead to no DataPress API.
         """
-        if self.config.api_key and await self.whoami() is None:
+        if self.config.api_key and await whoami(self.client, self.api, "source") is None:
             raise refused_key(self.describe(), "source")
 
     async def produce(self, send: ObjectSendStream[Any], *, page_concurrency: int,

@@ -41,7 +41,14 @@ from bulkport.mappers.datapress_target import (
     upload_name,
 )
 from bulkport.model import Dataset, Resource
-from bulkport.portals.datapress import api_base, iter_export, parse_error, refused_key
+from bulkport.portals.datapress import (
+    api_base,
+    check_settings,
+    iter_export,
+    parse_error,
+    refused_key,
+    whoami,
+)
 from bulkport.portals.datapress_upload import PART_SIZE, ChunkedUploader, Uploaded, UploadState
 from bulkport.report import Report
 from bulkport.transfer import FileTransfer
@@ -110,6 +117,7 @@ class DataPressTarget:
         self.journal = journal
         self.report = report
         self.api = api_base(config)
+        check_settings(config, "target")
         self.create_url = f"{config.url}/api/dataset"  # documented there for every generation
         self.options = DataPressMapOptions(
             team=team, masthead=masthead, teams=config.get("teams", {}),
@@ -140,10 +148,10 @@ class DataPressTarget:
 
         Raises:
             AuthError: the site does not know the key.
-            ConfigError: the key's user is neither an admin nor a member of a team used.
+            ConfigError: the key's user is neither an admin nor a member of a team used, or
+                the URL and prefix lead to no DataPress API.
         """
-        response = await self.client.request("GET", f"{self.api}/whoami", errors=parse_error)
-        me = response.json()
+        me = await whoami(self.client, self.api, "target")
         if me is None:
             raise refused_key(self.describe(), "target")
         if not isinstance(me, dict):
