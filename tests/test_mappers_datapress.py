@@ -241,7 +241,7 @@ def _comparable(pkg: dict[str, Any], resources: list[dict[str, Any]]) -> dict[st
         {k: v for k, v in r.items() if k != CKAN_MARK} for r in resources]}
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(packages())
 def test_ckan_to_datapress_to_ckan_keeps_every_mapped_field(pkg: dict[str, Any]) -> None:
     original = package_to_dataset(pkg)
