@@ -259,3 +259,15 @@ def test_ckan_to_datapress_to_ckan_keeps_every_mapped_field(pkg: dict[str, Any])
         assert (mine.mimetype, mine.modified) == (theirs.mimetype, theirs.modified)
         if not mine.hosted:
             assert mine.url == theirs.url
+
+
+def test_a_field_the_site_leaves_out_is_not_written_as_null() -> None:
+    wanted = {"title": "T", "licence": None, "resources": {"b2c": {"title": "A", "timeFrame": None}},
+              "custom": {MARK: "s"}}
+    current = {"id": "ab12x", "title": "T", "resources": {"b2c": {"title": "A", "size": 3}},
+               "custom": {MARK: "s", "other": 1}}
+    assert minimal_patch(current, wanted) == []
+    frame = {"from": "2024", "to": "2025"}
+    assert minimal_patch(current, {**wanted, "resources": {"b2c": {"title": "A",
+                                                                   "timeFrame": frame}}}) == [
+        {"op": "add", "path": "/resources/b2c/timeFrame", "value": frame}]

@@ -70,16 +70,24 @@ def owned_view(current: Mapping[str, Any], wanted: Mapping[str, Any],
     view: dict[str, Any] = {}
     for key, want in wanted.items():
         if key not in current:
+            if want is None:  # a site that leaves out empty fields: nothing to write
+                view[key] = None
             continue
         have = current[key]
         if key in _MERGED and isinstance(have, dict) and isinstance(want, dict):
-            have = {k: v for k, v in have.items() if k in want}
+            have = _project(have, want)
         elif key in _ITEMS and isinstance(have, dict) and isinstance(want, dict):
-            have = {item_id: ({k: v for k, v in item.items() if k in want[item_id]}
-                              if item_id in want and isinstance(item, dict) else item)
+            have = {item_id: (_project(item, want[item_id])
+                              if item_id in want and isinstance(item, dict)
+                              and isinstance(want[item_id], dict) else item)
                     for item_id, item in have.items() if item_id in want or item_id in stale}
         view[key] = have
     return view
+
+
+def _project(have: Mapping[str, Any], want: Mapping[str, Any]) -> dict[str, Any]:
+    """``have`` on the keys of ``want``; a key left out stands for null where null is wanted."""
+    return {k: have.get(k) for k in want if k in have or want[k] is None}
 
 
 def minimal_patch(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[dict[str, Any]]:
