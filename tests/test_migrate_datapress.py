@@ -29,6 +29,7 @@ from bulkport.testing import (
     seed_ckan,
     seed_datapress,
 )
+from bulkport.testing.responses import drop_connection
 
 CKAN_KEY, DP_KEY = "ckan-key-5d1e90", "datapress-key-c47a21"
 PART = 1024  # the part size of these tests (the simulator's minimum is lowered to match)
@@ -61,7 +62,7 @@ def sites() -> Iterator[Any]:
     stores: list[Any] = []
 
     def make(datasets: int = 20, *, source: str = "ckan", faults: Faults | None = None,
-             latency: float = 0.0, prefix: str = "/api/v3") -> Sites:
+             latency: float = 0.0, prefix: str = "/api/v3", middleware: Any = None) -> Sites:
         ckan, dp = CkanStore(seed=5), DataPressStore(seed=6)
         stores.extend([ckan, dp])
         if source == "ckan":
@@ -85,6 +86,8 @@ def sites() -> Iterator[Any]:
         def datapress() -> web.Application:
             app = create_datapress_app(dp, faults=faults, min_part_size=PART, prefix=prefix)
             app.middlewares.insert(0, record)
+            if middleware is not None:
+                app.middlewares.insert(1, middleware)
             return app
 
         servers.append(ThreadedServer(datapress).start())
@@ -223,6 +226,28 @@ def test_the_v4_api_prefix(sites, tmp_path: Path) -> None:
     assert run(write_job(tmp_path, back, source="datapress", prefix="/api"),
                tmp_path / "back") == 0
     assert len(back.ckan.packages) == 4
+
+
+def test_lost_replies_are_looked_up_not_repeated(sites, tmp_path: Path) -> None:
+    """The first create, upload, part, completion and PATCH each succeed on the site but
+    their reply is lost: the run finds what they did instead of doing it twice."""
+    lost: list[str] = []
+
+    @web.middleware
+    async def lose_first_reply(request: web.Request, handler: Any) -> web.StreamResponse:
+        kind = f"{request.method} {request.path.rsplit('/', 1)[-1]}"
+        if request.method in ("POST", "PATCH") and kind not in lost:
+            lost.append(kind)
+            response = await handler(request)
+            drop_connection(request)
+            return response
+        return await handler(request)
+
+    s = sites(datasets=3, middleware=lose_first_reply)
+    assert run(write_job(tmp_path, s), tmp_path / "state") == 0
+    assert {"POST dataset", "POST upload", "POST chunk", "POST complete"} <= set(lost)
+    assert any(k.startswith("PATCH") for k in lost)
+    check_ckan_in_datapress(s)  # one dataset, file and link each: nothing made twice
 
 
 def test_datapress_to_ckan_keeps_fields_files_and_links(sites, tmp_path: Path, capsys) -> None:

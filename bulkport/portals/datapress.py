@@ -121,8 +121,10 @@ async def iter_export(client: HttpClient, url: str) -> AsyncIterator[Any]:
     """
     failures = 0
     while True:
+        reading = False
         try:
             async with client.stream(url, errors=parse_error) as response:
+                reading = True  # opening was retried already; a cut while reading was not
                 items: list[Any] = ijson.sendable_list()
                 # use_float: plain floats, not Decimal, so records serialise like any other
                 parser = ijson.items_coro(items, "item", use_float=True)
@@ -140,7 +142,7 @@ async def iter_export(client: HttpClient, url: str) -> AsyncIterator[Any]:
             return
         except TransportError as error:
             failures += 1
-            if failures >= client.retry.attempts:
+            if not reading or failures >= client.retry.attempts:
                 raise
             await anyio.sleep(client.retry.delay(failures, error))
         except ijson.JSONError as exc:

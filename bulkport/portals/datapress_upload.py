@@ -19,7 +19,7 @@ from typing import Any
 
 import anyio
 
-from bulkport.errors import BadResponse, NotFound
+from bulkport.errors import BadResponse, NotFound, TransportError
 from bulkport.http import HttpClient, Upload
 from bulkport.portals.datapress import parse_error
 
@@ -124,6 +124,9 @@ class ChunkedUploader:
         md5 = hashlib.md5()
         sent = 0
         async for number, data in _numbered(_parts(chunks, self.part_size)):
+            if number >= parts:  # the source sent more than it announced: try again
+                raise TransportError(f"file {upload.filename}: more than the {size:,} bytes "
+                                     "announced")
             md5.update(data)
             sent += 1
             await self._chunk(urls["urlChunk"], number, data, upload)
