@@ -103,7 +103,14 @@ def _norm_url(url: Any) -> str:
 
 
 def licence_table(overrides: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
-    """:data:`LICENCES` with a job's overrides (``id = "Title"`` or ``{url, title}``)."""
+    """:data:`LICENCES` with a job's overrides.
+
+    Args:
+        overrides: licence id → a title, or ``{url, title}``.
+
+    Returns:
+        Licence id → ``{url, title}``.
+    """
     table = {k: dict(v) for k, v in LICENCES.items()}
     for key, value in (overrides or {}).items():
         table[key] = ({"url": None, "title": value} if isinstance(value, str)

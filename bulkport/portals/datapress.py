@@ -64,7 +64,11 @@ def parse_error(response: Response) -> tuple[str, dict[str, str]]:
 
 
 def api_base(config: PortalConfig) -> str:
-    """The portal URL with its API prefix (``[source|target] prefix``)."""
+    """The portal URL with its API prefix (``[source|target] prefix``).
+
+    Raises:
+        ConfigError: the prefix is not a path.
+    """
     prefix = config.get("prefix", DEFAULT_PREFIX)
     if not isinstance(prefix, str) or not prefix.startswith("/"):
         raise ConfigError(f"DataPress prefix must be a path such as '/api/v3' or '/api', "
@@ -204,6 +208,7 @@ class DataPressPortal:
         return count
 
     def to_pivot(self, raw: Any) -> Dataset:
+        """Map one exported dataset (raises MappingError when it cannot be mapped)."""
         return datapress_to_dataset(raw, fields=self.fields, licences=self.licences)
 
     @asynccontextmanager

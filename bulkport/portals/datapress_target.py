@@ -91,7 +91,12 @@ def _project(have: Mapping[str, Any], want: Mapping[str, Any]) -> dict[str, Any]
 
 
 def minimal_patch(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The RFC 6902 operations that turn ``current`` into ``wanted`` on bulkport's fields."""
+    """The RFC 6902 operations that turn ``current`` into ``wanted`` on bulkport's fields.
+
+    Returns:
+        The operations (empty when the site already holds ``wanted``); links and files
+        bulkport recorded in ``custom`` that ``wanted`` no longer lists are removed.
+    """
     wanted = dict(wanted)
     custom = dict(wanted.get("custom") or {})
     have = current.get("custom") if isinstance(current.get("custom"), dict) else {}
@@ -253,6 +258,7 @@ class DataPressTarget:
         return made
 
     async def plan(self, ds: Dataset) -> str:
+        """``"create"`` or ``"update"``, reading only."""
         return "create" if await self._resolve(ds) is None else "update"
 
     async def upsert(self, ds: Dataset, transfer: FileTransfer) -> str:

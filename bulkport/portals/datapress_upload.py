@@ -104,6 +104,9 @@ class ChunkedUploader:
             fetch: reads the dataset again, to find the file an earlier attempt completed.
             resource_id: the file resource to replace in place, if any.
 
+        Returns:
+            The file resource now holding the bytes, and the dataset as the site shows it.
+
         Raises:
             BadResponse: the site's hash of the joined file is not the MD5 of what was sent.
         """
