@@ -10,7 +10,7 @@ whatever the catalogue size.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 from typing import Any
 
 import anyio
@@ -195,14 +195,16 @@ class DataPressPortal:
         async with send:
             await self.check()
             count = 0
-            async for record in iter_export(self.client, f"{self.api}/datasets/export.json"):
-                key = record.get("id") if isinstance(record, dict) else None
-                if isinstance(key, str):
-                    if key in self._sent:
-                        continue
-                    self._sent.add(key)
-                await send.send(record)
-                count += 1
+            records = iter_export(self.client, f"{self.api}/datasets/export.json")
+            async with aclosing(records):  # a cancelled run closes the export at once
+                async for record in records:
+                    key = record.get("id") if isinstance(record, dict) else None
+                    if isinstance(key, str):
+                        if key in self._sent:
+                            continue
+                        self._sent.add(key)
+                    await send.send(record)
+                    count += 1
             if on_total is not None:
                 on_total(count)
         return count
