@@ -362,7 +362,7 @@ class DataPressTarget:
                       resource_id: str | None, position: int,
                       transfer: FileTransfer) -> Uploaded | None:
         """Stream one file in; one the site refuses as too large is reported and skipped."""
-        label = f"file {res.filename} of dataset {ds.name}"
+        label = f"file {upload_name(res)} of dataset {ds.name}"
         if self.max_size is not None and res.size is not None and res.size > self.max_size:
             self.report.fail(label, f"{res.size:,} bytes is over the site's limit of "
                                     f"{self.max_size:,} (max_file_size)")
