@@ -24,11 +24,11 @@ from bulkport.mappers.datapress import (
 from bulkport.mappers.datapress_target import (
     DataPressMapOptions,
     dataset_to_datapress,
+    minimal_patch,
     upload_name,
 )
 from bulkport.model import Dataset
 from bulkport.portals.datapress import parse_error
-from bulkport.portals.datapress_target import minimal_patch
 
 OPTIONS = DataPressMapOptions(team="team1", masthead="simulator")
 DOC: dict[str, Any] = {

@@ -2,8 +2,8 @@
 
 The result is the part of a DataPress dataset that bulkport writes: native fields, the
 carried ``custom`` fields (see :mod:`bulkport.mappers.datapress`), its links (under
-deterministic UUID keys) and the metadata of the files already on the target. The target
-adapter diffs it against the current document to build a minimal JSON Patch.
+deterministic UUID keys) and the metadata of the files already on the target.
+:func:`minimal_patch` diffs it against the current document into a minimal JSON Patch.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import jsonpatch
 
 from bulkport.mappers.datapress import (
     COLLIDED,
@@ -203,3 +205,60 @@ def upload_fields(res: Resource) -> dict[str, Any]:
     if frame is not None:
         fields["timeframe"] = frame
     return fields
+
+
+# ---- the diff that becomes a PATCH ----------------------------------------------------
+
+_MERGED = ("custom", "contact")  # objects shared with people: only bulkport's keys compared
+_ITEMS = ("links", "resources")  # objects of items: only bulkport's items compared
+
+
+def owned_view(current: Mapping[str, Any], wanted: Mapping[str, Any],
+               stale: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The part of ``current`` that ``wanted`` speaks about, for a minimal diff.
+
+    Args:
+        stale: ids of links and files bulkport wrote before and the source no longer has:
+            kept in the view so that the diff removes them.
+    """
+    view: dict[str, Any] = {}
+    for key, want in wanted.items():
+        if key not in current:
+            if want is None:  # a site that leaves out empty fields: nothing to write
+                view[key] = None
+            continue
+        have = current[key]
+        if key in _MERGED and isinstance(have, dict) and isinstance(want, dict):
+            have = _project(have, want)
+        elif key in _ITEMS and isinstance(have, dict) and isinstance(want, dict):
+            have = {item_id: (_project(item, want[item_id])
+                              if item_id in want and isinstance(item, dict)
+                              and isinstance(want[item_id], dict) else item)
+                    for item_id, item in have.items() if item_id in want or item_id in stale}
+        view[key] = have
+    return view
+
+
+def _project(have: Mapping[str, Any], want: Mapping[str, Any]) -> dict[str, Any]:
+    """``have`` on the keys of ``want``; a key left out stands for null where null is wanted."""
+    return {k: have.get(k) for k in want if k in have or want[k] is None}
+
+
+def minimal_patch(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The RFC 6902 operations that turn ``current`` into ``wanted`` on bulkport's fields.
+
+    Returns:
+        The operations (empty when the site already holds ``wanted``); links and files
+        bulkport recorded in ``custom`` that ``wanted`` no longer lists are removed.
+    """
+    wanted = dict(wanted)
+    custom = dict(wanted.get("custom") or {})
+    have = current.get("custom") if isinstance(current.get("custom"), dict) else {}
+    previous = have.get(RESOURCES) if isinstance(have.get(RESOURCES), dict) else {}
+    if previous and RESOURCES not in custom:
+        custom[RESOURCES] = {}  # the source has no resource left: forget the old ones
+    wanted["custom"] = custom
+    keep = {e.get("id") for e in (custom.get(RESOURCES) or {}).values()}
+    stale = frozenset(e.get("id") for k, e in previous.items()
+                      if isinstance(e, dict) and e.get("id") not in keep)
+    return list(jsonpatch.make_patch(owned_view(current, wanted, stale), wanted))

@@ -19,7 +19,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 import anyio
-import jsonpatch
 
 from bulkport.checkpoint import Journal
 from bulkport.config import PortalConfig
@@ -37,6 +36,7 @@ from bulkport.mappers.datapress import MARK, RESOURCES, file_version, md5_of
 from bulkport.mappers.datapress_target import (
     DataPressMapOptions,
     dataset_to_datapress,
+    minimal_patch,
     upload_fields,
     upload_name,
 )
@@ -55,61 +55,6 @@ from bulkport.transfer import FileTransfer
 
 ID_ENTRY = "datapress_id"  # journal: source id → the DataPress dataset id
 FILE_ENTRY = "datapress_file"  # journal: "<source id>/<resource id>" → file resource, version
-_MERGED = ("custom", "contact")  # objects shared with people: only bulkport's keys compared
-_ITEMS = ("links", "resources")  # objects of items: only bulkport's items compared
-
-
-def owned_view(current: Mapping[str, Any], wanted: Mapping[str, Any],
-               stale: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """The part of ``current`` that ``wanted`` speaks about, for a minimal diff.
-
-    Args:
-        stale: ids of links and files bulkport wrote before and the source no longer has:
-            kept in the view so that the diff removes them.
-    """
-    view: dict[str, Any] = {}
-    for key, want in wanted.items():
-        if key not in current:
-            if want is None:  # a site that leaves out empty fields: nothing to write
-                view[key] = None
-            continue
-        have = current[key]
-        if key in _MERGED and isinstance(have, dict) and isinstance(want, dict):
-            have = _project(have, want)
-        elif key in _ITEMS and isinstance(have, dict) and isinstance(want, dict):
-            have = {item_id: (_project(item, want[item_id])
-                              if item_id in want and isinstance(item, dict)
-                              and isinstance(want[item_id], dict) else item)
-                    for item_id, item in have.items() if item_id in want or item_id in stale}
-        view[key] = have
-    return view
-
-
-def _project(have: Mapping[str, Any], want: Mapping[str, Any]) -> dict[str, Any]:
-    """``have`` on the keys of ``want``; a key left out stands for null where null is wanted."""
-    return {k: have.get(k) for k in want if k in have or want[k] is None}
-
-
-def minimal_patch(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The RFC 6902 operations that turn ``current`` into ``wanted`` on bulkport's fields.
-
-    Returns:
-        The operations (empty when the site already holds ``wanted``); links and files
-        bulkport recorded in ``custom`` that ``wanted`` no longer lists are removed.
-    """
-    wanted = dict(wanted)
-    custom = dict(wanted.get("custom") or {})
-    have = current.get("custom") if isinstance(current.get("custom"), dict) else {}
-    previous = have.get(RESOURCES) if isinstance(have.get(RESOURCES), dict) else {}
-    if previous and RESOURCES not in custom:
-        custom[RESOURCES] = {}  # the source has no resource left: forget the old ones
-    wanted["custom"] = custom
-    keep = {e.get("id") for e in (custom.get(RESOURCES) or {}).values()}
-    stale = frozenset(e.get("id") for k, e in previous.items()
-                      if isinstance(e, dict) and e.get("id") not in keep)
-    return list(jsonpatch.make_patch(owned_view(current, wanted, stale), wanted))
-
-
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
