@@ -17,6 +17,8 @@ from bulkport.http import HttpClient, Limits, RetryPolicy
 from bulkport.portals import Source, Target
 from bulkport.portals.ckan import CkanPortal
 from bulkport.portals.ckan_target import CkanTarget
+from bulkport.portals.datapress import DataPressPortal
+from bulkport.portals.datapress_target import DataPressTarget
 from bulkport.portals.ods import OdsPortal
 from bulkport.portals.ods_source import OdsSource
 from bulkport.queue import pipeline
@@ -38,8 +40,10 @@ def open_source(client: HttpClient, config: PortalConfig, page_size: int) -> Sou
         return CkanPortal(client, config, page_size=page_size)
     if config.type == "ods":
         return OdsSource(client, config, page_size=page_size)
+    if config.type == "datapress":
+        return DataPressPortal(client, config)
     raise ConfigError(f"[source] type {config.type!r} cannot be read yet "
-                      "(supported: ckan, portaljs, ods)")
+                      "(supported: ckan, portaljs, ods, datapress)")
 
 
 def open_target(client: HttpClient, job: JobConfig, journal: Journal, report: Report) -> Target:
@@ -51,8 +55,10 @@ def open_target(client: HttpClient, job: JobConfig, journal: Journal, report: Re
                          status_timeout=job.options.status_timeout)
     if config.type in ("ckan", "portaljs"):
         return CkanTarget(client, config, journal=journal, report=report)
+    if config.type == "datapress":
+        return DataPressTarget(client, config, journal=journal, report=report)
     raise ConfigError(f"[target] type {config.type!r} cannot be written yet "
-                      "(supported: ods, ckan, portaljs)")
+                      "(supported: ods, ckan, portaljs, datapress)")
 
 
 def _label(raw: Any) -> str:

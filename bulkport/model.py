@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 
@@ -39,7 +40,8 @@ class Resource:
         """A file name for the upload: the stored one, else from the URL or the name."""
         if self.file_name:
             return self.file_name
-        tail = self.url.rsplit("/", 1)[-1].split("?", 1)[0] if self.url else ""
+        # Download URLs quote the name ("Donn%C3%A9es.csv"); the upload wants it as it is.
+        tail = unquote(self.url.rsplit("/", 1)[-1].split("?", 1)[0]) if self.url else ""
         if tail and "." in tail:
             return tail
         ext = f".{self.format.lower()}" if self.format else ""

@@ -268,14 +268,14 @@ class CkanTarget:
                                    post=True)
         return target
 
-    async def _create_link(self, pkg_id: str, source_id: str, want: dict[str, Any]) -> Any:
-        """Create a link resource once: a retry first looks for what a lost reply made."""
+    async def _create_link(self, pkg_id: str, mark: str, want: dict[str, Any]) -> None:
+        """A link resource, once: a retry first looks for what a lost reply created."""
         async def lookup() -> Any:
             found = await self._show(pkg_id)
             return next((r for r in (found or {}).get("resources") or []
-                         if r.get(MARK) == source_id), None)
+                         if r.get(MARK) == mark), None)
 
-        return await self._create_once(lambda: self.portal.call(
+        await self._create_once(lambda: self.portal.call(
             "resource_create", {"package_id": pkg_id, **want}, post=True, retry=False), lookup)
 
     async def _upload(self, ds: Dataset, pkg_id: str, res: Resource, want: dict[str, Any],

@@ -1,0 +1,231 @@
+"""DataPress API adapter: errors, the streamed catalogue export, and the source side.
+
+The key goes in ``Authorization`` with no scheme and only to the portal's own origin (its
+file downloads included). The API prefix is ``/api/v3`` (newer docs, official client) or
+``/api`` (v4.0 docs): ``[source] prefix`` / ``[target] prefix``. The catalogue comes from
+``datasets/export.json`` in one response, parsed as it arrives, so memory stays flat
+whatever the catalogue size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, aclosing, asynccontextmanager
+from typing import Any
+
+import anyio
+import ijson
+import orjson
+from anyio.abc import ObjectSendStream
+
+from bulkport.config import PortalConfig
+from bulkport.errors import (
+    AuthError,
+    BadResponse,
+    ConfigError,
+    NotFound,
+    SkippableError,
+    TransportError,
+)
+from bulkport.http import HttpClient, Response, StreamResponse
+from bulkport.mappers.datapress import DEFAULT_FIELDS, datapress_to_dataset
+from bulkport.model import Dataset, Resource
+
+DEFAULT_PREFIX = "/api/v3"
+
+
+def parse_error(response: Response) -> tuple[str, dict[str, str]]:
+    """DataPress's ``{url, statusCode, statusMessage, message, data?: [{path, message}]}``.
+
+    Returns:
+        One line of text, and the field messages keyed by dotted path (``title``,
+        ``resources.b3k.format``).
+    """
+    try:
+        body = orjson.loads(response.body)
+    except orjson.JSONDecodeError:
+        return response.snippet() or f"HTTP {response.status}", {}
+    if not isinstance(body, dict):
+        return str(body), {}
+    fields: dict[str, str] = {}
+    for issue in body.get("data") if isinstance(body.get("data"), list) else []:
+        if isinstance(issue, dict):
+            path = ".".join(str(p) for p in issue.get("path") or []) or "(dataset)"
+            text = str(issue.get("message") or issue.get("code") or "invalid")
+            fields[path] = f"{fields[path]}; {text}" if path in fields else text
+    title = str(body.get("statusMessage") or "").strip()
+    detail = str(body.get("message") or "").strip().splitlines()
+    message = title or (detail[0] if detail else f"HTTP {response.status}")
+    if fields:
+        message = f"{message}: " + "; ".join(f"{k}: {v}" for k, v in fields.items())
+    elif detail and detail[0] != title:
+        message = f"{message}: {detail[0]}" if title else detail[0]
+    return message, fields
+
+
+def api_base(config: PortalConfig) -> str:
+    """The portal URL with its API prefix (``[source|target] prefix``).
+
+    Raises:
+        ConfigError: the prefix is not a path.
+    """
+    prefix = config.get("prefix", DEFAULT_PREFIX)
+    if not isinstance(prefix, str) or not prefix.startswith("/"):
+        raise ConfigError(f"DataPress prefix must be a path such as '/api/v3' or '/api', "
+                          f"got {prefix!r}")
+    return config.url + "/" + prefix.strip("/")
+
+
+def check_settings(config: PortalConfig, role: str) -> None:
+    """Refuse unknown pivot fields in ``fields`` and malformed ``licenses`` up front.
+
+    Raises:
+        ConfigError: naming the table and the key.
+    """
+    fields = config.get("fields", {})
+    unknown = sorted(set(fields) - set(DEFAULT_FIELDS)) if isinstance(fields, dict) else ["?"]
+    if unknown:
+        raise ConfigError(f"[{role}.fields] unknown pivot field(s): {', '.join(unknown)} "
+                          f"(known: {', '.join(DEFAULT_FIELDS)})")
+    for key, value in (config.get("licenses", {}) or {}).items():
+        if not isinstance(value, str) and not (isinstance(value, dict) and value.get("title")):
+            raise ConfigError(f"[{role}.licenses] {key}: expected a title or "
+                              "{ url = ..., title = ... }")
+
+
+async def whoami(client: HttpClient, api: str, role: str) -> Any:
+    """The key's user (``null`` for a key the site does not know).
+
+    Raises:
+        ConfigError: there is no ``whoami`` at this prefix (not DataPress, or wrong prefix).
+    """
+    try:
+        response = await client.request("GET", f"{api}/whoami", errors=parse_error)
+    except NotFound:
+        raise ConfigError(f"{api}/whoami does not exist: is this a DataPress site, and is "
+                          f"[{role}] prefix right ('/api/v3' or '/api')?") from None
+    return response.json()
+
+
+def refused_key(where: str, role: str) -> AuthError:
+    """The one-line error of a key DataPress does not know (``whoami`` answers null)."""
+    return AuthError(f"{where}: the API key was refused (whoami answered null): check "
+                     f"[{role}] api_key")
+
+
+async def iter_export(client: HttpClient, url: str) -> AsyncIterator[Any]:
+    """Every dataset of ``export.json``, parsed incrementally, one at a time.
+
+    A reply cut mid-way (a dropped connection) is read again from the start, as the retry
+    policy allows; the caller drops what it already had (by id).
+
+    Raises:
+        BadResponse: the body is not a JSON array.
+        RetriableError: the export kept failing.
+    """
+    failures = 0
+    while True:
+        reading = False
+        try:
+            async with client.stream(url, errors=parse_error) as response:
+                reading = True  # opening was retried already; a cut while reading was not
+                items: list[Any] = ijson.sendable_list()
+                # use_float: plain floats, not Decimal, so records serialise like any other
+                parser = ijson.items_coro(items, "item", use_float=True)
+                async for chunk in response.iter_chunks():
+                    parser.send(chunk)
+                    for item in items:
+                        yield item
+                    del items[:]
+                try:
+                    parser.close()
+                except ijson.IncompleteJSONError as exc:
+                    raise TransportError(f"{url}: export ended before the catalogue did") from exc
+                for item in items:
+                    yield item
+            return
+        except TransportError as error:
+            failures += 1
+            if not reading or failures >= client.retry.attempts:
+                raise
+            await anyio.sleep(client.retry.delay(failures, error))
+        except ijson.JSONError as exc:
+            raise BadResponse(f"{url}: export.json is not a JSON array of datasets "
+                              f"({exc})") from None
+
+
+class DataPressPortal:
+    """Reads a DataPress catalogue: ``whoami``, then ``export.json`` streamed, files streamed."""
+
+    def __init__(self, client: HttpClient, config: PortalConfig) -> None:
+        self.client = client
+        self.config = config
+        self.api = api_base(config)
+        check_settings(config, "source")
+        self.fields: dict[str, str] = config.get("fields", {})
+        self.licences: dict[str, Any] = config.get("licenses", {})
+        self._sent: set[str] = set()  # ids already sent (a cut export is read again)
+        if config.api_key:
+            client.bind(config.url, {config.auth_header: config.api_key})
+
+    def describe(self) -> str:
+        return f"DataPress {self.config.url}"
+
+    async def check(self) -> None:
+        """Fail on a wrong key before reading anything (no key: the public catalogue).
+
+        Raises:
+            AuthError: the site does not know the key.
+            ConfigError: the URL and prefix lead to no DataPress API.
+        """
+        if self.config.api_key and await whoami(self.client, self.api, "source") is None:
+            raise refused_key(self.describe(), "source")
+
+    async def produce(self, send: ObjectSendStream[Any], *, page_concurrency: int,
+                      on_total: Callable[[int], None] | None = None,
+                      on_page_error: Callable[[int, Exception], None] | None = None) -> int:
+        """Send every dataset of the export (raw dicts) into ``send``.
+
+        The export is one response, so ``page_concurrency`` and ``on_page_error`` do not
+        apply; the total is known at the end only.
+
+        Returns:
+            The number of datasets sent.
+        """
+        async with send:
+            await self.check()
+            count = 0
+            records = iter_export(self.client, f"{self.api}/datasets/export.json")
+            async with aclosing(records):  # a cancelled run closes the export at once
+                async for record in records:
+                    key = record.get("id") if isinstance(record, dict) else None
+                    if isinstance(key, str):
+                        if key in self._sent:
+                            continue
+                        self._sent.add(key)
+                    await send.send(record)
+                    count += 1
+            if on_total is not None:
+                on_total(count)
+        return count
+
+    def to_pivot(self, raw: Any) -> Dataset:
+        """Map one exported dataset (raises MappingError when it cannot be mapped)."""
+        return datapress_to_dataset(raw, fields=self.fields, licences=self.licences)
+
+    @asynccontextmanager
+    async def open_file(self, resource: Resource) -> AsyncIterator[StreamResponse]:
+        """Stream a hosted file; the key goes along only to the portal's own host.
+
+        Raises:
+            SkippableError: the key may not read this file (a 403 on one dataset is not a
+                wrong key: that was checked with ``whoami``).
+        """
+        async with AsyncExitStack() as stack:
+            try:
+                response = await stack.enter_async_context(
+                    self.client.stream(resource.url, errors=parse_error))
+            except AuthError as error:
+                raise SkippableError(f"no permission to download it: {error}",
+                                     error.status) from None
+            yield response

@@ -1,0 +1,356 @@
+"""DataPress as a migration target: find-or-create, minimal JSON Patches, chunked files.
+
+DataPress assigns dataset ids, so the id made for a source record is journaled, and the
+dataset carries the source id in ``custom.bulkport_source_id``: with a fresh state
+directory one pass over ``export.json`` finds bulkport's datasets again. Updates are RFC
+6902 patches computed with ``jsonpatch`` between the current document and the fields
+bulkport owns, so what people edit on the site (other custom fields, their own links and
+files) survives and a re-run sends no PATCH at all. Files go through the chunked upload,
+replaced in place when the source says they changed, skipped when size, version or MD5
+say they did not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import aclosing
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import Any
+
+import anyio
+
+from bulkport.checkpoint import Journal
+from bulkport.config import PortalConfig
+from bulkport.errors import (
+    AuthError,
+    BadResponse,
+    ConfigError,
+    NotFound,
+    PayloadTooLarge,
+    SkippableError,
+    ValidationError,
+)
+from bulkport.http import HttpClient, Upload
+from bulkport.mappers.datapress import MARK, RESOURCES, file_version, md5_of
+from bulkport.mappers.datapress_target import (
+    DataPressMapOptions,
+    dataset_to_datapress,
+    minimal_patch,
+    upload_fields,
+    upload_name,
+)
+from bulkport.model import Dataset, Resource
+from bulkport.portals.datapress import (
+    api_base,
+    check_settings,
+    iter_export,
+    parse_error,
+    refused_key,
+    whoami,
+)
+from bulkport.portals.datapress_upload import PART_SIZE, ChunkedUploader, Uploaded, UploadState
+from bulkport.report import Report
+from bulkport.transfer import FileTransfer
+
+ID_ENTRY = "datapress_id"  # journal: source id → the DataPress dataset id
+FILE_ENTRY = "datapress_file"  # journal: "<source id>/<resource id>" → file resource, version
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class DataPressTarget:
+    """Writes datasets into a DataPress site."""
+
+    def __init__(self, client: HttpClient, config: PortalConfig, *, journal: Journal,
+                 report: Report) -> None:
+        if not config.api_key:
+            raise ConfigError("[target] api_key is required for a DataPress target")
+        team, masthead = config.get("team"), config.get("masthead")
+        if not isinstance(team, str) or not isinstance(masthead, str) or not team or not masthead:
+            raise ConfigError("[target] team and masthead are required for a DataPress target "
+                              "(the team id and the masthead id new datasets get)")
+        self.client = client
+        self.config = config
+        self.journal = journal
+        self.report = report
+        self.api = api_base(config)
+        check_settings(config, "target")
+        self.create_url = f"{config.url}/api/dataset"  # documented there for every generation
+        self.options = DataPressMapOptions(
+            team=team, masthead=masthead, teams=config.get("teams", {}),
+            mastheads=config.get("mastheads", {}), licences=config.get("licenses", {}),
+            # An empty [target.topics] table is no map: topics set by hand stay.
+            topics=config.get("topics") or None, fields=config.get("fields", {}))
+        self.max_size: int | None = config.get("max_file_size")
+        self.touch = bool(config.get("touch_updated_at", False))
+        self.uploader = ChunkedUploader(client, self.api, int(config.get("part_size", PART_SIZE)))
+        self._index: dict[str, str] | None = None  # source id → dataset id, from the export
+        self._index_lock = anyio.Lock()
+        client.bind(config.url, {config.auth_header: config.api_key})
+
+    def describe(self) -> str:
+        return f"DataPress {self.config.url}"
+
+    async def _call(self, method: str, url: str, *, retry: bool = True, **kwargs: Any) -> Any:
+        """One API call. A 403 here is about one dataset (the key itself was checked)."""
+        try:
+            response = await self.client.request(method, url, errors=parse_error, retry=retry,
+                                                 **kwargs)
+        except AuthError as error:
+            raise SkippableError(f"no permission: {error}", error.status) from None
+        return response.json()
+
+    async def check(self) -> None:
+        """Fail fast on a wrong key, or a key that may not write into the configured teams.
+
+        Raises:
+            AuthError: the site does not know the key.
+            ConfigError: the key's user is neither an admin nor a member of a team used, or
+                the URL and prefix lead to no DataPress API.
+        """
+        me = await whoami(self.client, self.api, "target")
+        if me is None:
+            raise refused_key(self.describe(), "target")
+        if not isinstance(me, dict):
+            raise BadResponse(f"{self.api}/whoami: unexpected reply (is this a DataPress API?)")
+        if me.get("admin"):
+            return
+        member = {m.get("id") if isinstance(m, dict) else m for m in me.get("memberships") or []}
+        missing = sorted({self.options.team, *self.options.teams.values()} - member)
+        if missing:
+            raise ConfigError(f"[target] team(s) {', '.join(missing)}: the key's user "
+                              f"{me.get('title')!r} is not a member of them on {self.config.url}")
+
+    async def _get(self, dataset_id: str) -> dict[str, Any]:
+        found = await self._call("GET", f"{self.api}/dataset/{dataset_id}")
+        if not isinstance(found, dict) or "id" not in found:
+            raise BadResponse(f"{self.api}/dataset/{dataset_id}: unexpected reply")
+        return found
+
+    async def _scan(self, stop_at: str | None = None) -> dict[str, str]:
+        """Source id → dataset id of bulkport's datasets, from one pass over the export
+        (ids only are kept, never whole records)."""
+        index: dict[str, str] = {}
+        records = iter_export(self.client, f"{self.api}/datasets/export.json")
+        async with aclosing(records):
+            async for record in records:
+                custom = record.get("custom") if isinstance(record, dict) else None
+                mark = custom.get(MARK) if isinstance(custom, dict) else None
+                if isinstance(mark, str) and isinstance(record.get("id"), str):
+                    index.setdefault(mark, record["id"])
+                    if mark == stop_at:
+                        break
+        return index
+
+    async def _indexed(self, source_id: str) -> str | None:
+        async with self._index_lock:  # one export read, however many workers ask at once
+            if self._index is None:
+                self._index = await self._scan()
+        return self._index.get(source_id)
+
+    async def _resolve(self, ds: Dataset) -> dict[str, Any] | None:
+        """The dataset written for ``ds`` before, as the site shows it now, or None."""
+        known = self.journal.get(ID_ENTRY, ds.source_id)
+        dataset_id = known["id"] if known else await self._indexed(ds.source_id)
+        if dataset_id is None:
+            return None
+        try:
+            current = await self._get(dataset_id)
+        except NotFound:  # deleted on the site since: made again
+            if self._index is not None:
+                self._index.pop(ds.source_id, None)
+            return None
+        custom = current.get("custom") if isinstance(current.get("custom"), dict) else {}
+        if custom.get(MARK) != ds.source_id:
+            raise ValidationError(f"dataset {dataset_id} on {self.describe()} no longer carries "
+                                  f"custom.{MARK} = {ds.source_id!r}; restore it or remove the "
+                                  "state directory entry")
+        return current
+
+    async def _create_once(self, create: Callable[[], Awaitable[Any]],
+                           lookup: Callable[[], Awaitable[Any]]) -> Any:
+        """Create once: before a retry, look for what the failed attempt may have made."""
+        first = True
+
+        async def attempt() -> Any:
+            nonlocal first
+            if not first and (found := await lookup()) is not None:
+                return found
+            first = False
+            return await create()
+
+        return await self.client.with_retries(attempt)
+
+    async def _create(self, ds: Dataset, wanted: dict[str, Any]) -> dict[str, Any]:
+        body = {k: v for k, v in wanted.items() if k != "resources"}  # files come by upload
+
+        async def create() -> dict[str, Any]:
+            reply = await self._call("POST", self.create_url, json=body, retry=False)
+            made = reply.get("dataset") if isinstance(reply, dict) else None
+            if not isinstance(made, dict) or "id" not in made:
+                raise BadResponse(f"{self.create_url}: the reply has no dataset")
+            return made
+
+        async def lookup() -> dict[str, Any] | None:
+            found = (await self._scan(stop_at=ds.source_id)).get(ds.source_id)
+            return await self._get(found) if found else None
+
+        made = await self._create_once(create, lookup)
+        self.journal.record(ID_ENTRY, ds.source_id, id=made["id"])
+        if self._index is not None:
+            self._index[ds.source_id] = made["id"]
+        return made
+
+    async def plan(self, ds: Dataset) -> str:
+        """``"create"`` or ``"update"``, reading only."""
+        return "create" if await self._resolve(ds) is None else "update"
+
+    async def upsert(self, ds: Dataset, transfer: FileTransfer) -> str:
+        """Create or update ``ds`` with its files and links.
+
+        Returns:
+            ``"created"``, ``"updated"`` or ``"unchanged"``.
+
+        Raises:
+            ValidationError: the site refused a field (``fields`` maps each path to why).
+            SkippableError: this dataset failed; the run goes on.
+        """
+        wanted, notes = dataset_to_datapress(ds, self.options)
+        for note in notes:
+            self.report.note(note)
+        current = await self._resolve(ds)
+        created = current is None
+        if current is None:
+            current = await self._create(ds, wanted)
+        files = self._known_files(ds, current)
+        current, uploaded = await self._sync_files(ds, current, files, transfer)
+        wanted, _ = dataset_to_datapress(ds, self.options, files=files)
+        patched = await self._patch(current, wanted)
+        if created:
+            return "created"
+        return "updated" if patched or uploaded else "unchanged"
+
+    async def _patch(self, current: dict[str, Any], wanted: dict[str, Any]) -> bool:
+        """PATCH what differs; True when a PATCH was sent."""
+        dataset_id = current["id"]
+        first, sent = True, False
+
+        async def attempt() -> None:
+            nonlocal first, current, sent
+            if not first:  # a lost reply may have applied it: diff again from the site
+                current = await self._get(dataset_id)
+            first = False
+            operations = minimal_patch(current, wanted)
+            if not operations:
+                return
+            if self.touch:  # DataPress does not bump updatedAt for you
+                operations.append({"op": "replace", "path": "/updatedAt", "value": _now()})
+            sent = True
+            await self._call("PATCH", f"{self.api}/dataset/{dataset_id}", json=operations,
+                             retry=False)
+
+        await self.client.with_retries(attempt)
+        return sent
+
+    def _known_files(self, ds: Dataset, current: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        """Source resource id → ``{id, version}`` of the files already on the site: from
+        the journal (written as each upload completes), else from the dataset's map."""
+        custom = current.get("custom") if isinstance(current.get("custom"), dict) else {}
+        entries = custom.get(RESOURCES) if isinstance(custom.get(RESOURCES), dict) else {}
+        held = current.get("resources") or {}
+        known: dict[str, dict[str, Any]] = {}
+        for res in ds.resources:
+            if not res.hosted:
+                continue
+            for found in (self.journal.get(FILE_ENTRY, f"{ds.source_id}/{res.source_id}"),
+                          entries.get(res.source_id)):
+                if isinstance(found, dict) and found.get("id") in held:
+                    known[res.source_id] = {"id": found["id"], "version": found.get("version")}
+                    break
+        return known
+
+    async def _sync_files(self, ds: Dataset, current: dict[str, Any],
+                          known: dict[str, dict[str, Any]],
+                          transfer: FileTransfer) -> tuple[dict[str, Any], bool]:
+        """Upload the files the site lacks or holds an old version of; ``known`` is
+        updated in place. Returns the dataset as it now is and whether anything was sent."""
+        wrote = False
+        referenced = {entry["id"] for entry in known.values()}
+        hosted = [res for res in ds.resources if res.hosted]
+        for position, res in enumerate(hosted):
+            version, md5 = file_version(res), md5_of(res)
+            held_all = current.get("resources") or {}
+            have = known.get(res.source_id)
+            if have is None and (adopted := _orphan(held_all, res, referenced, md5)):
+                # A file an interrupted run uploaded before it could record it.
+                have = known[res.source_id] = {"id": adopted, "version": None}
+                referenced.add(adopted)
+            held = held_all.get(have["id"]) if have else None
+            if held is not None and _same(held, have, res, version, md5):
+                if have and have.get("version") != version:
+                    have["version"] = version
+                continue
+            uploaded = await self._upload(ds, current, res, have["id"] if held is not None and have else None,
+                                          position, transfer)
+            if uploaded is None:
+                continue
+            current = uploaded.dataset
+            known[res.source_id] = {"id": uploaded.resource_id, "version": version}
+            referenced.add(uploaded.resource_id)
+            self.journal.record(FILE_ENTRY, f"{ds.source_id}/{res.source_id}",
+                                id=uploaded.resource_id, version=version)
+            wrote = True
+        return current, wrote
+
+    async def _upload(self, ds: Dataset, current: dict[str, Any], res: Resource,
+                      resource_id: str | None, position: int,
+                      transfer: FileTransfer) -> Uploaded | None:
+        """Stream one file in; one the site refuses as too large is reported and skipped."""
+        label = f"file {upload_name(res)} of dataset {ds.name}"
+        if self.max_size is not None and res.size is not None and res.size > self.max_size:
+            self.report.fail(label, f"{res.size:,} bytes is over the site's limit of "
+                                    f"{self.max_size:,} (max_file_size)")
+            return None
+        fields, name = upload_fields(res), upload_name(res)
+        if resource_id is None:
+            fields["order"] = position  # new files keep the source's order
+        state = UploadState(before=frozenset(current.get("resources") or {}))
+
+        async def fetch() -> dict[str, Any]:
+            return await self._get(current["id"])
+
+        async def put(upload: Upload, attempt: int) -> Uploaded:
+            return await self.uploader.send(current["id"], replace(upload, filename=name),
+                                            fields, state, fetch, resource_id=resource_id)
+
+        try:
+            uploaded, _ = await transfer.send(res, put)
+        except PayloadTooLarge as error:
+            self.report.fail(label, f"refused as too large ({res.size or '?'} bytes): {error}")
+            return None
+        except AuthError as error:
+            raise SkippableError(f"no permission: {error}", error.status) from None
+        return uploaded
+
+
+def _same(held: Mapping[str, Any], have: Mapping[str, Any] | None, res: Resource,
+          version: str | None, md5: str | None) -> bool:
+    """Whether the file on the site is the source's: by MD5 when the source gives one,
+    else by the version recorded at upload and the size."""
+    if res.size is not None and held.get("size") != res.size:
+        return False
+    if md5 is not None:
+        return held.get("hash") == md5
+    return version is not None and have is not None and have.get("version") == version
+
+
+def _orphan(held: Mapping[str, Any], res: Resource, referenced: set[str],
+            md5: str | None) -> str | None:
+    """An unrecorded file with this resource's title and size (and MD5, if known)."""
+    for rid, item in held.items():
+        if (rid not in referenced and isinstance(item, dict) and item.get("title") == res.name
+                and res.size is not None and item.get("size") == res.size
+                and (md5 is None or item.get("hash") == md5)):
+            return rid
+    return None

@@ -1,0 +1,90 @@
+"""The DataPress source: the streamed export, read again when cut, in flat memory."""
+
+from __future__ import annotations
+
+import tracemalloc
+from typing import Any
+
+import anyio
+import orjson
+from aiohttp import web
+
+from bulkport.config import PortalConfig
+from bulkport.http import HttpClient, RetryPolicy
+from bulkport.portals.datapress import DataPressPortal, iter_export
+from bulkport.testing import DataPressStore, create_datapress_app, seed_datapress, serve
+from bulkport.testing.responses import DROP_AFTER_KEY, drop_connection
+
+KEY = "dp-source-key-e1f2"
+
+
+async def _collect(portal: DataPressPortal) -> tuple[int, list[Any]]:
+    send, receive = anyio.create_memory_object_stream[Any](0)
+    got: list[Any] = []
+    async with anyio.create_task_group() as tg:
+        async def consume() -> None:
+            async with receive:
+                async for item in receive:
+                    got.append(item)
+
+        tg.start_soon(consume)
+        total = await portal.produce(send, page_concurrency=1)
+    return total, got
+
+
+async def test_an_export_cut_mid_way_is_read_again_without_duplicates() -> None:
+    store = DataPressStore(seed=3)
+    seed_datapress(store, datasets=200, resources=1, file_size=64, seed=3)
+    store.add_user("Reader", "r@example.org", admin=True, key=KEY)
+    cuts: list[str] = []
+
+    @web.middleware
+    async def cut_first_export(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path.endswith("/export.json") and not cuts:
+            cuts.append(request.path)
+            request[DROP_AFTER_KEY] = True  # the simulator stops writing half-way
+            response = await handler(request)
+            drop_connection(request)
+            return response
+        return await handler(request)
+
+    app = create_datapress_app(store, prefix="/api")
+    app.middlewares.insert(0, cut_first_export)
+    async with serve(app) as url, HttpClient(retry=RetryPolicy(backoff_base=0.01)) as client:
+        portal = DataPressPortal(client, PortalConfig("datapress", url, KEY,
+                                                      settings={"prefix": "/api"}))
+        total, got = await _collect(portal)
+    assert cuts == ["/api/datasets/export.json"]
+    assert store.stats["datapress:export"] == 2 and store.stats["datapress:whoami"] == 1
+    assert total == 200 and sorted(d["id"] for d in got) == sorted(store.datasets)
+    store.close()
+
+
+async def test_the_export_is_parsed_in_flat_memory() -> None:
+    record = orjson.dumps({"id": "x", "title": "t" * 900, "custom": {"k": [1, 2.5, None]}})
+    count = 6000  # about 5.5 MB of JSON
+
+    async def export(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.content_type = "application/json"
+        await response.prepare(request)
+        await response.write(b"[")
+        for n in range(count):
+            await response.write((b"," if n else b"") + record)
+        await response.write(b"]")
+        return response
+
+    app = web.Application()
+    app.router.add_get("/export.json", export)
+    seen = 0
+    async with serve(app) as url, HttpClient() as client:
+        tracemalloc.start()
+        try:
+            async for item in iter_export(client, url + "/export.json"):
+                assert item["custom"]["k"] == [1, 2.5, None]  # floats, not Decimal
+                seen += 1
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert seen == count
+    assert peak < 1_500_000  # the body is 5.5 MB: never held whole
