@@ -14,15 +14,20 @@ import pytest
 
 from bulkport.cli import main
 from bulkport.mappers.ckan import MARK
+from bulkport.mappers.datapress import MARK as DP_MARK
+from bulkport.mappers.datapress import datapress_to_dataset
 from bulkport.mappers.ods import dataset_id_for
 from bulkport.testing import (
     CkanStore,
+    DataPressStore,
     OdsStore,
     ThreadedServer,
     create_ckan_app,
+    create_datapress_app,
     create_ods_app,
     create_portaljs_app,
     seed_ckan,
+    seed_datapress,
     seed_ods,
 )
 from bulkport.testing.ods_explore import render
@@ -88,6 +93,34 @@ def _ods_expected(store: OdsStore) -> list[Expected]:
     return expected
 
 
+def _dp_files(store: DataPressStore, doc: dict[str, Any]) -> list[str]:
+    return sorted(store.blobs.get(r["origin"]).sha256 for r in doc["resources"].values())
+
+
+def _dp_expected(store: DataPressStore) -> list[Expected]:
+    return [Expected(doc["id"], datapress_to_dataset(doc).name, doc["title"],
+                     doc.get("description") or "", _dp_files(store, doc))
+            for doc in store.datasets.values()]
+
+
+def _dp_reader(store: DataPressStore) -> Reader:
+    def read(expected: Expected) -> Held | None:
+        found = [d for d in store.datasets.values()
+                 if (d.get("custom") or {}).get(DP_MARK) == expected.source_id]
+        assert len(found) <= 1, f"{expected.name}: {len(found)} copies"
+        if not found:
+            return None
+        return Held(found[0]["title"], found[0].get("description") or "",
+                    _dp_files(store, found[0]))
+    return read
+
+
+def _datapress(seed: int) -> DataPressStore:
+    store = DataPressStore(seed=seed)
+    store.add_user("Admin", "admin@example.org", admin=True, key=KEY)
+    return store
+
+
 def _ckan_reader(store: CkanStore) -> Reader:
     def read(expected: Expected) -> Held | None:
         found = [p for p in store.packages.values() if p["state"] == "active" and any(
@@ -142,6 +175,11 @@ class Portals:
                      large_export_rows=50)
             url = self._serve(lambda: create_ods_app(ods, api_keys={KEY}))
             return Endpoint(kind, url), _ods_expected(ods)
+        if kind == "datapress":
+            dp = _datapress(24)
+            seed_datapress(dp, datasets=DATASETS, resources=2, file_size=1500, seed=24)
+            url = self._serve(lambda: create_datapress_app(dp))
+            return Endpoint(kind, url), _dp_expected(dp)
         raise AssertionError(kind)
 
     def target(self, kind: str) -> tuple[Endpoint, Reader, Writes]:
@@ -161,6 +199,14 @@ class Portals:
             return (Endpoint(kind, url, 'extras_template = "bulkport"'), _ods_reader(ods),
                     lambda: sum(n for label, n in ods.stats.items()
                                 if label.startswith(("POST", "PUT", "DELETE"))))
+        if kind == "datapress":
+            dp = _datapress(25)
+            team = dp.add_team("Migrated")["id"]
+            url = self._serve(lambda: create_datapress_app(dp, min_part_size=1024))
+            return (Endpoint(kind, url, f'team = "{team}"\nmasthead = "simulator"'),
+                    _dp_reader(dp),
+                    lambda: sum(dp.stats[f"datapress:{w}"] for w in
+                                ("create", "patch", "upload", "chunk", "complete")))
         raise AssertionError(kind)
 
     def stop(self) -> None:
@@ -175,8 +221,7 @@ def portals() -> Iterator[Portals]:
     made.stop()
 
 
-SOURCES = ("ckan", "portaljs", "ods")
-TARGETS = ("ckan", "portaljs", "ods")
+SOURCES = TARGETS = ("ckan", "portaljs", "ods", "datapress")
 PAIRS = [(s, t) for s in SOURCES for t in TARGETS if s != t or s == "ckan"]
 
 
