@@ -198,14 +198,14 @@ def refusal(plan: Plan, held: int, guards: Guards) -> str | None:
         return None
     if guards.max_count and count > guards.max_count:
         return (f"this run would delete {count:,} datasets, more than max_delete_count "
-                f"{guards.max_count:,}; nothing was deleted. Check the source, then raise "
-                "[options] max_delete_count for one run if it is right")
+                f"{guards.max_count:,}; nothing was written. If the source is right, allow "
+                f"it for one run with --max-delete-count {count}")
     fraction = count / held if held else 1.0
     if fraction > guards.max_fraction:
         return (f"this run would delete {count:,} of the {held:,} mirrored datasets "
                 f"({fraction:.0%}, more than max_delete_fraction {guards.max_fraction:.0%}); "
-                "nothing was deleted. Check the source, then raise [options] "
-                "max_delete_fraction for one run if it is right")
+                "nothing was written. If the source is right, allow it for one run with "
+                f"--max-delete-fraction {min(1.0, fraction + 0.005):.2f}")
     return None
 
 

@@ -64,6 +64,8 @@ def test_command_line_overrides_options(tmp_path: Path, monkeypatch: pytest.Monk
         (GOOD.replace("connections = 8", "conections = 8"), "did you mean 'connections'"),
         (GOOD.replace("connections = 8", 'connections = "8"'), "connections must be int"),
         (GOOD.replace('kind = "migrate"', 'kind = "copy"'), "kind must be one of"),
+        (GOOD.replace("connections = 8", 'on_delete = "purge"'), "on_delete must be one of"),
+        (GOOD.replace("connections = 8", "max_delete_fraction = 10"), "is a fraction"),
     ],
 )
 def test_bad_job_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str,

@@ -200,7 +200,8 @@ class CkanTarget:
                 pkg = await self.portal.call("package_patch", {"id": pkg["id"], **changes},
                                              post=True)
             outcome = "updated" if changes else "unchanged"
-        if self.journal.get(NAME_ENTRY, ds.source_id) is None:
+        if self.journal.get(NAME_ENTRY, ds.source_id) is None and (
+                self._remembered.get(ds.source_id, {}).get("name") != name):
             self.journal.record(NAME_ENTRY, ds.source_id, name=name)
         if await self._sync_resources(ds, pkg, transfer) and outcome == "unchanged":
             outcome = "updated"
