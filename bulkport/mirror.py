@@ -77,7 +77,8 @@ async def mirror(job: JobConfig, *, state_dir: Path, report: Report, dry_run: bo
 
     Args:
         full: read every source record and upsert it even when its hash is unchanged
-            (repairs a target edited by hand); the first run is always full.
+            (repairs a target edited by hand). Without a watermark (no run has succeeded
+            yet) every record is read too, but those already written are skipped by hash.
         out: where a dry run prints its plan (None: not printed).
 
     Raises:
@@ -100,7 +101,7 @@ async def mirror(job: JobConfig, *, state_dir: Path, report: Report, dry_run: bo
                     target.remember(sid, entry.key)
                 run = _Run(job, state, journal, source, target, report,
                            FileTransfer(client, source, job.options.transfers),
-                           dry_run=dry_run, full=full or state.watermark is None, stop=stop)
+                           dry_run=dry_run, full=full, stop=stop)
                 try:
                     await target.check()
                     await run.execute(state_dir, progress)
@@ -186,6 +187,7 @@ class _Run:
 
     async def _upserts(self, plan: Plan, progress: bool) -> None:
         watermark = parse_time(self.state.watermark)
+        # No watermark yet: every record is read (the first run is a full migration).
         since = (None if self.full or watermark is None
                  else watermark - timedelta(seconds=self.margin))
         self.report.details["since"] = since.isoformat() if since else None

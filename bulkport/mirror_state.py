@@ -25,6 +25,7 @@ import orjson
 from bulkport.checkpoint import Journal
 from bulkport.errors import ConfigError, FatalError
 from bulkport.portals import Listing
+from bulkport.redact import safe_url
 
 STATE_FILE = "mirror.json"
 REPORTS_DIR = "reports"
@@ -84,9 +85,15 @@ class MirrorState:
     def load(cls, state_dir: Path, *, source: str, target: str) -> MirrorState:
         """Read the state of ``state_dir`` (an empty one on the first run).
 
+        Args:
+            source, target: the portals' URLs (kept without user info or query, so that
+                no credential a URL may carry is written to disk).
+
         Raises:
-            ConfigError: the file is unreadable, or it belongs to a mirror of other portals.
+            ConfigError: the file is unreadable, was written by a newer bulkport, or belongs
+                to a mirror of other portals.
         """
+        source, target = safe_url(source, keep_query=False), safe_url(target, keep_query=False)
         path = state_dir / STATE_FILE
         if not path.exists():
             return cls(source=source, target=target)
@@ -96,6 +103,9 @@ class MirrorState:
         except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
             raise ConfigError(f"{path}: unreadable mirror state ({exc}); move it away to "
                               "start a full mirror again") from None
+        if raw.get("format", FORMAT) > FORMAT:
+            raise ConfigError(f"{path}: written by a newer bulkport (state format "
+                              f"{raw.get('format')}); upgrade bulkport to use it")
         if (raw.get("source"), raw.get("target")) != (source, target):
             raise ConfigError(
                 f"{path}: this state belongs to the mirror {raw.get('source')} → "

@@ -283,3 +283,23 @@ def test_verify_finds_differences_and_a_full_run_repairs_them(sites, tmp_path: P
     assert verify(job) == 1
     assert run(job, state, "--full") == 0  # compares every dataset with its copy
     assert verify(job) == 0
+
+
+def test_a_failed_record_holds_the_watermark_and_is_retried_alone(sites, tmp_path: Path) -> None:
+    s: Sites = sites(datasets=40)
+    job, state = write_job(tmp_path, s), tmp_path / "state"
+    victim = s.active_ids()[7]
+    good = s.source.packages[victim]
+    s.source.save_package({**good, "extras": {"not": "a list"}})  # cannot be mapped
+    assert run(job, state) == 1
+    first = state_of(state)
+    assert first["watermark"] is None  # not every record succeeded
+    assert len(first["datasets"]) == 39  # but the finished ones are kept
+    assert "extras" in last_report(state)["failures"][0]["reason"]
+
+    edit(s.source, victim, extras=good["extras"])  # repaired at the source
+    s.reset_stats()
+    assert run(job, state) == 0
+    assert s.writes() == {"package_create": 1, "resource_create": 2}  # only the one missing
+    assert state_of(state)["watermark"] is not None
+    assert set(by_mark(s.target)) == set(s.active_ids())
