@@ -100,3 +100,33 @@ def test_sigkill_during_a_run_then_a_rerun_equals_an_uninterrupted_run(sites, tm
     assert set(saved["datasets"]) == set(killed.active_ids())
     assert journal.stat().st_size == 0
     assert verify(job) == 0
+
+
+def test_sigterm_drains_keeps_the_watermark_and_a_rerun_finishes(sites, tmp_path: Path) -> None:
+    s: Sites = sites(datasets=120)
+    job, state = write_job(tmp_path, s), tmp_path / "state"
+    assert run(job, state) == 0
+    watermark = orjson.loads((state / "mirror.json").read_bytes())["watermark"]
+    change(s, now_iso())
+    s.target_faults.latency = 0.05
+    command = [sys.executable, "-m", "bulkport", "run", str(job), "--state-dir", str(state),
+               "--no-progress", "--concurrency", "2"]
+    proc = subprocess.Popen(command, env=environment(), stderr=subprocess.PIPE, text=True)
+    journal = state / "journal.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (
+            journal.exists() and journal.read_bytes().count(b'"kind":"mirror"') >= 10):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "SIGTERM: finishing the work in flight" in err
+    saved = orjson.loads((state / "mirror.json").read_bytes())
+    assert saved["watermark"] == watermark
+    drained = journal.read_bytes().count(b'"kind":"mirror"')
+    assert 10 <= drained < 88
+
+    s.target_faults.latency = 0.0
+    assert run(job, state) == 0
+    assert orjson.loads((state / "mirror.json").read_bytes())["watermark"] > watermark
+    assert verify(job) == 0
