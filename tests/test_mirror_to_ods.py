@@ -95,3 +95,11 @@ def test_mirror_ckan_to_ods(portals, tmp_path: Path, on_delete: str) -> None:
     ods.stats.clear()
     assert run(tmp_path, ckan_url, ods_url, on_delete) == 0  # nothing changed: no write
     assert writes(ods) == {}
+
+
+def test_verify_says_it_cannot_compare_an_ods_target_yet(portals, tmp_path: Path,
+                                                        capsys) -> None:
+    _, _, ckan_url, ods_url = portals
+    assert run(tmp_path, ckan_url, ods_url) == 0
+    assert main(["verify", str(tmp_path / "mirror.toml")]) == 2
+    assert "verify cannot list Opendatasoft" in capsys.readouterr().err
