@@ -133,6 +133,7 @@ class _Run:
         return self.stop is not None and self.stop.is_set()
 
     async def execute(self, state_dir: Path, progress: bool) -> None:
+        """List, check the guards, upsert, remove, then commit (unless stopped or dry)."""
         held = len(self.state.datasets)
         plan = await self._plan()
         self.report.details.update(watermark_before=self.state.watermark, full=self.full,

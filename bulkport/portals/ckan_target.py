@@ -214,6 +214,7 @@ class CkanTarget:
         self._remembered[source_id] = {"name": key}
 
     def key_for(self, ds: Dataset) -> str:
+        """The package name ``ds`` was written under (journaled or remembered)."""
         known = self.journal.get(NAME_ENTRY, ds.source_id) or self._remembered.get(ds.source_id)
         return known["name"] if known else slug(ds.name)
 
@@ -244,6 +245,7 @@ class CkanTarget:
         return "hidden"
 
     def is_hidden(self, record: Any) -> bool:
+        """Whether a package is private, as :meth:`hide` leaves it."""
         return bool(record.get("private"))
 
     async def owned_records(self) -> list[tuple[str, Any]]:

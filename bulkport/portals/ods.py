@@ -282,6 +282,7 @@ class OdsPortal:
         """Nothing to remember: the ``dataset_id`` follows from the source name."""
 
     def key_for(self, ds: Dataset) -> str:
+        """The ``dataset_id`` of ``ds`` on the domain."""
         return to_ods(ds, self.options).dataset_id
 
     async def delete(self, source_id: str, key: str) -> str:
