@@ -10,6 +10,7 @@ itself could not run.
 
 from __future__ import annotations
 
+import logging
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from bulkport.redact import redact
 from bulkport.report import Report
 
 EXIT_MATCH, EXIT_DIFFERENT, EXIT_ABORTED = 0, 1, 2
+log = logging.getLogger("bulkport")
 
 
 @dataclass
@@ -138,6 +140,7 @@ def run_verify(job: JobConfig, *, report_path: Path | None = None, quiet: bool =
         report.finish()
         if report_path is not None:
             report.write(report_path)
+        log.info("verify %s: could not compare: %s", job.name, report.aborted)  # file only
         print(f"verify {job.name}: could not compare: {report.aborted}", file=sys.stderr)
         return EXIT_ABORTED
     report.finish()
@@ -151,6 +154,7 @@ def run_verify(job: JobConfig, *, report_path: Path | None = None, quiet: bool =
     head = (f"verify {job.name}: {verdict.at_source:,} datasets at the source, "
             f"{verdict.on_target:,} copies on the target"
             + (f" ({verdict.hidden:,} hidden)" if verdict.hidden else ""))
+    log.info("%s: %s", head, "they match" if verdict.matches else f"{len(lines):,} difference(s)")
     if verdict.matches:
         if not quiet:
             print(f"{head}: they match", file=out)

@@ -92,6 +92,9 @@ def test_second_run_makes_exactly_the_writes_the_source_changes_need(sites, tmp_
     capsys.readouterr()
     assert verify(job) == 0
     assert "they match" in capsys.readouterr().out
+    assert verify(job, "--quiet", "--log-file", str(tmp_path / "verify.log")) == 0
+    assert capsys.readouterr().out == ""
+    assert "they match" in (tmp_path / "verify.log").read_text()
 
     # A third run with no change writes nothing and barely talks to the target.
     s.reset_stats()
