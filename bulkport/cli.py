@@ -12,15 +12,15 @@ import signal
 import sys
 from pathlib import Path
 
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup
-
 import anyio
 
 from bulkport import __version__
 from bulkport.config import JobConfig, load_job
-from bulkport.errors import BulkportError, ConfigError, FatalError
+from bulkport.errors import BulkportError, ConfigError, FatalError, first_error
 from bulkport.migrate import migrate
+from bulkport.mirror import mirror
+from bulkport.mirror_state import prune_reports
+from bulkport.mirror_state import report_path as run_report_path
 from bulkport.redact import RedactingFilter, redact
 from bulkport.report import Report
 from bulkport.revoke import revoke_tokens
@@ -29,20 +29,29 @@ EXIT_OK, EXIT_FAILED, EXIT_ABORTED, EXIT_INTERRUPTED = 0, 1, 2, 130
 log = logging.getLogger("bulkport")
 
 
-def first_error(exc: BaseException) -> BaseException:
-    """The first real error inside (possibly nested) task-group exception groups."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = next((e for e in exc.exceptions if isinstance(e, BulkportError)), exc.exceptions[0])
-    return exc
-
-
-def _setup_logging(verbose: bool) -> None:
+def _setup_logging(verbose: bool, log_file: str | None = None, quiet: bool = False) -> None:
+    """Warnings to stderr (errors only when ``quiet``); with ``log_file``, also every run's
+    summary, timestamped, appended to that file."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(RedactingFilter())
     handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    handler.setLevel(logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING)
+    handlers: list[logging.Handler] = [handler]
+    if log_file:
+        try:
+            to_file = logging.FileHandler(log_file, encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"--log-file {log_file}: {exc.strerror}") from None
+        to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        to_file.setLevel(logging.DEBUG if verbose else logging.INFO)
+        handlers.append(to_file)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    for old in root.handlers:
+        if isinstance(old, logging.FileHandler):
+            old.close()
+    for new in handlers:
+        new.addFilter(RedactingFilter())
+    root.handlers[:] = handlers
+    root.setLevel(min(h.level for h in handlers))
 
 
 async def _watch_signals(stop: anyio.Event, cancel: anyio.CancelScope) -> None:
@@ -58,7 +67,7 @@ async def _watch_signals(stop: anyio.Event, cancel: anyio.CancelScope) -> None:
 
 
 async def execute(job: JobConfig, *, state_dir: Path, report: Report, dry_run: bool,
-                  progress: bool) -> bool:
+                  progress: bool, quiet: bool = False, full: bool = False) -> bool:
     """Run ``job``; return True when it was interrupted by a signal."""
     stop = anyio.Event()
     async with anyio.create_task_group() as tg:
@@ -66,6 +75,10 @@ async def execute(job: JobConfig, *, state_dir: Path, report: Report, dry_run: b
         if job.kind == "migrate":
             await migrate(job, state_dir=state_dir, report=report, dry_run=dry_run,
                           progress=progress, stop=stop)
+        elif job.kind == "mirror":
+            await mirror(job, state_dir=state_dir, report=report, dry_run=dry_run,
+                         progress=progress, stop=stop, full=full,
+                         out=None if quiet else sys.stdout)
         elif job.kind == "revoke-tokens":
             await revoke_tokens(job, state_dir=state_dir, report=report, confirmed=not dry_run,
                                 progress=progress, stop=stop)
@@ -76,13 +89,19 @@ async def execute(job: JobConfig, *, state_dir: Path, report: Report, dry_run: b
 
 
 def run_job(job: JobConfig, *, state_dir: Path, report_path: Path | None, dry_run: bool,
-            progress: bool, quiet: bool = False, csv_path: Path | None = None) -> int:
-    """Run a loaded job, write its report, print the summary; return the exit code."""
+            progress: bool, quiet: bool = False, csv_path: Path | None = None,
+            full: bool = False) -> int:
+    """Run a loaded job, write its report, print the summary; return the exit code.
+
+    A mirror keeps one report per run in ``<state dir>/reports/`` (the newest
+    ``keep_reports``) unless ``report_path`` is given.
+    """
     report = Report(job.name, job.kind, dry_run=dry_run)
     interrupted = False
     try:
         interrupted = anyio.run(lambda: execute(job, state_dir=state_dir, report=report,
-                                                dry_run=dry_run, progress=progress))
+                                                dry_run=dry_run, progress=progress,
+                                                quiet=quiet, full=full))
     except Exception as exc:
         error = first_error(exc)
         if not isinstance(error, BulkportError):
@@ -92,12 +111,18 @@ def run_job(job: JobConfig, *, state_dir: Path, report_path: Path | None, dry_ru
     report.finish()
     if interrupted:
         report.aborted = "interrupted; run the same command again to resume"
-    path = report_path or state_dir / "report.json"
+    rotate = job.kind == "mirror" and report_path is None
+    path = report_path or (run_report_path(state_dir, report.started) if rotate
+                           else state_dir / "report.json")
     report.write(path)
+    if rotate:
+        prune_reports(state_dir, job.options.keep_reports)
     if csv_path is not None:
         report.write_csv(csv_path)
+    summary = report.summary()
+    log.info("%s (report: %s)", summary, path)
     if not quiet or not report.ok:
-        print(report.summary(), file=sys.stderr)
+        print(summary, file=sys.stderr)
         print(f"report: {path}", file=sys.stderr)
     if interrupted:
         return EXIT_INTERRUPTED
@@ -107,14 +132,24 @@ def run_job(job: JobConfig, *, state_dir: Path, report_path: Path | None, dry_ru
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    job = load_job(Path(args.job), connections=args.concurrency, reason=args.reason)
+    job = load_job(Path(args.job), connections=args.concurrency, reason=args.reason,
+                   max_delete_fraction=args.max_delete_fraction,
+                   max_delete_count=args.max_delete_count)
     state_dir = Path(args.state_dir) if args.state_dir else Path.cwd() / ".bulkport" / job.name
     progress = not args.no_progress and sys.stderr.isatty()
     # Revocation cannot be undone: it stays a dry run until confirmed.
     dry_run = args.dry_run or (job.kind == "revoke-tokens" and not args.yes)
     return run_job(job, state_dir=state_dir, report_path=Path(args.report) if args.report else None,
-                   dry_run=dry_run, progress=progress,
-                   csv_path=Path(args.csv) if args.csv else None)
+                   dry_run=dry_run, progress=progress and not args.quiet, quiet=args.quiet,
+                   csv_path=Path(args.csv) if args.csv else None, full=args.full)
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from bulkport.verify import run_verify
+
+    job = load_job(Path(args.job), connections=args.concurrency)
+    return run_verify(job, report_path=Path(args.report) if args.report else None,
+                      quiet=args.quiet, shown=args.show)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -147,7 +182,25 @@ def build_parser() -> argparse.ArgumentParser:
                      help="revoke-tokens: really revoke (without it the job is a dry run)")
     run.add_argument("--reason", help="revoke-tokens: the reason recorded with each revocation")
     run.add_argument("--csv", help="also write the items acted on (e.g. tokens) as CSV")
+    run.add_argument("--full", action="store_true",
+                     help="mirror: read the whole source and compare every dataset, not only "
+                          "what changed since the last run")
+    run.add_argument("--max-delete-fraction", type=float, metavar="F",
+                     help="mirror: allow this run to delete this fraction of the mirrored "
+                          "datasets ([options] max_delete_fraction, default 0.1)")
+    run.add_argument("--max-delete-count", type=int, metavar="N",
+                     help="mirror: allow this run to delete this many datasets")
+    _add_cron_arguments(run)
     run.set_defaults(func=_cmd_run)
+
+    verify = commands.add_parser("verify", help="compare a job's source and target, "
+                                                "independently of any state; exit 1 if they differ")
+    verify.add_argument("job", help="the job file (TOML) of a migrate or mirror job")
+    verify.add_argument("--report", help="also write the differences as a JSON report")
+    verify.add_argument("--concurrency", type=int, help="connections per host")
+    verify.add_argument("--show", type=int, default=50, help="differences printed (default 50)")
+    _add_cron_arguments(verify)
+    verify.set_defaults(func=_cmd_verify)
 
     demo = commands.add_parser("demo", help="migrate a simulated CKAN into a simulated "
                                             "Opendatasoft, no account needed")
@@ -163,10 +216,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_cron_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", action="store_true",
+                        help="print nothing unless something failed (for cron)")
+    parser.add_argument("--log-file", help="append the run's summary and warnings to this file")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _setup_logging(args.verbose)
     try:
+        _setup_logging(args.verbose, getattr(args, "log_file", None),
+                       getattr(args, "quiet", False))
         return int(args.func(args))
     except ConfigError as error:
         print(f"error: {redact(str(error))}", file=sys.stderr)

@@ -26,6 +26,7 @@ else:  # pragma: no cover
 
 KINDS = ("migrate", "mirror", "revoke-tokens")
 PORTAL_TYPES = ("ckan", "portaljs", "ods", "datapress")
+ON_DELETE = ("delete", "private", "keep")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -58,6 +59,12 @@ class Options:
     status_timeout: float = 600.0
     status_poll: float = 0.1
     reason: str = "revoked with bulkport"  # sent with each revocation where the API keeps one
+    # mirror jobs
+    on_delete: str = "delete"  # what a record the source dropped becomes: delete, private, keep
+    max_delete_fraction: float = 0.10  # of the mirrored records, per run
+    max_delete_count: int = 0  # per run, 0 = no limit by count
+    safety_margin: float = 3600.0  # seconds re-read before the watermark ([source] may override)
+    keep_reports: int = 30  # run reports kept in <state dir>/reports/
 
     @property
     def workers(self) -> int:
@@ -150,6 +157,12 @@ def _options(table: Any, path: Path, overrides: dict[str, Any]) -> Options:
     options = Options(**values)
     if options.connections < 1:
         raise ConfigError(f"{path}: [options] connections must be at least 1")
+    if options.on_delete not in ON_DELETE:
+        raise ConfigError(f"{path}: [options] on_delete must be one of {', '.join(ON_DELETE)}, "
+                          f"got {options.on_delete!r}")
+    if options.max_delete_fraction > 1:
+        raise ConfigError(f"{path}: [options] max_delete_fraction is a fraction (0.1 = 10 %), "
+                          f"got {options.max_delete_fraction!r}")
     return options
 
 

@@ -20,6 +20,11 @@ Every message is redacted before it is built: no API key or presigned URL in it.
 
 from __future__ import annotations
 
+import sys
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
+
 
 class BulkportError(Exception):
     """Base of every error bulkport raises on purpose."""
@@ -104,3 +109,10 @@ class BadResponse(SkippableError):
 
 class MappingError(SkippableError):
     """A source record cannot be mapped to the target."""
+
+
+def first_error(exc: BaseException) -> BaseException:
+    """The first real error inside (possibly nested) task-group exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = next((e for e in exc.exceptions if isinstance(e, BulkportError)), exc.exceptions[0])
+    return exc

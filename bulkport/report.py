@@ -34,6 +34,7 @@ class Report:
         self.plan: list[dict[str, Any]] = []
         self.actions: list[dict[str, Any]] = []  # every item acted on, for audits: never capped
         self.requests: Mapping[str, int] = {}
+        self.details: dict[str, Any] = {}  # job-specific facts (e.g. a mirror's watermark)
         self.aborted: str | None = None
         self.started = datetime.now(timezone.utc)
         self._t0 = time.monotonic()
@@ -85,6 +86,7 @@ class Report:
             "notes": dict(self.notes.most_common()),
             "plan": self.plan,
             "actions": self.actions,
+            "details": self.details,
             "requests": {"total": total_requests, "per_host": self.requests},
             "requests_per_second": round(total_requests / self.seconds, 1) if self.seconds else 0,
         }

@@ -64,6 +64,8 @@ def test_command_line_overrides_options(tmp_path: Path, monkeypatch: pytest.Monk
         (GOOD.replace("connections = 8", "conections = 8"), "did you mean 'connections'"),
         (GOOD.replace("connections = 8", 'connections = "8"'), "connections must be int"),
         (GOOD.replace('kind = "migrate"', 'kind = "copy"'), "kind must be one of"),
+        (GOOD.replace("connections = 8", 'on_delete = "purge"'), "on_delete must be one of"),
+        (GOOD.replace("connections = 8", "max_delete_fraction = 10"), "is a fraction"),
     ],
 )
 def test_bad_job_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str,
@@ -81,3 +83,11 @@ def test_bad_job_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: st
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read job file"):
         load_job(tmp_path / "nope.toml")
+
+
+def test_example_mirror_job_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCE_CKAN_KEY", "s")
+    monkeypatch.setenv("TARGET_CKAN_KEY", "t")
+    job = load_job(Path(__file__).parents[1] / "jobs" / "nightly-mirror.toml")
+    assert job.kind == "mirror" and job.source and job.target
+    assert job.options.on_delete == "delete" and job.options.max_delete_fraction == 0.1

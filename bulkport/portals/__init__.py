@@ -1,10 +1,13 @@
 """One adapter per portal API. A migration reads from a :class:`Source` and writes into a
-:class:`Target`; both speak the pivot model (:mod:`bulkport.model`)."""
+:class:`Target`; both speak the pivot model (:mod:`bulkport.model`). A mirror needs a little
+more of each: :class:`MirrorSource` and :class:`MirrorTarget`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from anyio.abc import ObjectSendStream
@@ -51,4 +54,69 @@ class Target(Protocol):
 
     async def upsert(self, ds: Dataset, transfer: FileTransfer) -> str:
         """Write ``ds`` with its files; return ``"created"``, ``"updated"`` or ``"unchanged"``."""
+        ...
+
+
+@dataclass
+class Listing:
+    """A catalog's record ids, each with its modified date as the portal states it."""
+
+    modified: dict[str, str | None] = field(default_factory=dict)
+    announced: int = 0  # the total the portal announced (pages can shift while listed)
+
+
+class MirrorSource(Source, Protocol):
+    """A source a mirror can read incrementally and list cheaply."""
+
+    async def produce(self, send: ObjectSendStream[Any], *, page_concurrency: int,
+                      on_total: Callable[[int], None] | None = None,
+                      on_page_error: Callable[[int, Exception], None] | None = None,
+                      since: datetime | None = None) -> int:
+        """As :meth:`Source.produce`; with ``since``, only records modified at or after it
+        (CKAN ``metadata_modified``, Opendatasoft ``modified``, DataPress ``updatedAt``)."""
+        ...
+
+    async def list_ids(self, *, page_concurrency: int,
+                       ids: Collection[str] | None = None) -> Listing:
+        """Every record id with its modified date, without the full records; with ``ids``,
+        only those of them the catalog still holds. Raises rather than return a partial
+        listing."""
+        ...
+
+    async def produce_ids(self, send: ObjectSendStream[Any], ids: Collection[str]) -> None:
+        """Send the raw records of ``ids`` (those that still exist), then close ``send``."""
+        ...
+
+
+class MirrorTarget(Target, Protocol):
+    """A target a mirror can also delete from, only ever what it wrote itself."""
+
+    def remember(self, source_id: str, key: str) -> None:
+        """Where an earlier run wrote ``source_id`` (so a renamed record finds its copy)."""
+        ...
+
+    def key_for(self, ds: Dataset) -> str:
+        """The target's key (name, dataset id) of ``ds`` once upserted."""
+        ...
+
+    async def delete(self, source_id: str, key: str) -> str:
+        """Delete the copy of ``source_id`` held under ``key`` if it carries the ownership
+        mark; return ``"deleted"``, ``"absent"`` or ``"not_owned"`` (left alone)."""
+        ...
+
+    async def hide(self, source_id: str, key: str) -> str:
+        """Make that copy private (unpublish it); ``"hidden"``, ``"absent"`` or
+        ``"not_owned"``."""
+        ...
+
+    def owned_records(self) -> AsyncIterator[tuple[str, Any]]:
+        """Every target record that carries the ownership mark, as (source id, record)."""
+        ...
+
+    def differences(self, ds: Dataset, record: Any) -> list[str]:
+        """What differs between ``ds`` and its copy ``record`` (empty when they match)."""
+        ...
+
+    def is_hidden(self, record: Any) -> bool:
+        """Whether ``record`` is hidden the way :meth:`hide` hides one."""
         ...

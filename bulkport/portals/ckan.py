@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from functools import partial
 from typing import Any
 
+import anyio
 import orjson
 from anyio.abc import ObjectSendStream
 
@@ -14,9 +17,11 @@ from bulkport.errors import BadResponse, ValidationError
 from bulkport.http import HttpClient, Response, StreamResponse, field_messages
 from bulkport.mappers.ckan import package_to_dataset
 from bulkport.model import Dataset, Resource
+from bulkport.portals import Listing
 from bulkport.queue import fan_out_pages
 
 ROWS_MAX = 1000  # CKAN's default ckan.search.rows_max
+ID_BATCH = 50  # ids per ``id:(...)`` filter: short enough for a GET URL
 
 
 def parse_error(response: Response) -> tuple[str, dict[str, str]]:
@@ -32,6 +37,13 @@ def parse_error(response: Response) -> tuple[str, dict[str, str]]:
     if fields:
         message = f"{message}: " + "; ".join(f"{k}: {v}" for k, v in fields.items())
     return str(message), fields
+
+
+def solr_date(moment: datetime) -> str:
+    """A date as Solr reads and writes it: UTC, milliseconds at most, a trailing ``Z``."""
+    utc = moment.astimezone(timezone.utc) if moment.tzinfo else moment
+    text = utc.replace(tzinfo=None, microsecond=utc.microsecond // 1000 * 1000).isoformat()
+    return (text[:-3] if "." in text else text) + "Z"
 
 
 class CkanPortal:
@@ -67,7 +79,8 @@ class CkanPortal:
             raise BadResponse(f"{url}: reply has no 'result' (is this a CKAN API?)", response.status)
         return body["result"]
 
-    def _search_params(self, offset: int, limit: int) -> dict[str, Any]:
+    def _search_params(self, offset: int, limit: int, *, fq: str | None = None,
+                       fields: str | None = None) -> dict[str, Any]:
         params: dict[str, Any] = {
             "q": self.config.get("q", "*:*"),
             "rows": limit,
@@ -76,13 +89,25 @@ class CkanPortal:
             "include_private": bool(self.config.get("include_private", False)),
             "include_drafts": bool(self.config.get("include_drafts", False)),
         }
-        if self.config.get("fq"):
-            params["fq"] = self.config.get("fq")
+        # CKAN sends q.op=AND to Solr: clauses joined by spaces must all hold.
+        filters = " ".join(f for f in (self.config.get("fq"), fq) if f)
+        if filters:
+            params["fq"] = filters
+        if fields:
+            params["fl"] = fields
         return params
 
-    async def search_page(self, offset: int, limit: int) -> tuple[int, Sequence[Any]]:
-        """One ``package_search`` page, with duplicates from earlier pages removed."""
-        params = self._search_params(offset, limit)
+    async def search_page(self, offset: int, limit: int, *, fq: str | None = None,
+                          fields: str | None = None,
+                          seen: set[str] | None = None) -> tuple[int, Sequence[Any]]:
+        """One ``package_search`` page, with duplicates from earlier pages removed.
+
+        Args:
+            fq: a filter added to the job's own ``fq``.
+            fields: ``fl``: only these fields of each record (Solr's stored values).
+            seen: the ids already listed (default: those of :meth:`produce`).
+        """
+        params = self._search_params(offset, limit, fq=fq, fields=fields)
         if not self._search_by_post:
             try:
                 result = await self.call("package_search", params)
@@ -95,23 +120,80 @@ class CkanPortal:
             result = await self.call("package_search", params, post=True)
         if not isinstance(result, dict) or not isinstance(result.get("results"), list):
             raise BadResponse(f"{self.api}package_search: unexpected result shape")
+        known = self._seen if seen is None else seen
         fresh = []
         for pkg in result["results"]:
             pkg_id = pkg.get("id") if isinstance(pkg, dict) else None
             if pkg_id is not None:
-                if pkg_id in self._seen:
+                if pkg_id in known:
                     continue
-                self._seen.add(pkg_id)
+                known.add(pkg_id)
             fresh.append(pkg)
         return int(result.get("count", 0)), fresh
 
     async def produce(self, send: ObjectSendStream[Any], *, page_concurrency: int,
                       on_total: Callable[[int], None] | None = None,
-                      on_page_error: Callable[[int, Exception], None] | None = None) -> int:
-        """Send every package of the catalog (raw dicts) into ``send``."""
-        return await fan_out_pages(self.search_page, send, page_size=self.rows,
+                      on_page_error: Callable[[int, Exception], None] | None = None,
+                      since: datetime | None = None) -> int:
+        """Send every package of the catalog (raw dicts) into ``send``.
+
+        Args:
+            since: only the packages modified at or after this moment
+                (``metadata_modified:[since TO *]``).
+        """
+        fq = f"metadata_modified:[{solr_date(since)} TO *]" if since is not None else None
+        return await fan_out_pages(partial(self.search_page, fq=fq), send, page_size=self.rows,
                                    concurrency=page_concurrency, on_total=on_total,
                                    on_page_error=on_page_error)
+
+    async def list_ids(self, *, page_concurrency: int,
+                       ids: Collection[str] | None = None) -> Listing:
+        """Every package id with its ``metadata_modified``, never the full records.
+
+        Args:
+            ids: list only those of these ids that the catalog (with the job's filters)
+                still holds.
+
+        Raises:
+            BulkportError: a page failed: a listing is complete or it is an error.
+        """
+        listing = Listing()
+        wanted = sorted(ids) if ids is not None else None
+        batches: list[str | None] = [None] if wanted is None else [
+            "id:(" + " OR ".join(f'"{i}"' for i in wanted[n:n + ID_BATCH]) + ")"
+            for n in range(0, len(wanted), ID_BATCH)]
+        seen: set[str] = set()
+        send, receive = anyio.create_memory_object_stream[Any](self.rows)
+        async with anyio.create_task_group() as tg:
+            async def pages(fq: str | None, out: ObjectSendStream[Any]) -> None:
+                fetch = partial(self.search_page, fq=fq, fields="id,metadata_modified",
+                                seen=seen)
+                total = await fan_out_pages(fetch, out, page_size=self.rows,
+                                            concurrency=page_concurrency)
+                listing.announced += total
+
+            async def all_batches() -> None:
+                async with send:
+                    for fq in batches:  # few: a handful of deletion candidates at most
+                        await pages(fq, send.clone())
+
+            tg.start_soon(all_batches)
+            async with receive:
+                async for row in receive:
+                    if isinstance(row, dict) and row.get("id"):
+                        listing.modified[str(row["id"])] = _text(row.get("metadata_modified"))
+        return listing
+
+    async def produce_ids(self, send: ObjectSendStream[Any], ids: Collection[str]) -> None:
+        """Send the full packages of ``ids`` (those the job's filters still select)."""
+        wanted = sorted(ids)
+        async with send:
+            for n in range(0, len(wanted), ID_BATCH):
+                batch = wanted[n:n + ID_BATCH]
+                fq = "id:(" + " OR ".join(f'"{i}"' for i in batch) + ")"
+                _, found = await self.search_page(0, len(batch), fq=fq, seen=set())
+                for pkg in found:
+                    await send.send(pkg)
 
     def to_pivot(self, raw: Any) -> Dataset:
         return package_to_dataset(raw, fields=self.config.get("fields"))
@@ -121,3 +203,7 @@ class CkanPortal:
         """Stream a hosted file. The key goes along only if the file is on the portal's host."""
         async with self.client.stream(resource.url, errors=parse_error) as response:
             yield response
+
+
+def _text(value: Any) -> str | None:
+    return None if value in (None, "") else str(value)

@@ -101,6 +101,7 @@ class CkanTarget:
         self.presigned = bool(config.get("presigned_uploads", config.type == "portaljs"))
         self._org_ids: dict[str, str | None] = {}
         self._org_locks: defaultdict[str, anyio.Lock] = defaultdict(anyio.Lock)
+        self._remembered: dict[str, dict[str, str]] = {}  # source id → {"name": ...}
 
     def describe(self) -> str:
         return self.portal.describe()
@@ -117,7 +118,7 @@ class CkanTarget:
 
     async def _resolve(self, ds: Dataset) -> tuple[str, dict[str, Any] | None]:
         """The name to write ``ds`` under, and the package already there if it is ours."""
-        known = self.journal.get(NAME_ENTRY, ds.source_id)
+        known = self.journal.get(NAME_ENTRY, ds.source_id) or self._remembered.get(ds.source_id)
         first = slug(ds.name)
         candidates = [known["name"]] if known else [first, slug_variant(first, ds.source_id)]
         for name in candidates:
@@ -127,8 +128,11 @@ class CkanTarget:
         raise ValidationError(f"names {', '.join(candidates)} are held by other datasets on "
                               f"{self.describe()}")
 
+    def _org_name(self, ds: Dataset) -> str | None:
+        return self.organizations.get(ds.organization or "") or self.default_org or ds.organization
+
     async def _org_id(self, ds: Dataset) -> str | None:
-        name = self.organizations.get(ds.organization or "") or self.default_org or ds.organization
+        name = self._org_name(ds)
         if not name:
             return None
         async with self._org_locks[name]:  # one organization_create per name, not one per dataset
@@ -196,11 +200,96 @@ class CkanTarget:
                 pkg = await self.portal.call("package_patch", {"id": pkg["id"], **changes},
                                              post=True)
             outcome = "updated" if changes else "unchanged"
-        if self.journal.get(NAME_ENTRY, ds.source_id) is None:
+        if self.journal.get(NAME_ENTRY, ds.source_id) is None and (
+                self._remembered.get(ds.source_id, {}).get("name") != name):
             self.journal.record(NAME_ENTRY, ds.source_id, name=name)
         if await self._sync_resources(ds, pkg, transfer) and outcome == "unchanged":
             outcome = "updated"
         return outcome
+
+    # ---- what a mirror needs besides upserts ------------------------------------------
+
+    def remember(self, source_id: str, key: str) -> None:
+        """The package name an earlier run wrote ``source_id`` under."""
+        self._remembered[source_id] = {"name": key}
+
+    def key_for(self, ds: Dataset) -> str:
+        """The package name ``ds`` was written under (journaled or remembered)."""
+        known = self.journal.get(NAME_ENTRY, ds.source_id) or self._remembered.get(ds.source_id)
+        return known["name"] if known else slug(ds.name)
+
+    async def _owned(self, source_id: str, key: str) -> tuple[str, dict[str, Any] | None]:
+        pkg = await self._show(key)
+        if pkg is None or pkg.get("state") == "deleted":
+            return "absent", None
+        if _extra(pkg, MARK) != source_id:  # made by hand, or taken over: never touched
+            return "not_owned", None
+        return "owned", pkg
+
+    async def delete(self, source_id: str, key: str) -> str:
+        """``package_delete`` the copy of ``source_id`` (state deleted: a sysadmin can
+        restore it, and a later upsert of the same record does)."""
+        status, pkg = await self._owned(source_id, key)
+        if pkg is None:
+            return status
+        await self.portal.call("package_delete", {"id": pkg["id"]}, post=True)
+        return "deleted"
+
+    async def hide(self, source_id: str, key: str) -> str:
+        """Make the copy of ``source_id`` private (CKAN needs it in an organization)."""
+        status, pkg = await self._owned(source_id, key)
+        if pkg is None:
+            return status
+        if not pkg.get("private"):
+            await self.portal.call("package_patch", {"id": pkg["id"], "private": True}, post=True)
+        return "hidden"
+
+    def is_hidden(self, record: Any) -> bool:
+        """Whether a package is private, as :meth:`hide` leaves it."""
+        return bool(record.get("private"))
+
+    async def owned_records(self) -> list[tuple[str, Any]]:
+        """Every active package carrying the ownership mark, private ones included."""
+        reader = CkanPortal(self.client, PortalConfig(
+            self.config.type, self.config.url, self.config.api_key, self.config.auth_header,
+            settings={"include_private": True}))
+        send, receive = anyio.create_memory_object_stream[Any](reader.rows)
+        found: list[tuple[str, Any]] = []
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: reader.produce(send, page_concurrency=2))
+            async with receive:
+                async for pkg in receive:
+                    if isinstance(pkg, dict) and (mark := _extra(pkg, MARK)):
+                        found.append((str(mark), pkg))
+        return found
+
+    def differences(self, ds: Dataset, record: Any) -> list[str]:
+        """The mapped fields, organization, resources and file sizes (and hashes where both
+        sides have one) in which ``record`` differs from ``ds``; nothing is read or written."""
+        body, _ = dataset_to_package(ds, name=record.get("name") or "", licenses=self.licenses,
+                                     owner_org=record.get("owner_org"))
+        found = sorted(_package_changes(record, body))
+        org, have = self._org_name(ds), record.get("organization") or {}
+        if org and not {org, slug(org)} & {have.get("name"), have.get("id")}:
+            found.append(f"organization ({have.get('name')!r}, expected {slug(org)!r})")
+        current = {r.get(MARK): r for r in record.get("resources") or [] if r.get(MARK)}
+        for res in ds.resources:
+            copy, label = current.pop(res.source_id, None), f"resource {res.name!r}"
+            if copy is None:
+                found.append(f"{label} missing")
+                continue
+            if not _resource_same(copy, resource_to_ckan(res)):
+                found.append(f"{label} fields")
+            if res.hosted and copy.get("url_type") != "upload":
+                found.append(f"{label} file not uploaded")
+            elif res.hosted and None not in (res.size, copy.get("size")) and (
+                    str(copy["size"]) != str(res.size)):
+                found.append(f"{label} size {copy['size']} (source {res.size})")
+            elif res.hosted and res.extras.get("hash") and copy.get("hash") and (
+                    copy["hash"] != res.extras["hash"]):
+                found.append(f"{label} hash differs")
+        found.extend(f"resource {r.get('name')!r} on the target only" for r in current.values())
+        return found
 
     async def _sync_resources(self, ds: Dataset, pkg: dict[str, Any],
                               transfer: FileTransfer) -> bool:

@@ -278,6 +278,37 @@ class OdsPortal:
             lookup)
         return created, digest
 
+    # ---- what a mirror needs besides upserts ------------------------------------------
+    # Opendatasoft records carry no ownership mark: the mirror's state is the only proof
+    # that it wrote a dataset, so it only ever deletes what its state lists.
+
+    def remember(self, source_id: str, key: str) -> None:
+        """Nothing to remember: the ``dataset_id`` follows from the source name."""
+
+    def key_for(self, ds: Dataset) -> str:
+        """The ``dataset_id`` of ``ds`` on the domain."""
+        return to_ods(ds, self.options).dataset_id
+
+    async def delete(self, source_id: str, key: str) -> str:
+        """``DELETE /datasets/{uid}/`` for the dataset the mirror wrote as ``key``."""
+        found = await self.find(key)
+        if found is None:
+            return "absent"
+        try:
+            await self._call("DELETE", f"/datasets/{found['uid']}/")
+        except NotFound:  # an earlier attempt went through, its reply was lost
+            return "absent"
+        return "deleted"
+
+    async def hide(self, source_id: str, key: str) -> str:
+        """Unpublish the dataset the mirror wrote as ``key`` (it stays, unpublished)."""
+        found = await self.find(key)
+        if found is None:
+            return "absent"
+        if found.get("is_published"):
+            await self._call("POST", f"/datasets/{found['uid']}/unpublish/")
+        return "hidden"
+
     async def _status(self, uid: str) -> dict[str, Any]:
         status = await self._call("GET", f"/datasets/{uid}/status/")
         return status if isinstance(status, dict) else {}

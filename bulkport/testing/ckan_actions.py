@@ -28,6 +28,7 @@ from bulkport.testing.ckan_search import (
     facet_counts,
     parse_query,
     parse_sort,
+    solr_value,
 )
 from bulkport.testing.ckan_tokens import TOKEN_ACTIONS
 from bulkport.testing.ckan_validate import build_organization, build_package
@@ -182,8 +183,8 @@ def package_search(ctx: Context, data: dict[str, Any]) -> Any:
     if fields:
         names = fields.replace(",", " ").split() if isinstance(fields, str) else list(fields)
         results = orjson.dumps([
-            {name: package_out(p, store.organizations, ctx.base).get(name) for name in names}
-            for p in page])
+            {name: solr_value(name, out.get(name)) for name in names}
+            for out in (package_out(p, store.organizations, ctx.base) for p in page)])
     else:
         results = b"[" + b",".join(store.package_json(p, ctx.base) for p in page) + b"]"
     return RawResult(

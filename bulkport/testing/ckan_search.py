@@ -172,6 +172,16 @@ def field_values(pkg: dict[str, Any], field: str, org_name: Callable[[str | None
     return [str(value)]
 
 
+def solr_value(field: str, value: Any) -> Any:
+    """A field as Solr returns it to ``fl``: dates are indexed with a ``Z`` and come back
+    in UTC at millisecond precision (``2024-05-01T12:00:00.123Z``, no fraction when 0)."""
+    if field not in DATE_FIELDS or not isinstance(value, str) or not value:
+        return value
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00")).replace(tzinfo=None)
+    text = moment.replace(microsecond=moment.microsecond // 1000 * 1000).isoformat()
+    return (text[:-3] if "." in text else text) + "Z"
+
+
 def _text_blob(pkg: dict[str, Any]) -> str:
     tags = " ".join(tag["name"] for tag in pkg["tags"])
     return f"{pkg['name']} {pkg.get('title') or ''} {pkg.get('notes') or ''} {tags}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -127,6 +128,20 @@ async def test_fq_filters(site: Site) -> None:
     status, body = await site.call("package_search", get={"rows": "many"})
     assert status == 409 and body["error"] == {"rows": ["Invalid integer"],
                                                "__type": "Validation Error"}
+
+
+async def test_fl_returns_only_those_fields_with_dates_as_solr_stores_them(site: Site) -> None:
+    status, body = await site.call("package_search", get={
+        "fl": "id,metadata_modified", "sort": "id asc", "rows": 5})
+    assert status == 200, body
+    rows = body["result"]["results"]
+    assert len(rows) == 5 and all(set(row) == {"id", "metadata_modified"} for row in rows)
+    for row in rows:
+        stored = datetime.fromisoformat(site.store.packages[row["id"]]["metadata_modified"])
+        shown = row["metadata_modified"]
+        assert shown.endswith("Z") and len(shown) in (20, 24)  # no fraction, or 3 digits
+        assert datetime.fromisoformat(shown[:-1]) == stored.replace(
+            microsecond=stored.microsecond // 1000 * 1000)  # milliseconds kept, no more
 
 
 async def test_private_datasets_need_a_key_and_include_private(site: Site) -> None:

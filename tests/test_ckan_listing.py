@@ -1,0 +1,111 @@
+"""What a mirror reads from a CKAN source: cheap id listings, changes since a date, records
+by id — against the simulator, through real HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import anyio
+import pytest
+from aiohttp import web
+
+from bulkport.config import PortalConfig
+from bulkport.errors import ServerError, first_error
+from bulkport.http import HttpClient, RetryPolicy
+from bulkport.portals.ckan import CkanPortal, solr_date
+from bulkport.testing import CkanStore, create_ckan_app, seed_ckan, serve
+
+KEY = "listing-key"
+
+
+@dataclass
+class Site:
+    store: CkanStore
+    url: str = ""
+    failing: set[int] = field(default_factory=set)  # ``start`` offsets answered with a 500
+
+
+@pytest.fixture
+async def site() -> AsyncIterator[Site]:
+    site = Site(CkanStore(seed=2))
+    seed_ckan(site.store, datasets=130, resources=1, file_size=100, seed=2)
+
+    @web.middleware
+    async def fail_pages(request: web.Request, handler: Any) -> web.StreamResponse:
+        if int(request.query.get("start", 0)) in site.failing:
+            return web.json_response({"success": False, "error": {"message": "boom"}},
+                                     status=500)
+        return await handler(request)
+
+    app = create_ckan_app(site.store, api_keys={KEY: "admin"})
+    app.middlewares.insert(0, fail_pages)
+    async with serve(app) as site.url:
+        yield site
+    site.store.close()
+
+
+def portal(client: HttpClient, url: str, **settings: Any) -> CkanPortal:
+    return CkanPortal(client, PortalConfig("ckan", url, KEY, settings={
+        "include_private": True, "rows": 50, **settings}))
+
+
+async def collect(produce: Any) -> list[Any]:
+    send, receive = anyio.create_memory_object_stream[Any](1000)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(produce, send)
+        return [item async for item in receive]
+
+
+def active(store: CkanStore) -> dict[str, dict[str, Any]]:
+    return {p["id"]: p for p in store.packages.values() if p["state"] == "active"}
+
+
+async def test_list_ids_gives_every_id_and_date_without_full_records(site: Site) -> None:
+    store, url = site.store, site.url
+    async with HttpClient() as client:
+        listing = await portal(client, url).list_ids(page_concurrency=2)
+    assert set(listing.modified) == set(active(store)) and listing.announced == 130
+    for pkg_id, modified in listing.modified.items():
+        stored = datetime.fromisoformat(store.packages[pkg_id]["metadata_modified"])
+        assert modified == solr_date(stored)  # Solr's form: milliseconds and a Z
+    assert store.stats["ckan:package_search"] == 3  # 50 + 50 + 30, ids and dates only
+
+
+async def test_list_ids_of_some_ids_keeps_those_still_there(site: Site) -> None:
+    store, url = site.store, site.url
+    ids = sorted(active(store))[:70]
+    gone = ids[5]
+    store.save_package({**store.packages[gone], "state": "deleted"})
+    async with HttpClient() as client:
+        listing = await portal(client, url).list_ids(page_concurrency=2, ids=[*ids, "nope"])
+    assert set(listing.modified) == set(ids) - {gone}
+    assert store.stats["ckan:package_search"] == 2  # ids in batches of 50
+
+
+async def test_a_failed_page_fails_the_listing(site: Site) -> None:
+    site.failing.add(50)  # the second page: a listing is complete or an error, never partial
+    async with HttpClient(retry=RetryPolicy(attempts=2, backoff_base=0.01)) as client:
+        with pytest.raises(Exception) as caught:
+            await portal(client, site.url).list_ids(page_concurrency=2)
+    assert isinstance(first_error(caught.value), ServerError)
+
+
+async def test_since_reads_only_what_changed_and_ids_read_records(site: Site) -> None:
+    store, url = site.store, site.url
+    newest = max(p["metadata_modified"] for p in active(store).values())
+    cut = datetime.fromisoformat(newest).replace(tzinfo=timezone.utc) - timedelta(days=20)
+    expected = {i for i, p in active(store).items()
+                if datetime.fromisoformat(p["metadata_modified"]).replace(tzinfo=timezone.utc)
+                >= cut}
+    assert 0 < len(expected) < 130
+    async with HttpClient() as client:
+        source = portal(client, url)
+        changed = await collect(lambda send: source.produce(send, page_concurrency=2, since=cut))
+        assert {p["id"] for p in changed} == expected
+        assert all("resources" in p for p in changed)  # full records
+        wanted = sorted(active(store))[:7]
+        records = await collect(lambda send: source.produce_ids(send, wanted))
+    assert sorted(p["id"] for p in records) == wanted
