@@ -12,7 +12,7 @@ import orjson
 
 from bulkport.checkpoint import Journal
 from bulkport.config import PortalConfig
-from bulkport.errors import ConfigError, SkippableError, ValidationError
+from bulkport.errors import ConfigError, NotFound, SkippableError, ValidationError
 from bulkport.http import HttpClient, Response, Upload, field_messages
 from bulkport.mappers.ods import OdsDataset, OdsMapOptions, resource_body, to_ods
 from bulkport.model import Dataset, Resource
