@@ -13,11 +13,14 @@ import pytest
 
 from bulkport.testing import (
     CkanStore,
+    OdsStore,
     SyntheticFile,
     ThreadedServer,
     create_ckan_app,
+    create_ods_app,
     create_portaljs_app,
     seed_ckan,
+    seed_ods,
 )
 
 BIG = 200 * 1024 * 1024
@@ -45,17 +48,18 @@ def _source(size: int, servers: list[ThreadedServer]) -> tuple[CkanStore, str, S
     return store, servers[-1].url, content
 
 
-def _peak_rss_of_run(tmp_path: Path, source_url: str, target_url: str, name: str) -> int:
+def _peak_rss_of_run(tmp_path: Path, source_url: str, target_url: str, name: str,
+                     pair: tuple[str, str] = ("ckan", "portaljs")) -> int:
     """Run the migration in a child process; return its peak RSS in bytes."""
     job = tmp_path / f"{name}.toml"
     job.write_text(f"""
 kind = "migrate"
 [source]
-type = "ckan"
+type = "{pair[0]}"
 url = "{source_url}"
 api_key = "{KEY_A}"
 [target]
-type = "portaljs"
+type = "{pair[1]}"
 url = "{target_url}"
 api_key = "{KEY_B}"
 """)
@@ -80,4 +84,28 @@ def test_a_200_mb_file_migrates_ckan_to_portaljs_in_flat_memory(tmp_path: Path,
         [pkg] = target.packages.values()
         [res] = pkg["resources"]
         assert target.blobs.get(res["id"]).sha256 == content.sha256()
+    assert peaks[BIG] - peaks[1024] < 20 * 1024 * 1024, peaks
+
+
+def test_a_200_mb_file_migrates_ods_to_ckan_in_flat_memory(tmp_path: Path, servers: Any) -> None:
+    peaks = {}
+    for size in (1024, BIG):
+        source = OdsStore(seed=3)
+        seed_ods(source, datasets=1, resources=1, file_size=1000, seed=3)
+        [dataset] = source.datasets.values()
+        [record] = dataset.files.values()
+        content = SyntheticFile(size, seed=12, kind="bin")
+        source.blobs.put_synthetic(record.uid, content)
+        record.size = size
+        servers.append(ThreadedServer(lambda s=source: create_ods_app(s, api_keys={KEY_A})).start())
+        source_url = servers[-1].url
+        target = CkanStore(seed=4)
+        servers.append(ThreadedServer(lambda t=target: create_ckan_app(
+            t, api_keys={KEY_B: "admin"}, max_resource_size=2 * BIG)).start())
+        peaks[size] = _peak_rss_of_run(tmp_path, source_url, servers[-1].url, f"ods-{size}",
+                                       ("ods", "ckan"))
+        [pkg] = target.packages.values()
+        held = {target.blobs.get(r["id"]).sha256 for r in pkg["resources"]
+                if r.get("url_type") == "upload"}
+        assert content.sha256() in held
     assert peaks[BIG] - peaks[1024] < 20 * 1024 * 1024, peaks
