@@ -8,7 +8,10 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bulkport.mappers.ckan import _TAG_OK as TAG
 from bulkport.mappers.ckan import MARK, dataset_to_package, package_to_dataset, slug
+from bulkport.mappers.ods import OdsMapOptions, resource_body, to_ods
+from bulkport.mappers.ods_read import OdsReadOptions, from_ods
 
 text = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=40)
 word = st.from_regex(r"[a-z][a-z0-9_-]{1,20}", fullmatch=True)
@@ -31,7 +34,8 @@ def packages(draw: Any) -> dict[str, Any]:
         "license_id": draw(st.one_of(st.none(), word)), "author": draw(text),
         "author_email": draw(text), "maintainer": draw(text), "maintainer_email": draw(text),
         "version": draw(text), "url": draw(text), "private": draw(st.booleans()),
-        "tags": [{"name": t} for t in draw(st.lists(text, max_size=4, unique=True))],
+        "tags": [{"name": t} for t in draw(st.lists(text.filter(str.strip), max_size=4,
+                                                        unique=True))],
         "extras": [{"key": k, "value": v} for k, v in draw(
             st.dictionaries(word.filter(lambda k: k != MARK), text, max_size=4)).items()],
         "organization": {"name": "org", "title": "Org"}, "owner_org": "org-id",
@@ -82,3 +86,46 @@ def test_slugs_are_valid_ckan_names(text_value: str) -> None:
     assert 2 <= len(name) <= 100
     assert all(c.islower() or c.isdigit() or c in "-_" for c in name)
     assert name == slug(text_value)  # deterministic
+
+
+# ---- through Opendatasoft -------------------------------------------------------------
+
+ODS_OPTIONS = OdsMapOptions(licenses={"cc-by": "lic1", "odc-odbl": "lic2"},
+                            extras_template="bulkport")
+READ = OdsReadOptions(api="https://ods.example/api/automation/v1.0",
+                      explore="https://ods.example/api/explore/v2.1")
+
+
+def _as_ods_lists_it(ds: Any) -> dict[str, Any]:
+    """What the Automation API would list for the dataset bulkport wrote from ``ds``."""
+    mapped = to_ods(ds, ODS_OPTIONS)
+    resources = [{**resource_body(r, f"fi_{i}"), "uid": f"re_{i}",
+                  "datasource": {"type": "uploaded_file",
+                                 "file": {"uid": f"fi_{i}", "filename": r.filename}}}
+                 for i, r in enumerate(mapped.resources)]
+    attachments = [{"uid": f"at_{i}", "filename": r.filename, "mimetype": None}
+                   for i, r in enumerate(mapped.attachments)]
+    return {"dataset": {"uid": "da_1", "dataset_id": mapped.dataset_id,
+                        "metadata": mapped.metadata, "is_restricted": ds.private,
+                        "created_at": "2026-01-01T00:00:00Z"},
+            "resources": resources, "attachments": attachments}
+
+
+CARRIED = ("title", "description", "license_id", "author", "author_email", "maintainer",
+           "maintainer_email", "version", "landing_page", "private")
+
+
+@settings(max_examples=100, deadline=None)
+@given(packages())
+def test_ckan_to_ods_to_ckan_keeps_every_mapped_field(pkg: dict[str, Any]) -> None:
+    first = package_to_dataset(pkg)
+    back = from_ods(_as_ods_lists_it(first), ODS_OPTIONS, READ)
+    written, _ = dataset_to_package(back, name=slug(back.name), owner_org="org-id")
+    again = package_to_dataset(_as_ckan_shows_it(written, pkg))
+    for name in CARRIED:
+        assert (getattr(again, name) or None) == (getattr(first, name) or None), name
+    assert again.name == first.name
+    # Keywords CKAN refuses as tags (one character, say) travel in an extra instead.
+    assert sorted(again.keywords) == sorted(k for k in first.keywords if TAG.match(k))
+    hosted = [(r.name, r.format) for r in first.resources if r.hosted]
+    assert sorted((r.name, r.format) for r in again.resources if r.hosted) == sorted(hosted)

@@ -143,6 +143,7 @@ MARK = "bulkport_source_id"  # extra (package) or field (resource): the source r
 VERSION = "bulkport_source_version"  # resource field: the source file's size and date
 _NAME_MAX, _TAG_MAX = 100, 100
 _TAG_OK = re.compile(r"^[\w \-.]{2,100}$")
+_VALID_NAME = re.compile(r"^[a-z0-9_-]{2,100}$")
 # Top-level CKAN fields carried as "ckan:" extras that must not be written back as they are.
 _NOT_RESTORED = {"creator_user_id", "metadata_created", "metadata_modified", "type"}
 _RESOURCE_NOT_RESTORED = {"hash", "url_type", "size", "mimetype_inner", "resource_type",
@@ -150,7 +151,10 @@ _RESOURCE_NOT_RESTORED = {"hash", "url_type", "size", "mimetype_inner", "resourc
 
 
 def slug(text: str) -> str:
-    """A CKAN ``name``: 2–100 characters, lowercase ASCII letters, digits, ``-`` and ``_``."""
+    """A CKAN ``name``: 2–100 characters, lowercase ASCII letters, digits, ``-`` and ``_``.
+    A name that is one already is kept as it is."""
+    if _VALID_NAME.match(text):
+        return text
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
     name = re.sub(r"[^a-z0-9_-]+", "-", ascii_text).strip("-_")[:_NAME_MAX].strip("-_")
     return name if len(name) >= 2 else f"dataset-{_digest(text)}"

@@ -70,6 +70,8 @@ class OdsDataset:
 
 def dataset_id_for(name: str) -> str:
     """A valid, stable ODS ``dataset_id`` from a source slug."""
+    if re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,99}", name):
+        return name  # already a valid id (which may end in "_" or "-"): kept as it is
     slug = re.sub(r"[^a-z0-9_-]+", "-", name.lower()).strip("-_")
     return slug[:100] or "dataset"
 
