@@ -175,8 +175,8 @@ def check_copy(ods: OdsStore, ckan: CkanStore) -> None:
         assert pkg["notes"] == default.get("description", "")
         assert pkg["url"] == default.get("references", "")
         assert pkg["private"] is dataset.is_restricted
-        keywords = [t["name"] for t in pkg["tags"]] + json.loads(
-            extras.get("bulkport_other_keywords", "[]"))
+        keywords = (json.loads(extras["bulkport_keywords"]) if "bulkport_keywords" in extras
+                    else [t["name"] for t in pkg["tags"]])
         assert sorted(keywords) == sorted(default.get("keyword", []))
         licence = internal.get("license_id")
         assert pkg["license_id"] == (REVERSE.get(licence, licence) if licence else "")
@@ -337,7 +337,9 @@ extras_template = "bulkport"
         assert sorted(t["name"] for t in copy["tags"]) == sorted(t["name"] for t in pkg["tags"])
         mine = {e["key"]: e["value"] for e in copy["extras"]}
         theirs = {e["key"]: e["value"] for e in pkg["extras"]}
-        assert set(mine) - set(theirs) <= {MARK} and theirs.items() <= mine.items()
+        # Added: the mark, and the source's own dates (CKAN sets its record dates itself).
+        assert set(mine) - set(theirs) <= {MARK, "issued", "modified"}
+        assert theirs.items() <= mine.items()
         assert back.ckan.org_name(copy["owner_org"]) == origin.org_name(pkg["owner_org"])
         assert [(r["name"], r["description"], r["format"]) for r in copy["resources"]] == [
             (r["name"], r["description"], r["format"]) for r in pkg["resources"]]

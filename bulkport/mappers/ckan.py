@@ -42,6 +42,9 @@ _RESOURCE_HANDLED = {"id", "name", "description", "format", "url", "url_type", "
 _RESOURCE_DERIVED = {"package_id", "position", "state", "tracking_summary", "cache_url",
                      "cache_last_updated", "datastore_active", "revision_id", "created"}
 EXTRA_PREFIX = "ckan:"  # marks a top-level package field kept in the pivot's extras
+DECLARED_DATES = {"created": "issued", "modified": "modified"}  # pivot field → extra key
+KEYWORDS = "bulkport_keywords"  # extra: every keyword, when some are not valid CKAN tags
+THEMES = "themes"  # extra: the themes, as a JSON list, where CKAN groups do not hold them
 
 
 def _text(value: Any) -> str | None:
@@ -71,6 +74,27 @@ def resource_to_pivot(res: Mapping[str, Any], dataset_id: str, index: int) -> Re
     )
 
 
+def _json_strings(value: Any) -> list[str]:
+    """A JSON list of strings kept in an extra, or [] when it is not one."""
+    try:
+        items = orjson.loads(value) if isinstance(value, str) else None
+    except orjson.JSONDecodeError:
+        return []
+    return items if isinstance(items, list) and all(isinstance(i, str) for i in items) else []
+
+
+def _keywords(tags: list[str], kept: Any) -> list[str]:
+    """The tags, or the full keyword list bulkport kept beside them when some of it could
+    not be tags (unless the tags were edited since: then the tags plus the refused ones)."""
+    stored = _json_strings(kept)
+    if not stored:
+        return tags
+    refused = [k for k in stored if not _TAG_OK.match(k)]
+    if {k for k in stored if _TAG_OK.match(k)} == set(tags):
+        return stored
+    return tags + refused
+
+
 def package_to_dataset(pkg: Any, *, fields: Mapping[str, str] | None = None) -> Dataset:
     """Map a CKAN package dict (as ``package_search``/``package_show`` return it).
 
@@ -90,6 +114,11 @@ def package_to_dataset(pkg: Any, *, fields: Mapping[str, str] | None = None) -> 
     if unknown:
         raise MappingError(f"unknown pivot field(s) in field map: {', '.join(sorted(unknown))}")
     values = {f: lookup(pkg, path) for f, path in paths.items()}
+    # A dataset's own dates, kept in DCAT-style extras (as ckanext-dcat and bulkport write
+    # them), win over CKAN's record dates, which only say when this copy was written.
+    declared = {f: key for f, key in DECLARED_DATES.items() if f not in (fields or {})
+                and lookup(pkg, f"extras.{key}") not in (None, "")}
+    values.update({f: lookup(pkg, f"extras.{key}") for f, key in declared.items()})
 
     tags, groups, resources = pkg.get("tags") or [], pkg.get("groups") or [], pkg.get("resources") or []
     for label, value in (("tags", tags), ("groups", groups), ("resources", resources)):
@@ -103,6 +132,9 @@ def package_to_dataset(pkg: Any, *, fields: Mapping[str, str] | None = None) -> 
 
     consumed_top = {path.split(".")[0] for path in paths.values() if not path.startswith("extras.")}
     consumed_extras = {path.split(".", 1)[1] for path in paths.values() if path.startswith("extras.")}
+    consumed_extras |= {*declared.values(), KEYWORDS}
+    if not groups and _json_strings(lookup(pkg, f"extras.{THEMES}")):
+        consumed_extras.add(THEMES)
     extras: dict[str, Any] = {e["key"]: e.get("value") for e in extras_list
                               if e["key"] not in consumed_extras}
     for key, value in pkg.items():
@@ -116,8 +148,10 @@ def package_to_dataset(pkg: Any, *, fields: Mapping[str, str] | None = None) -> 
         name=name,
         title=_text(values["title"]) or name,
         description=_text(values["description"]) or "",
-        keywords=[t["name"] if isinstance(t, Mapping) else str(t) for t in tags],
-        themes=[g["name"] if isinstance(g, Mapping) else str(g) for g in groups],
+        keywords=_keywords([t["name"] if isinstance(t, Mapping) else str(t) for t in tags],
+                           lookup(pkg, f"extras.{KEYWORDS}")),
+        themes=([g["name"] if isinstance(g, Mapping) else str(g) for g in groups]
+                or _json_strings(lookup(pkg, f"extras.{THEMES}"))),
         license_id=_text(values["license_id"]),
         license_title=_text(values["license_title"]),
         publisher=_text(values["publisher"]),
@@ -204,12 +238,15 @@ def dataset_to_package(ds: Dataset, *, name: str, owner_org: str | None = None,
         elif value is not None:
             extras[key] = _as_extra(value)
     if bad_tags:
-        extras["bulkport_other_keywords"] = _as_extra(bad_tags)
-        notes.append("keywords CKAN refuses as tags kept in extra bulkport_other_keywords")
+        extras[KEYWORDS] = _as_extra(ds.keywords)  # the whole list, in its order
+        notes.append(f"keywords CKAN refuses as tags kept in extra {KEYWORDS}")
     if ds.language:
         extras.setdefault("language", ds.language)
+    for field_name, key in DECLARED_DATES.items():  # CKAN sets its own record dates
+        if getattr(ds, field_name):
+            extras.setdefault(key, getattr(ds, field_name))
     if ds.themes:
-        extras.setdefault("themes", _as_extra(ds.themes))
+        extras.setdefault(THEMES, _as_extra(ds.themes))
     if ds.publisher and not owner_org:
         extras.setdefault("publisher", ds.publisher)
     extras[MARK] = ds.source_id

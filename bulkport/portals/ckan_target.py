@@ -29,6 +29,7 @@ from bulkport.errors import (
 )
 from bulkport.http import HttpClient, Upload
 from bulkport.mappers.ckan import (
+    DECLARED_DATES,
     MARK,
     VERSION,
     dataset_to_package,
@@ -60,8 +61,13 @@ def _package_changes(have: dict[str, Any], want: dict[str, Any]) -> dict[str, An
         changes["tags"] = want["tags"]
     theirs = {e["key"]: e.get("value") for e in have.get("extras") or []}
     merged = {**theirs, **{e["key"]: e["value"] for e in want["extras"]}}
-    if merged != theirs:
-        changes["extras"] = [{"key": k, "value": v} for k, v in sorted(merged.items())]
+    # A new source date alone (a file changed, say) is not worth a write of its own: it
+    # rides along with the next real change.
+    dates = set(DECLARED_DATES.values())
+    if changes or {k: v for k, v in merged.items() if k not in dates} != {
+            k: v for k, v in theirs.items() if k not in dates}:
+        if merged != theirs:
+            changes["extras"] = [{"key": k, "value": v} for k, v in sorted(merged.items())]
     return changes
 
 
