@@ -6,6 +6,7 @@ uploaded bodies are streamed to a temporary directory and read back the same way
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 import shutil
@@ -16,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 _BLOCK = 64 * 1024
-_POOL_ROWS = 512
+_POOL_ROWS = 509  # prime: every stride walks the whole pool
+_BLOCK_ROWS = 64
 _CSV_HEADER = b"id,name,city,value,date,comment\n"
 _NAMES = ("Zoë", "Łukasz", "Ana María", "李雷", "Søren", "Chloé", "O'Brien", "Nguyễn",
           "Ólafur", "Ayşe", "José", "Müller")
@@ -39,6 +41,18 @@ def _close_last_row(piece: bytes) -> bytes:
     tail = len(piece) - start
     filler = b"\n" if tail == 1 else b"0" + b" " * (tail - 2) + b"\n"
     return piece[:start] + filler
+
+
+@functools.cache
+def _row_tails() -> tuple[bytes, ...]:
+    """CSV rows without their id column, drawn once and shared by every synthetic file."""
+    rng = random.Random("bulkport-synthetic-csv")
+    return tuple(
+        f",{rng.choice(_NAMES)},{rng.choice(_CITIES)},{rng.uniform(-1e4, 1e5):.2f},"
+        f"20{rng.randint(10, 26)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d},"
+        f"{rng.choice(_COMMENTS)}\n".encode()
+        for _ in range(_POOL_ROWS)
+    )
 
 
 class SyntheticFile:
@@ -106,25 +120,22 @@ class SyntheticFile:
             yield piece
 
     def _csv_blocks(self) -> Iterator[bytes]:
+        # Rows are made lazily from a shared pool, so a small file costs a few rows, not a
+        # whole pool: a simulator serves thousands of them per second. The seed picks where
+        # the walk through the pool starts and its stride; the id column keeps counting, so
+        # no two blocks are alike (a lost or repeated chunk changes the hash).
+        tails = _row_tails()
         rng = random.Random(self.seed)
-        rows = [
-            f"{n},{rng.choice(_NAMES)},{rng.choice(_CITIES)},{rng.uniform(-1e4, 1e5):.2f},"
-            f"20{rng.randint(10, 26)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d},"
-            f"{rng.choice(_COMMENTS)}\n".encode()
-            for n in range(1, _POOL_ROWS + 1)
-        ]
-        pool = b"".join(rows)
-        starts = [0]
-        for row in rows[:-1]:
-            starts.append(starts[-1] + len(row))
+        at, stride = rng.randrange(_POOL_ROWS), rng.randrange(1, _POOL_ROWS)
         yield _CSV_HEADER
-        block = 0
+        first = 1
         while True:
-            # Each block is the pool rotated at a row boundary: cheap, whole rows, and no
-            # two neighbouring blocks alike (so a lost or repeated chunk changes the hash).
-            cut = starts[(block * 7919 + self.seed) % _POOL_ROWS]
-            yield pool[cut:] + pool[:cut]
-            block += 1
+            rows = []
+            for n in range(first, first + _BLOCK_ROWS):
+                rows.append(b"%d" % n + tails[at])
+                at = (at + stride) % _POOL_ROWS
+            first += _BLOCK_ROWS
+            yield b"".join(rows)
 
     def _random_blocks(self) -> Iterator[bytes]:
         magic = _MAGIC.get(self.kind)
