@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 from aiohttp import BodyPartReader, hdrs, web
+from aiohttp.multipart import content_disposition_filename, parse_content_disposition
 
 from bulkport.testing.ods_http import dataset_of, invalid, not_found, paginate, read_json
 from bulkport.testing.ods_store import FileRecord, OdsDataset, OdsStore, iso
@@ -32,9 +33,13 @@ async def _receive_file(request: web.Request, prefix: str) -> FileRecord:
         raise invalid({"file": ["No file was submitted."]})
     reader = await request.multipart()
     while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader) or part.name != "file":
+        if not isinstance(part, BodyPartReader):
             continue
-        filename = part.filename or "file"
+        # One parse for both parameters (part.name and part.filename parse it each).
+        _, params = parse_content_disposition(part.headers.get(hdrs.CONTENT_DISPOSITION))
+        if content_disposition_filename(params, "name") != "file":
+            continue
+        filename = content_disposition_filename(params, "filename") or "file"
         uid = store.new_uid(prefix)
 
         async def chunks(part: BodyPartReader = part) -> AsyncIterator[bytes]:
