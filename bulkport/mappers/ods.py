@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -120,7 +120,7 @@ def to_ods(ds: Dataset, opts: OdsMapOptions) -> OdsDataset:
     if internal:
         metadata["internal"] = internal
 
-    pivot = asdict(ds)
+    pivot = ds.as_dict()
     for target_path, pivot_field in opts.fields.items():
         template, _, name = target_path.partition(".")
         value = pivot.get(pivot_field, ds.extras.get(pivot_field))
