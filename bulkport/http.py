@@ -285,7 +285,8 @@ class HttpClient:
         if found is None:
             rate = self.limits.requests_per_second
             found = (
-                anyio.Semaphore(self.limits.connections_per_host),
+                # A request right after acquiring yields anyway: no extra checkpoint needed.
+                anyio.Semaphore(self.limits.connections_per_host, fast_acquire=True),
                 AsyncLimiter(rate, 1.0) if rate else None,
             )
             self._host_limits[origin] = found
