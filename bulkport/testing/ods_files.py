@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 from collections.abc import AsyncIterator
 from typing import Any
@@ -23,6 +24,11 @@ DATASOURCES = {"http": "HTTP", "uploaded_file": "Uploaded file", "ftp": "FTP",
                "azure_blob_storage": "Azure Blob Storage"}
 
 
+# aiohttp's parser rebuilds a table of 128 escaped characters on every call, which costs
+# more than the rest of an upload; headers repeat (same field, common file names).
+_disposition = functools.lru_cache(maxsize=1024)(parse_content_disposition)
+
+
 async def _receive_file(request: web.Request, prefix: str) -> FileRecord:
     """Stream the multipart ``file`` field into the blob store."""
     store: OdsStore = request.app["store"]
@@ -36,7 +42,7 @@ async def _receive_file(request: web.Request, prefix: str) -> FileRecord:
         if not isinstance(part, BodyPartReader):
             continue
         # One parse for both parameters (part.name and part.filename parse it each).
-        _, params = parse_content_disposition(part.headers.get(hdrs.CONTENT_DISPOSITION))
+        _, params = _disposition(part.headers.get(hdrs.CONTENT_DISPOSITION))
         if content_disposition_filename(params, "name") != "file":
             continue
         filename = content_disposition_filename(params, "filename") or "file"
