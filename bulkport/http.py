@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import random
+import re
 import time
 import uuid
 from collections import Counter
@@ -199,10 +201,22 @@ def _retry_after(value: str | None) -> float | None:
         return max(0.0, when.timestamp() - time.time()) if when else None
 
 
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
+_SCHEME_AUTHORITY = re.compile(r"[^:/?#]*://[^/?#]*")
+
+
+def _host(url: str) -> tuple[str, str]:
+    """``(origin, netloc)`` of ``url``: origin (``scheme://host:port``) is what credentials
+    and limits are bound to, netloc what the report counts requests by."""
+    match = _SCHEME_AUTHORITY.match(url)
+    return _host_of_prefix(match.group() if match else url)
+
+
+@functools.lru_cache(maxsize=256)
+def _host_of_prefix(prefix: str) -> tuple[str, str]:
+    # Cached: every request asks, and a run talks to a handful of hosts.
+    parts = urlsplit(prefix)
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}", parts.netloc
 
 
 def _default_error_parser(response: Response) -> tuple[str, dict[str, str]]:
@@ -274,7 +288,7 @@ class HttpClient:
 
     def bind(self, base_url: str, headers: Mapping[str, str], secrets: tuple[str, ...] = ()) -> None:
         """Send ``headers`` with every request to ``base_url``'s origin, and only there."""
-        self._credentials[_origin(base_url)] = dict(headers)
+        self._credentials[_host(base_url)[0]] = dict(headers)
         for value in (*headers.values(), *secrets):
             register_secret(value)
             # The bare key too, when the header carries a scheme ("apikey KEY").
@@ -317,13 +331,13 @@ class HttpClient:
         """One attempt, following redirects by hand so credentials never change origin."""
         assert self._session is not None, "HttpClient used outside 'async with'"
         for _ in range(_MAX_REDIRECTS + 1):
-            origin = _origin(url)
+            origin, netloc = _host(url)
             semaphore, limiter = self._limits_for(origin)
             request_headers = {**self._credentials.get(origin, {}), **(headers or {})}
             async with semaphore:
                 if limiter is not None:
                     await limiter.acquire()
-                self.requests[urlsplit(url).netloc] += 1
+                self.requests[netloc] += 1
                 try:
                     async with self._session.request(
                         method, url, params=params, headers=request_headers, data=data,
