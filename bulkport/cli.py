@@ -7,6 +7,7 @@ aborted (bad job file, wrong key, another fatal error); 130 interrupted by a sig
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import signal
 import sys
@@ -25,6 +26,7 @@ from bulkport.redact import RedactingFilter, redact
 from bulkport.report import Report
 
 EXIT_OK, EXIT_FAILED, EXIT_ABORTED, EXIT_INTERRUPTED = 0, 1, 2, 130
+GC_THRESHOLD = 10_000  # allocations between two young-generation collections
 log = logging.getLogger("bulkport")
 
 
@@ -149,9 +151,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _tune_gc() -> None:
+    # A run keeps tens of thousands of objects alive (listing pages, datasets and requests
+    # in flight); at the default threshold (700) the cycle collector re-scans them hundreds
+    # of times per run, up to a fifth of the CPU. Cycles are rare here, so collecting less
+    # often costs no memory.
+    if gc.get_threshold()[0] < GC_THRESHOLD:
+        gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
+    _tune_gc()
     try:
         return int(args.func(args))
     except ConfigError as error:
