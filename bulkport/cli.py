@@ -7,6 +7,7 @@ aborted (bad job file, wrong key, another fatal error); 130 interrupted by a sig
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import signal
 import sys
@@ -26,6 +27,7 @@ from bulkport.report import Report
 from bulkport.revoke import revoke_tokens
 
 EXIT_OK, EXIT_FAILED, EXIT_ABORTED, EXIT_INTERRUPTED = 0, 1, 2, 130
+GC_THRESHOLD = 10_000  # allocations between two young-generation collections
 log = logging.getLogger("bulkport")
 
 
@@ -222,8 +224,18 @@ def _add_cron_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-file", help="append the run's summary and warnings to this file")
 
 
+def _tune_gc() -> None:
+    # A run keeps tens of thousands of objects alive (listing pages, datasets and requests
+    # in flight); at the default threshold (700) the cycle collector re-scans them hundreds
+    # of times per run, up to a fifth of the CPU. Cycles are rare here, so collecting less
+    # often costs no memory.
+    if gc.get_threshold()[0] < GC_THRESHOLD:
+        gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _tune_gc()
     try:
         _setup_logging(args.verbose, getattr(args, "log_file", None),
                        getattr(args, "quiet", False))

@@ -73,7 +73,8 @@ class FileTransfer:
     def __init__(self, client: HttpClient, source: FileSource, transfers: int) -> None:
         self.client = client
         self.source = source
-        self.limiter = anyio.CapacityLimiter(max(1, transfers))
+        # The download right after acquiring yields anyway: no extra checkpoint needed.
+        self.limiter = anyio.Semaphore(max(1, transfers), fast_acquire=True)
 
     async def send(self, resource: Resource,
                    put: Callable[[Upload, int], Awaitable[T]]) -> tuple[T, Digest]:

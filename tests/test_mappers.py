@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import asdict
+
 import orjson
 import pytest
 
@@ -65,6 +68,14 @@ def test_fingerprint_is_stable_and_sensitive() -> None:
     assert package_to_dataset(PACKAGE).fingerprint() == package_to_dataset(PACKAGE).fingerprint()
     changed = {**PACKAGE, "notes": "Other"}
     assert package_to_dataset(changed).fingerprint() != package_to_dataset(PACKAGE).fingerprint()
+
+
+def test_fingerprint_is_the_hash_of_the_whole_record() -> None:
+    # Journals hold this hash: it must not change from one version to the next.
+    ds = package_to_dataset(PACKAGE)
+    assert ds.as_dict() == asdict(ds)
+    blob = orjson.dumps(asdict(ds), option=orjson.OPT_SORT_KEYS)
+    assert ds.fingerprint() == hashlib.sha256(blob).hexdigest()
 
 
 def test_pivot_to_ods_metadata() -> None:

@@ -148,6 +148,33 @@ def test_second_run_writes_nothing(make_portals, tmp_path: Path) -> None:
     assert check_target(portals.ckan, portals.ods) == []
 
 
+def test_first_run_on_an_empty_domain_creates_without_lookups(make_portals,
+                                                               tmp_path: Path) -> None:
+    portals = make_portals(datasets=12)
+    assert run(write_job(tmp_path, portals), tmp_path / "state") == 0
+    assert portals.ods.stats["GET /datasets/"] == 1  # the key check only
+    assert portals.ods.stats["POST /datasets/"] == 12
+
+
+def test_a_create_refused_as_taken_updates_the_dataset_there(make_portals,
+                                                             tmp_path: Path) -> None:
+    @web.middleware
+    async def created_meanwhile(request: web.Request, handler):  # type: ignore[no-untyped-def]
+        # Someone creates the victim just before bulkport does: bulkport's create is refused.
+        creating = request.method == "POST" and request.path.endswith("/datasets/")
+        if creating and f'"dataset_id":"{victim}"' in await request.text():
+            await handler(request)
+        return await handler(request)
+
+    victim = "x"
+    portals = make_portals(datasets=6, ods_middleware=created_meanwhile)
+    victim = dataset_id_for(next(iter(portals.ckan.packages.values()))["name"])
+    assert run(write_job(tmp_path, portals), tmp_path / "state") == 0
+    assert len(portals.ods.datasets) == 6 and check_target(portals.ckan, portals.ods) == []
+    report = json.loads((tmp_path / "state" / "report.json").read_text())
+    assert report["counts"]["datasets_created"] == 5
+
+
 def test_dry_run_writes_nothing_and_plans_everything(make_portals, tmp_path: Path) -> None:
     portals = make_portals(datasets=12)
     assert run(write_job(tmp_path, portals), tmp_path / "state", "--dry-run") == 0
@@ -200,7 +227,11 @@ def test_bad_record_is_reported_and_skipped(make_portals, tmp_path: Path) -> Non
 def test_non_json_reply_fails_one_dataset_only(make_portals, tmp_path: Path) -> None:
     @web.middleware
     async def html_for_one(request: web.Request, handler):  # type: ignore[no-untyped-def]
-        if request.query.get("dataset_id", "").startswith(victim):
+        # The victim's lookup, or its create when there is no lookup (an empty domain).
+        creating = request.method == "POST" and request.path.endswith("/datasets/")
+        body = await request.text() if creating else ""
+        if (request.query.get("dataset_id", "").startswith(victim)
+                or f'"dataset_id":"{victim}' in body):
             return web.Response(text="<html>proxy error</html>", content_type="text/html")
         return await handler(request)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -136,7 +136,7 @@ def to_ods(ds: Dataset, opts: OdsMapOptions) -> OdsDataset:
         internal["theme_id"] = _value(theme_ids)
     metadata: dict[str, dict[str, Any]] = {"default": default, "internal": internal}
 
-    pivot = asdict(ds)
+    pivot = ds.as_dict()
     for target_path, pivot_field in opts.fields.items():
         template, _, name = target_path.partition(".")
         value = pivot.get(pivot_field, ds.extras.get(pivot_field))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timezone
 from functools import partial
 from typing import Any
@@ -198,11 +198,9 @@ class CkanPortal:
     def to_pivot(self, raw: Any) -> Dataset:
         return package_to_dataset(raw, fields=self.config.get("fields"))
 
-    @asynccontextmanager
-    async def open_file(self, resource: Resource) -> AsyncIterator[StreamResponse]:
+    def open_file(self, resource: Resource) -> AbstractAsyncContextManager[StreamResponse]:
         """Stream a hosted file. The key goes along only if the file is on the portal's host."""
-        async with self.client.stream(resource.url, errors=parse_error) as response:
-            yield response
+        return self.client.stream(resource.url, errors=parse_error)
 
 
 def _text(value: Any) -> str | None:

@@ -73,6 +73,7 @@ class OdsPortal:
         self.publish = publish
         self.status_poll = status_poll
         self.status_timeout = status_timeout
+        self._empty_at_start = False  # set by check(): no dataset can pre-exist then
         self.options = OdsMapOptions(
             licenses=config.get("licenses", {}),
             themes=config.get("themes", {}),
@@ -103,7 +104,8 @@ class OdsPortal:
         """Fail fast on a wrong key or a missing extras template, before any write; learn
         the domain's templates, so that fields kept from another Opendatasoft domain only
         go back where this one has them."""
-        await self._call("GET", "/datasets/", params={"limit": 0})
+        page = await self._call("GET", "/datasets/", params={"limit": 0})
+        self._empty_at_start = isinstance(page, dict) and page.get("total_count") == 0
         listed = await self._list("/metadata/templates/")
         schema = {t["name"]: {f["name"]: f.get("type") or "text" for f in t.get("schema") or []
                               if isinstance(f, dict) and isinstance(f.get("name"), str)}
@@ -155,14 +157,14 @@ class OdsPortal:
         mapped = to_ods(ds, self.options)
         for note in mapped.notes:
             self.report.note(note)
-        existing = await self.find(mapped.dataset_id)
+        # On a domain that was empty when the run began, a dataset can only exist if this
+        # run made it, so it is created without a lookup first. dataset_id is unique on a
+        # domain: a create that finds it taken is refused, never duplicated.
+        existing = None if self._empty_at_start else await self.find(mapped.dataset_id)
+        created = False
         if existing is None:
-            body = {"dataset_id": mapped.dataset_id, "is_restricted": ds.private,
-                    "metadata": mapped.metadata}
-            existing = await self._create(
-                lambda: self._call("POST", "/datasets/", json=body, retry=False),
-                lambda: self.find(mapped.dataset_id),
-            )
+            existing, created = await self._create_or_find(ds, mapped)
+        if created:
             outcome, changed = "created", True
         else:
             changed = await self._update_metadata(existing, mapped)
@@ -174,6 +176,27 @@ class OdsPortal:
         if self.publish:
             await self._publish(uid, mapped, changed or not existing.get("is_published"))
         return outcome
+
+    async def _create_or_find(self, ds: Dataset,
+                              mapped: OdsDataset) -> tuple[dict[str, Any], bool]:
+        """Create the dataset, or find it when the domain says its dataset_id is taken.
+
+        Returns:
+            The dataset, and whether this call created it.
+        """
+        body = {"dataset_id": mapped.dataset_id, "is_restricted": ds.private,
+                "metadata": mapped.metadata}
+        try:
+            return await self._create(
+                lambda: self._call("POST", "/datasets/", json=body, retry=False),
+                lambda: self.find(mapped.dataset_id),
+            ), True
+        except ValidationError as error:
+            if error.status == 409 or "dataset_id" in error.fields:
+                found = await self.find(mapped.dataset_id)
+                if found is not None:
+                    return found, False
+            raise
 
     async def _update_metadata(self, existing: dict[str, Any], mapped: OdsDataset) -> bool:
         changed = False

@@ -1,11 +1,14 @@
-"""File bodies for the simulators: deterministic synthetic files and a disk-backed store.
+"""File bodies for the simulators: deterministic synthetic files and a blob store.
 
-Nothing here holds a whole file in memory: synthetic files are generated chunk by chunk,
-uploaded bodies are streamed to a temporary directory and read back the same way.
+Memory stays bounded: synthetic files are generated chunk by chunk; uploaded bodies are
+streamed to a temporary directory and read back the same way. Small bodies, uploaded or
+synthetic, are kept in memory instead, up to a fixed budget: a file per small upload, or
+generating a small file on each download, costs more than the request itself.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 import shutil
@@ -16,7 +19,10 @@ from pathlib import Path
 from typing import Any
 
 _BLOCK = 64 * 1024
-_POOL_ROWS = 512
+_POOL_ROWS = 509  # prime: every stride walks the whole pool
+_BLOCK_ROWS = 64
+MEMORY_BODY = 64 * 1024  # uploaded bodies up to this size may stay in memory...
+MEMORY_BUDGET = 32 * 1024 * 1024  # ...as long as all of them together fit in this
 _CSV_HEADER = b"id,name,city,value,date,comment\n"
 _NAMES = ("Zoë", "Łukasz", "Ana María", "李雷", "Søren", "Chloé", "O'Brien", "Nguyễn",
           "Ólafur", "Ayşe", "José", "Müller")
@@ -39,6 +45,18 @@ def _close_last_row(piece: bytes) -> bytes:
     tail = len(piece) - start
     filler = b"\n" if tail == 1 else b"0" + b" " * (tail - 2) + b"\n"
     return piece[:start] + filler
+
+
+@functools.cache
+def _row_tails() -> tuple[bytes, ...]:
+    """CSV rows without their id column, drawn once and shared by every synthetic file."""
+    rng = random.Random("bulkport-synthetic-csv")
+    return tuple(
+        f",{rng.choice(_NAMES)},{rng.choice(_CITIES)},{rng.uniform(-1e4, 1e5):.2f},"
+        f"20{rng.randint(10, 26)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d},"
+        f"{rng.choice(_COMMENTS)}\n".encode()
+        for _ in range(_POOL_ROWS)
+    )
 
 
 class SyntheticFile:
@@ -106,25 +124,22 @@ class SyntheticFile:
             yield piece
 
     def _csv_blocks(self) -> Iterator[bytes]:
+        # Rows are made lazily from a shared pool, so a small file costs a few rows, not a
+        # whole pool: a simulator serves thousands of them per second. The seed picks where
+        # the walk through the pool starts and its stride; the id column keeps counting, so
+        # no two blocks are alike (a lost or repeated chunk changes the hash).
+        tails = _row_tails()
         rng = random.Random(self.seed)
-        rows = [
-            f"{n},{rng.choice(_NAMES)},{rng.choice(_CITIES)},{rng.uniform(-1e4, 1e5):.2f},"
-            f"20{rng.randint(10, 26)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d},"
-            f"{rng.choice(_COMMENTS)}\n".encode()
-            for n in range(1, _POOL_ROWS + 1)
-        ]
-        pool = b"".join(rows)
-        starts = [0]
-        for row in rows[:-1]:
-            starts.append(starts[-1] + len(row))
+        at, stride = rng.randrange(_POOL_ROWS), rng.randrange(1, _POOL_ROWS)
         yield _CSV_HEADER
-        block = 0
+        first = 1
         while True:
-            # Each block is the pool rotated at a row boundary: cheap, whole rows, and no
-            # two neighbouring blocks alike (so a lost or repeated chunk changes the hash).
-            cut = starts[(block * 7919 + self.seed) % _POOL_ROWS]
-            yield pool[cut:] + pool[:cut]
-            block += 1
+            rows = []
+            for n in range(first, first + _BLOCK_ROWS):
+                rows.append(b"%d" % n + tails[at])
+                at = (at + stride) % _POOL_ROWS
+            first += _BLOCK_ROWS
+            yield b"".join(rows)
 
     def _random_blocks(self) -> Iterator[bytes]:
         magic = _MAGIC.get(self.kind)
@@ -137,16 +152,18 @@ class SyntheticFile:
 
 
 class Blob:
-    """A stored file body: on disk (``path``) or generated (``synthetic``)."""
+    """A stored file body: on disk (``path``), in memory (``data``) or generated
+    (``synthetic``)."""
 
-    __slots__ = ("_sha256", "key", "path", "size", "synthetic")
+    __slots__ = ("_sha256", "data", "key", "path", "size", "synthetic")
 
     def __init__(self, key: str, size: int, sha256: str | None, path: Path | None,
-                 synthetic: SyntheticFile | None = None) -> None:
+                 synthetic: SyntheticFile | None = None, data: bytes | None = None) -> None:
         self.key = key
         self.size = size
         self.path = path
         self.synthetic = synthetic
+        self.data = data
         self._sha256 = sha256
 
     def __repr__(self) -> str:
@@ -161,6 +178,10 @@ class Blob:
 
     def iter_chunks(self, chunk_size: int = 65536) -> Iterator[bytes]:
         """Stream the body back."""
+        if self.data is not None:
+            for start in range(0, len(self.data), chunk_size):
+                yield self.data[start:start + chunk_size]
+            return
         if self.synthetic is not None:
             yield from self.synthetic.iter_chunks(chunk_size)
             return
@@ -179,13 +200,15 @@ class BlobTooLarge(Exception):
 
 
 class BlobStore:
-    """Blobs by key; uploaded bodies live in a temporary directory made on first use."""
+    """Blobs by key; uploaded bodies live in a temporary directory made on first use, or
+    in memory when small (:data:`MEMORY_BODY`, :data:`MEMORY_BUDGET`)."""
 
     def __init__(self) -> None:
         self._dir: Path | None = None
         self._cleanup: weakref.finalize[Any, Any] | None = None
         self._blobs: dict[str, Blob] = {}
         self._counter = 0
+        self._in_memory = 0  # bytes of the blobs held in memory
 
     def __contains__(self, key: object) -> bool:
         return key in self._blobs
@@ -213,59 +236,94 @@ class BlobStore:
 
     async def write(self, key: str, chunks: AsyncIterable[bytes], *,
                     max_size: int | None = None) -> Blob:
-        """Stream ``chunks`` to disk and store them under ``key``.
+        """Stream ``chunks`` into the store under ``key``: in memory while the body is small
+        and the budget allows, on disk from the first chunk that does not fit.
 
         Raises:
             BlobTooLarge: more than ``max_size`` bytes came; the partial file is removed.
         """
-        path = self._new_path()
         digest = hashlib.sha256()
         size = 0
+        room = min(MEMORY_BODY, MEMORY_BUDGET - self._in_memory)
+        buffered: list[bytes] = []
+        path: Path | None = None
+        handle: Any = None
         try:
-            # Plain writes: they land in the page cache and cost less than a thread hop.
-            with path.open("wb") as handle:
-                async for chunk in chunks:
-                    size += len(chunk)
-                    if max_size is not None and size > max_size:
-                        raise BlobTooLarge(f"{key}: more than {max_size} bytes")
-                    digest.update(chunk)
-                    handle.write(chunk)
+            async for chunk in chunks:
+                size += len(chunk)
+                if max_size is not None and size > max_size:
+                    raise BlobTooLarge(f"{key}: more than {max_size} bytes")
+                digest.update(chunk)
+                if path is None and size <= room:
+                    buffered.append(chunk)
+                    continue
+                if path is None:
+                    # Plain writes: they land in the page cache and cost less than a
+                    # thread hop.
+                    path = self._new_path()
+                    handle = path.open("wb")
+                    handle.writelines(buffered)
+                    buffered.clear()
+                handle.write(chunk)
         except BaseException:
-            path.unlink(missing_ok=True)
+            if path is not None:
+                handle.close()
+                path.unlink(missing_ok=True)
             raise
+        if path is None:
+            return self._keep(Blob(key, size, digest.hexdigest(), None,
+                                   data=b"".join(buffered)))
+        handle.close()
         return self._keep(Blob(key, size, digest.hexdigest(), path))
 
     def put_bytes(self, key: str, data: bytes) -> Blob:
         """Store a small body given whole."""
+        digest = hashlib.sha256(data).hexdigest()
+        if len(data) <= min(MEMORY_BODY, MEMORY_BUDGET - self._in_memory):
+            return self._keep(Blob(key, len(data), digest, None, data=data))
         path = self._new_path()
         path.write_bytes(data)
-        return self._keep(Blob(key, len(data), hashlib.sha256(data).hexdigest(), path))
+        return self._keep(Blob(key, len(data), digest, path))
 
     def put_synthetic(self, key: str, file: SyntheticFile) -> Blob:
-        """Store a synthetic file as a blob without writing it anywhere."""
-        return self._keep(Blob(key, file.size, None, None, synthetic=file))
+        """Store a synthetic file as a blob without writing it anywhere. A small one is
+        generated now, within the memory budget, so that serving it costs no generation
+        (a portal reads its files, it does not make them up on each download)."""
+        data = None
+        if file.size <= min(MEMORY_BODY, MEMORY_BUDGET - self._in_memory):
+            data = file.read()
+        return self._keep(Blob(key, file.size, None, None, synthetic=file, data=data))
 
     def _keep(self, blob: Blob) -> Blob:
         self.delete(blob.key)
         self._blobs[blob.key] = blob
+        if blob.data is not None:
+            self._in_memory += len(blob.data)
+        return blob
+
+    def _pop(self, key: str) -> Blob | None:
+        blob = self._blobs.pop(key, None)
+        if blob is not None and blob.data is not None:
+            self._in_memory -= len(blob.data)
         return blob
 
     def rename(self, key: str, new_key: str) -> Blob | None:
         """Move a blob to ``new_key`` (replacing what was there) without copying it."""
-        blob = self._blobs.pop(key, None)
+        blob = self._pop(key)
         if blob is not None:
             blob.key = new_key
             self._keep(blob)
         return blob
 
     def delete(self, key: str) -> None:
-        blob = self._blobs.pop(key, None)
+        blob = self._pop(key)
         if blob is not None and blob.path is not None:
             blob.path.unlink(missing_ok=True)
 
     def close(self) -> None:
         """Forget every blob and remove the temporary directory."""
         self._blobs.clear()
+        self._in_memory = 0
         if self._cleanup is not None:
             self._cleanup()
         self._dir = self._cleanup = None

@@ -47,11 +47,14 @@ async def stream_blob(request: web.Request, blob: Blob, *, content_type: str,
     When the fault middleware asked for a drop after the handler, the body is cut half-way,
     so the client sees a truncated payload rather than a clean reply.
     """
+    cut = blob.size // 2 if request.get(DROP_AFTER_KEY) else None
+    if blob.size <= CHUNK and cut is None:
+        # Same reply in one write: a streamed one sends its headers on their own.
+        return web.Response(body=blob.read(), headers=headers, content_type=content_type)
     response = web.StreamResponse(headers=headers)
     response.content_type = content_type
     response.content_length = blob.size
     await response.prepare(request)
-    cut = blob.size // 2 if request.get(DROP_AFTER_KEY) else None
     sent = 0
     for chunk in blob.iter_chunks(CHUNK):
         if cut is not None and sent + len(chunk) > cut:

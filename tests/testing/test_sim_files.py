@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bulkport.testing.files import BlobStore, BlobTooLarge, SyntheticFile
+from bulkport.testing import files
+from bulkport.testing.files import MEMORY_BODY, BlobStore, BlobTooLarge, SyntheticFile
 
 
 @pytest.mark.parametrize("size", [0, 1, 10, 33, 65535, 65536, 65537, 200_003])
@@ -57,7 +58,7 @@ async def _chunks(data: bytes, size: int = 1000) -> AsyncIterator[bytes]:
 async def test_blob_store_streams_to_a_lazy_temp_dir_and_cleans_up() -> None:
     store = BlobStore()
     assert store._dir is None  # nothing on disk before the first body
-    data = SyntheticFile(10_000, 4).read()
+    data = SyntheticFile(MEMORY_BODY + 10_000, 4).read()
     blob = await store.write("a", _chunks(data))
     assert blob.path is not None and blob.path.exists()
     assert (blob.size, blob.sha256) == (len(data), hashlib.sha256(data).hexdigest())
@@ -78,4 +79,25 @@ async def test_blob_store_refuses_a_body_over_the_limit_and_keeps_nothing() -> N
         await store.write("big", _chunks(b"x" * 5000), max_size=4000)
     assert "big" not in store
     assert list(store.directory.iterdir()) == []
+    store.close()
+
+
+async def test_small_bodies_stay_in_memory_within_a_budget(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(files, "MEMORY_BUDGET", 25_000)
+    store = BlobStore()
+    data = SyntheticFile(10_000, 4).read()
+    one = await store.write("one", _chunks(data))
+    two = store.put_bytes("two", data)
+    assert one.path is None and two.path is None and store._dir is None
+    assert one.read() == data and one.sha256 == hashlib.sha256(data).hexdigest()
+    third = await store.write("three", _chunks(data))  # over the budget: on disk
+    assert third.path is not None and third.read() == data
+    store.delete("one")
+    assert (await store.write("four", _chunks(data))).path is None  # room again
+    assert store.put_synthetic("five", SyntheticFile(10_000, 4)).data is None  # no room
+    store.delete("four")
+    synthetic = store.put_synthetic("six", SyntheticFile(10_000, 4))
+    assert synthetic.data == data and synthetic.read() == data
+    assert store.put_synthetic("big", SyntheticFile(MEMORY_BODY + 1, 4)).data is None
     store.close()
