@@ -1,8 +1,9 @@
 """File bodies for the simulators: deterministic synthetic files and a blob store.
 
 Memory stays bounded: synthetic files are generated chunk by chunk; uploaded bodies are
-streamed to a temporary directory and read back the same way, except small ones, which
-stay in memory up to a fixed budget (a file per small upload costs more than the request).
+streamed to a temporary directory and read back the same way. Small bodies, uploaded or
+synthetic, are kept in memory instead, up to a fixed budget: a file per small upload, or
+generating a small file on each download, costs more than the request itself.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 _BLOCK = 64 * 1024
 _POOL_ROWS = 509  # prime: every stride walks the whole pool
 _BLOCK_ROWS = 64
-MEMORY_BODY = 64 * 1024  # uploaded bodies up to this size may stay in memory...
+MEMORY_BODY = 64 * 1024  # bodies up to this size may stay in memory...
 MEMORY_BUDGET = 32 * 1024 * 1024  # ...as long as all of them together fit in this
 _CSV_HEADER = b"id,name,city,value,date,comment\n"
 _NAMES = ("Zoë", "Łukasz", "Ana María", "李雷", "Søren", "Chloé", "O'Brien", "Nguyễn",
@@ -177,12 +178,12 @@ class Blob:
 
     def iter_chunks(self, chunk_size: int = 65536) -> Iterator[bytes]:
         """Stream the body back."""
-        if self.synthetic is not None:
-            yield from self.synthetic.iter_chunks(chunk_size)
-            return
         if self.data is not None:
             for start in range(0, len(self.data), chunk_size):
                 yield self.data[start:start + chunk_size]
+            return
+        if self.synthetic is not None:
+            yield from self.synthetic.iter_chunks(chunk_size)
             return
         assert self.path is not None
         with self.path.open("rb") as handle:
@@ -285,8 +286,13 @@ class BlobStore:
         return self._keep(Blob(key, len(data), digest, path))
 
     def put_synthetic(self, key: str, file: SyntheticFile) -> Blob:
-        """Store a synthetic file as a blob without writing it anywhere."""
-        return self._keep(Blob(key, file.size, None, None, synthetic=file))
+        """Store a synthetic file as a blob without writing it anywhere. A small one is
+        generated now, within the memory budget, so that serving it costs no generation
+        (a portal reads its files, it does not make them up on each download)."""
+        data = None
+        if file.size <= min(MEMORY_BODY, MEMORY_BUDGET - self._in_memory):
+            data = file.read()
+        return self._keep(Blob(key, file.size, None, None, synthetic=file, data=data))
 
     def _keep(self, blob: Blob) -> Blob:
         self.delete(blob.key)

@@ -95,4 +95,9 @@ async def test_small_bodies_stay_in_memory_within_a_budget(
     assert third.path is not None and third.read() == data
     store.delete("one")
     assert (await store.write("four", _chunks(data))).path is None  # room again
+    assert store.put_synthetic("five", SyntheticFile(10_000, 4)).data is None  # no room
+    store.delete("four")
+    synthetic = store.put_synthetic("six", SyntheticFile(10_000, 4))
+    assert synthetic.data == data and synthetic.read() == data
+    assert store.put_synthetic("big", SyntheticFile(MEMORY_BODY + 1, 4)).data is None
     store.close()
