@@ -21,7 +21,7 @@ from typing import Any
 _BLOCK = 64 * 1024
 _POOL_ROWS = 509  # prime: every stride walks the whole pool
 _BLOCK_ROWS = 64
-MEMORY_BODY = 64 * 1024  # uploaded bodies up to this size may stay in memory...
+MEMORY_BODY = 64 * 1024  # bodies up to this size may stay in memory...
 MEMORY_BUDGET = 32 * 1024 * 1024  # ...as long as all of them together fit in this
 _CSV_HEADER = b"id,name,city,value,date,comment\n"
 _NAMES = ("Zoë", "Łukasz", "Ana María", "李雷", "Søren", "Chloé", "O'Brien", "Nguyễn",
