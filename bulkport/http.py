@@ -15,7 +15,6 @@ import functools
 import random
 import re
 import time
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -146,49 +145,6 @@ class _SizedStream(aiohttp.payload.AsyncIterablePayload):
     def __init__(self, chunks: AsyncIterator[bytes], size: int | None, **kwargs: Any) -> None:
         super().__init__(chunks, **kwargs)
         self._size = size
-
-
-_COALESCE = 1 << 16
-
-
-async def _framed(head: bytes, chunks: AsyncIterator[bytes], tail: bytes) -> AsyncIterator[bytes]:
-    """``head``, the chunks, then ``tail``, with pieces under 64 KiB merged: every write is
-    a system call, and this way a small file leaves in one, with the request headers."""
-    pending, size = [head], len(head)
-    async for chunk in chunks:
-        if size >= _COALESCE:
-            yield b"".join(pending)
-            pending, size = [], 0
-        pending.append(chunk)
-        size += len(chunk)
-    pending.append(tail)
-    if last := b"".join(pending):
-        yield last
-
-
-def _quoted(value: str) -> str:
-    # Raw UTF-8, as browsers send file names (percent-quoting would store "%C3%A9"); quotes
-    # and backslashes escaped, line breaks encoded as browsers do (raw, they end the header).
-    return (value.replace("\\", "\\\\").replace('"', '\\"')
-            .replace("\r", "%0D").replace("\n", "%0A"))
-
-
-def _multipart(upload: Upload) -> tuple[AsyncIterator[bytes], int | None, str]:
-    """``upload`` as a multipart/form-data body: its chunks, its size if known, and its
-    content type. Built by hand: the few bytes around the file cost less than aiohttp's
-    MultipartWriter, which also sends each part header and the file in separate writes."""
-    boundary = uuid.uuid4().hex
-    parts = [f"--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n"
-             f'Content-Disposition: form-data; name="{_quoted(name)}"\r\n\r\n{value}\r\n'
-             for name, value in upload.fields.items()]
-    content_type = " ".join(upload.content_type.split())  # a source's value: no line break
-    parts.append(f"--{boundary}\r\nContent-Type: {content_type}\r\n"
-                 f'Content-Disposition: form-data; name="{_quoted(upload.field)}"; '
-                 f'filename="{_quoted(upload.filename)}"\r\n\r\n')
-    head = "".join(parts).encode()
-    tail = f"\r\n--{boundary}--\r\n".encode()
-    size = None if upload.size is None else len(head) + upload.size + len(tail)
-    return _framed(head, upload.chunks, tail), size, f"multipart/form-data; boundary={boundary}"
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -422,12 +378,17 @@ class HttpClient:
     ) -> Response:
         """Stream ``upload`` as a multipart form (or as the raw body). Never retried here:
         the chunks are consumed, so the caller re-opens the source and tries again."""
+        payload = _SizedStream(upload.chunks, upload.size, content_type=upload.content_type)
+        body: Any = payload
         if multipart:
-            chunks, size, content_type = _multipart(upload)
-        else:
-            chunks, size, content_type = (_framed(b"", upload.chunks, b""), upload.size,
-                                          upload.content_type)
-        body = _SizedStream(chunks, size, content_type=content_type)
+            writer = aiohttp.MultipartWriter("form-data")
+            for name, value in upload.fields.items():
+                writer.append(value).set_content_disposition("form-data", name=name)
+            # Raw UTF-8 file names, as browsers send them (quoting would store "%C3%A9").
+            writer.append_payload(payload).set_content_disposition(
+                "form-data", quote_fields=False, name=upload.field, filename=upload.filename
+            )
+            body = writer
         async with self._send(method, url, headers=headers, data=body) as (raw, final_url):
             content = await raw.read()
             response = Response(raw.status, final_url, raw.headers, content)

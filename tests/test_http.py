@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from aioresponses import aioresponses
 from yarl import URL
@@ -140,37 +138,3 @@ async def test_concurrency_limit_per_host() -> None:
                 for _ in range(12):
                     tg.start_soon(client.request, "GET", "http://a.test/x")
     assert peak == 3
-
-
-@pytest.mark.parametrize("size", [0, 10, 200_000])
-async def test_multipart_upload_is_a_well_formed_form(size: int) -> None:
-    from aiohttp import web
-
-    from bulkport.http import Upload
-    from bulkport.testing.server import serve
-
-    seen: dict[str, object] = {}
-
-    async def receive(request: web.Request) -> web.Response:
-        seen["length"] = request.content_length
-        reader = await request.multipart()
-        while (part := await reader.next()) is not None:
-            seen[part.name] = (part.filename, part.headers.get("Content-Type"),  # type: ignore[union-attr]
-                               await part.read())  # type: ignore[union-attr]
-        return web.json_response({"uid": "fi_1"})
-
-    async def chunks(data: bytes) -> AsyncIterator[bytes]:
-        for start in range(0, len(data), 7000):
-            yield data[start:start + 7000]
-
-    app = web.Application()
-    app.router.add_post("/up/", receive)
-    data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
-    name = 'données "v2"\\n.csv'
-    async with serve(app) as url, HttpClient() as client:
-        upload = Upload(field="file", filename=name, chunks=chunks(data), size=len(data),
-                        content_type="text/csv", fields={"part": "0"})
-        assert (await client.upload("POST", url + "/up/", upload)).json() == {"uid": "fi_1"}
-    assert seen["part"] == (None, "text/plain; charset=utf-8", b"0")
-    assert seen["file"] == ('données "v2"\\n.csv', "text/csv", data)
-    assert isinstance(seen["length"], int)  # sized, not chunked
