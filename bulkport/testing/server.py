@@ -167,6 +167,8 @@ def build_simulator(args: argparse.Namespace) -> web.Application:
         dp_store = DataPressStore(seed=args.seed)
         seed_datapress(dp_store, datasets=datasets, resources=args.resources,
                        file_size=args.file_size, seed=args.seed)
+        # A team to migrate into, whatever was seeded: team "main", masthead "simulator".
+        dp_store.add_team("Main team", team_id="main")
         dp_store.add_user("Simulator Admin", "admin@example.org", admin=True, key=args.api_key)
         return create_datapress_app(dp_store, prefix=args.prefix, faults=faults)
     from bulkport.testing.ods import OdsStore, create_ods_app
