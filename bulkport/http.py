@@ -274,6 +274,22 @@ class HttpClient:
                     raise
                 await anyio.sleep(self.retry.delay(attempt, error))
 
+    async def create_once(self, create: Callable[[], Awaitable[T]],
+                          lookup: Callable[[], Awaitable[T | None]]) -> T:
+        """Run a create that is not idempotent, with retries: before each retry, ``lookup``
+        looks for what the failed attempt may have made (its reply lost), so a retry never
+        makes a duplicate. ``create`` must not retry by itself (``retry=False``)."""
+        first = True
+
+        async def attempt() -> T:
+            nonlocal first
+            if not first and (found := await lookup()) is not None:
+                return found
+            first = False
+            return await create()
+
+        return await self.with_retries(attempt)
+
     @asynccontextmanager
     async def _send(
         self,

@@ -11,7 +11,6 @@ changed.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -160,22 +159,8 @@ class CkanTarget:
             except NotFound:
                 return None
 
-        return await self._create_once(lambda: self.portal.call(
+        return await self.client.create_once(lambda: self.portal.call(
             "organization_create", {"name": name, "title": title}, post=True, retry=False), lookup)
-
-    async def _create_once(self, create: Callable[[], Awaitable[Any]],
-                           lookup: Callable[[], Awaitable[Any]]) -> Any:
-        """Create once: before a retry, look for what the failed attempt may have made."""
-        first = True
-
-        async def attempt() -> Any:
-            nonlocal first
-            if not first and (found := await lookup()) is not None:
-                return found
-            first = False
-            return await create()
-
-        return await self.client.with_retries(attempt)
 
     async def plan(self, ds: Dataset) -> str:
         _, pkg = await self._resolve(ds)
@@ -194,7 +179,7 @@ class CkanTarget:
             self.report.note(note)
         if pkg is None:
             new_body = {**body, "resources": []}
-            pkg = await self._create_once(
+            pkg = await self.client.create_once(
                 lambda: self.portal.call("package_create", new_body, post=True, retry=False),
                 lambda: self._show(name))
             outcome = "created"
@@ -370,7 +355,7 @@ class CkanTarget:
             return next((r for r in (found or {}).get("resources") or []
                          if r.get(MARK) == mark), None)
 
-        await self._create_once(lambda: self.portal.call(
+        await self.client.create_once(lambda: self.portal.call(
             "resource_create", {"package_id": pkg_id, **want}, post=True, retry=False), lookup)
 
     async def _upload(self, ds: Dataset, pkg_id: str, res: Resource, want: dict[str, Any],

@@ -12,7 +12,7 @@ say they did not.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from contextlib import aclosing
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -168,20 +168,6 @@ class DataPressTarget:
                                   "state directory entry")
         return current
 
-    async def _create_once(self, create: Callable[[], Awaitable[Any]],
-                           lookup: Callable[[], Awaitable[Any]]) -> Any:
-        """Create once: before a retry, look for what the failed attempt may have made."""
-        first = True
-
-        async def attempt() -> Any:
-            nonlocal first
-            if not first and (found := await lookup()) is not None:
-                return found
-            first = False
-            return await create()
-
-        return await self.client.with_retries(attempt)
-
     async def _create(self, ds: Dataset, wanted: dict[str, Any]) -> dict[str, Any]:
         body = {k: v for k, v in wanted.items() if k != "resources"}  # files come by upload
 
@@ -196,7 +182,7 @@ class DataPressTarget:
             found = (await self._scan(stop_at=ds.source_id)).get(ds.source_id)
             return await self._get(found) if found else None
 
-        made = await self._create_once(create, lookup)
+        made = await self.client.create_once(create, lookup)
         self.journal.record(ID_ENTRY, ds.source_id, id=made["id"])
         if self._index is not None:
             self._index[ds.source_id] = made["id"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -127,21 +127,6 @@ class OdsPortal:
         results = page.get("results", []) if isinstance(page, dict) else []
         return next((d for d in results if d.get("dataset_id") == dataset_id), None)
 
-    async def _create(self, create: Callable[[], Awaitable[Any]],
-                      lookup: Callable[[], Awaitable[Any]]) -> Any:
-        """Create once: before a retry, look for what the failed attempt may have made."""
-        first = True
-
-        async def attempt() -> Any:
-            nonlocal first
-            if not first:
-                found = await lookup()
-                if found is not None:
-                    return found
-            first = False
-            return await create()
-
-        return await self.client.with_retries(attempt)
 
     async def plan(self, ds: Dataset) -> str:
         """What :meth:`upsert` would do, read-only."""
@@ -187,7 +172,7 @@ class OdsPortal:
         body = {"dataset_id": mapped.dataset_id, "is_restricted": ds.private,
                 "metadata": mapped.metadata}
         try:
-            return await self._create(
+            return await self.client.create_once(
                 lambda: self._call("POST", "/datasets/", json=body, retry=False),
                 lambda: self.find(mapped.dataset_id),
             ), True
@@ -296,7 +281,7 @@ class OdsPortal:
                          if (r.get("datasource") or {}).get("file", {}).get("uid") == file["uid"]),
                         None)
 
-        created = await self._create(
+        created = await self.client.create_once(
             lambda: self._call("POST", f"/datasets/{uid}/resources/", json=body, retry=False),
             lookup)
         return created, digest
