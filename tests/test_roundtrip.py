@@ -21,7 +21,7 @@ from bulkport.testing.ods_metadata import dcat_template, default_templates
 text = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=40)
 word = st.from_regex(r"[a-z][a-z0-9_-]{1,20}", fullmatch=True)
 odd = st.one_of(st.none(), st.just(""), text, st.integers(-2**63, 2**63 - 1),  # as orjson reads
-               st.lists(text, max_size=3),
+                st.lists(text, max_size=3),
                 st.dictionaries(word, text, max_size=3))
 
 
