@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 from aiohttp import web
+from interrupt import kill_when_journaled, wait_for_journal
 
 from bulkport.cli import main
 from bulkport.demo import check_target
@@ -272,15 +272,7 @@ def test_kill_9_then_resume_equals_uninterrupted_run(make_portals, tmp_path: Pat
     env = {**os.environ, "TEST_CKAN_KEY": CKAN_KEY}
     command = [sys.executable, "-m", "bulkport", "run", str(job), "--state-dir", str(state),
                "--no-progress"]
-    proc = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
-    journal = state / "journal.jsonl"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # kill once some, not all, work is journaled
-        if journal.exists() and journal.read_bytes().count(b"\n") >= 25:
-            break
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_when_journaled(command, env, state / "journal.jsonl", b"\n", 25)
     assert len(portals.ods.datasets) < 60  # really interrupted mid-run
 
     assert subprocess.run(command, env=env, stderr=subprocess.DEVNULL).returncode == 0
@@ -304,10 +296,7 @@ def test_sigterm_drains_then_resume_finishes(make_portals, tmp_path: Path) -> No
                "--no-progress"]
     proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     journal = state / "journal.jsonl"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (
-            journal.exists() and journal.read_bytes().count(b"\n") >= 10):
-        time.sleep(0.01)
+    wait_for_journal(proc, journal, b"\n", 10)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130

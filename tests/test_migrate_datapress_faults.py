@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from datapress_sites import (
     run,
     write_job,
 )
+from interrupt import kill_when_journaled
 
 from bulkport.testing import Faults
 from bulkport.testing.responses import drop_connection
@@ -108,15 +107,8 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(sites, tmp_path: Path) -
     env = {**os.environ, "T_CKAN_KEY": CKAN_KEY, "T_DP_KEY": DP_KEY}
     command = [sys.executable, "-m", "bulkport", "run", str(job), "--state-dir", str(state),
                "--no-progress"]
-    proc = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
     journal = state / "journal.jsonl"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # kill once some, not all, work is journaled
-        if journal.exists() and journal.read_bytes().count(b'"kind":"dataset"') >= 10:
-            break
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_when_journaled(command, env, journal, b'"kind":"dataset"', 10)
     done = journal.read_bytes().count(b'"kind":"dataset"')
     assert 10 <= done < 30  # really interrupted mid-run
 

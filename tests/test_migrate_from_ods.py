@@ -5,10 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +15,7 @@ from typing import Any
 import orjson
 import pytest
 from aiohttp import web
+from interrupt import kill_when_journaled
 
 from bulkport.cli import main
 from bulkport.config import PortalConfig, load_job
@@ -286,15 +285,7 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(sites, tmp_path: Path) -
     command = [sys.executable, "-m", "bulkport", "run", str(write_job(tmp_path / "killed", s)),
                "--state-dir", str(state), "--no-progress"]
     env = {**os.environ, "T_CKAN_KEY": CKAN_KEY}
-    proc = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
-    journal = state / "journal.jsonl"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # kill once some, not all, work is journaled
-        if journal.exists() and journal.read_bytes().count(b"\n") >= 30:
-            break
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_when_journaled(command, env, state / "journal.jsonl", b"\n", 30)
     assert len(s.ckan.packages) < 50  # really interrupted mid-run
 
     assert subprocess.run(command, env=env, stderr=subprocess.DEVNULL).returncode == 0

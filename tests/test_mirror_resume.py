@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 import pytest
+from interrupt import kill_when_journaled
 from mirror_sites import (
     Sites,
     add,
@@ -76,21 +77,14 @@ def test_sigkill_during_a_run_then_a_rerun_equals_an_uninterrupted_run(sites, tm
     killed.target_faults.latency = 0.05  # slow enough to be killed half-way
     command = [sys.executable, "-m", "bulkport", "run", str(job), "--state-dir", str(state),
                "--no-progress", "--concurrency", "2"]
-    proc = subprocess.Popen(command, env=environment(), stderr=subprocess.DEVNULL)
     journal = state / "journal.jsonl"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # kill once some, not all, work is journaled
-        if journal.exists() and journal.read_bytes().count(b'"kind":"mirror"') >= 15:
-            break
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    pid = kill_when_journaled(command, environment(), journal, b'"kind":"mirror"', 15)
 
     saved = orjson.loads((state / "mirror.json").read_bytes())
     assert saved["watermark"] == watermark  # unfinished work: the watermark stayed
     done = journal.read_bytes().count(b'"kind":"mirror"')
     assert 15 <= done < 88  # really interrupted half-way
-    assert (state / "lock").read_text() == str(proc.pid)  # a stale lock, from a dead run
+    assert (state / "lock").read_text() == str(pid)  # a stale lock, from a dead run
 
     killed.target_faults.latency = 0.0
     assert subprocess.run(command, env=environment(), stderr=subprocess.DEVNULL).returncode == 0

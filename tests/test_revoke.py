@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from interrupt import kill_when_journaled
 
 from bulkport.cli import main
 from bulkport.testing import (
@@ -155,17 +154,8 @@ def test_kill_9_then_resume_ends_like_an_uninterrupted_run(make_site, tmp_path: 
     env = {**os.environ, "TEST_TOKEN_KEY": ADMIN_KEY}
     command = [sys.executable, "-m", "bulkport", "run", str(job), "--state-dir", str(state),
                "--no-progress", "--yes"]
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
     journal = state / "journal.jsonl"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        # kill once some, not all, revocations are journaled
-        if journal.exists() and journal.read_bytes().count(b'"kind":"token"') >= 60:
-            break
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_when_journaled(command, env, journal, b'"kind":"token"', 60)
     gone = before - set(site.store.accounts.tokens)
     assert 60 <= len(gone) < len(expected)  # really interrupted mid-run
     assert gone <= expected
