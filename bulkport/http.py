@@ -167,6 +167,11 @@ def _host(url: str) -> tuple[str, str]:
     return _host_of_prefix(match.group() if match else url)
 
 
+def origin(url: str) -> str:
+    """``scheme://host:port`` of ``url``: what credentials and connection limits bind to."""
+    return _host(url)[0]
+
+
 @functools.lru_cache(maxsize=256)
 def _host_of_prefix(prefix: str) -> tuple[str, str]:
     # Cached: every request asks, and a run talks to a handful of hosts.
@@ -244,7 +249,7 @@ class HttpClient:
 
     def bind(self, base_url: str, headers: Mapping[str, str], secrets: tuple[str, ...] = ()) -> None:
         """Send ``headers`` with every request to ``base_url``'s origin, and only there."""
-        self._credentials[_host(base_url)[0]] = dict(headers)
+        self._credentials[origin(base_url)] = dict(headers)
         for value in (*headers.values(), *secrets):
             register_secret(value)
             # The bare key too, when the header carries a scheme ("apikey KEY").
@@ -303,9 +308,9 @@ class HttpClient:
         """One attempt, following redirects by hand so credentials never change origin."""
         assert self._session is not None, "HttpClient used outside 'async with'"
         for _ in range(_MAX_REDIRECTS + 1):
-            origin, netloc = _host(url)
-            semaphore, limiter = self._limits_for(origin)
-            request_headers = {**self._credentials.get(origin, {}), **(headers or {})}
+            site, netloc = _host(url)
+            semaphore, limiter = self._limits_for(site)
+            request_headers = {**self._credentials.get(site, {}), **(headers or {})}
             async with semaphore:
                 if limiter is not None:
                     await limiter.acquire()

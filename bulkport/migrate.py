@@ -23,7 +23,7 @@ from bulkport.portals.ods import OdsPortal
 from bulkport.portals.ods_source import OdsSource
 from bulkport.queue import pipeline
 from bulkport.report import Report
-from bulkport.transfer import FileTransfer
+from bulkport.transfer import FileTransfer, transfer_limit
 
 
 def make_client(job: JobConfig) -> HttpClient:
@@ -79,8 +79,8 @@ async def migrate(job: JobConfig, *, state_dir: Path, report: Report, dry_run: b
         with Journal(state_dir) as journal:
             source = open_source(client, job.source, job.options.page_size)
             target = open_target(client, job, journal, report)
+            transfer = FileTransfer(client, source, transfer_limit(job))
             await target.check()
-            transfer = FileTransfer(client, source, job.options.transfers)
             bar = tqdm(desc="datasets", unit="ds", disable=not progress, file=sys.stderr,
                        dynamic_ncols=True)
 

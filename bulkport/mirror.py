@@ -47,7 +47,7 @@ from bulkport.mirror_state import (
 from bulkport.portals import Listing, MirrorSource, MirrorTarget
 from bulkport.queue import pipeline
 from bulkport.report import Report
-from bulkport.transfer import FileTransfer
+from bulkport.transfer import FileTransfer, transfer_limit
 
 REMOVED_COUNTS = {"deleted": "datasets_deleted", "hidden": "datasets_hidden",
                   "absent": "datasets_already_gone", "not_owned": "datasets_not_owned",
@@ -100,7 +100,7 @@ async def mirror(job: JobConfig, *, state_dir: Path, report: Report, dry_run: bo
                 for sid, entry in state.datasets.items():
                     target.remember(sid, entry.key)
                 run = _Run(job, state, journal, source, target, report,
-                           FileTransfer(client, source, job.options.transfers),
+                           FileTransfer(client, source, transfer_limit(job)),
                            dry_run=dry_run, full=full, stop=stop)
                 try:
                     await target.check()

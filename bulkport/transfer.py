@@ -12,9 +12,11 @@ from typing import Protocol, TypeVar
 
 import anyio
 
-from bulkport.errors import TransportError
-from bulkport.http import HttpClient, StreamResponse, Upload
+from bulkport.config import JobConfig
+from bulkport.errors import ConfigError, TransportError
+from bulkport.http import HttpClient, StreamResponse, Upload, origin
 from bulkport.model import Resource
+from bulkport.redact import safe_url
 
 T = TypeVar("T")
 
@@ -65,6 +67,28 @@ async def with_known_size(upload: Upload) -> AsyncIterator[Upload]:
                 yield chunk
 
         yield replace(upload, chunks=replay(), size=size)
+
+
+def transfer_limit(job: JobConfig) -> int:
+    """How many files may stream at once.
+
+    A transfer holds a connection to the source for as long as its upload takes. When both
+    portals share an origin they share its connection limit too: with as many downloads as
+    connections, every upload would wait for a connection no download gives back. Half the
+    connections for downloads leaves the other half for uploads and listings.
+
+    Raises:
+        ConfigError: one connection cannot both download and upload.
+    """
+    assert job.source is not None and job.target is not None
+    options, shared = job.options, origin(job.source.url)
+    if shared != origin(job.target.url):
+        return max(1, options.transfers)
+    if options.connections < 2:
+        raise ConfigError(f"source and target share {safe_url(shared)}: "
+                          "[options] connections must be at least 2 (one downloads while "
+                          "another uploads)")
+    return max(1, min(options.transfers, options.connections // 2))
 
 
 class FileTransfer:
