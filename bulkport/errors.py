@@ -12,6 +12,7 @@
         ├── NotFound       404
         ├── ValidationError  the portal refused the content (field paths attached)
         ├── PayloadTooLarge  413 or a size limit
+        ├── FilesRefused   the dataset was written without some of its files
         ├── BadResponse    the reply is not what the API documents (e.g. not JSON)
         └── MappingError   a source record that cannot be mapped
 
@@ -101,6 +102,20 @@ class Conflict(ValidationError):
 
 class PayloadTooLarge(SkippableError):
     """The portal refused a file for its size."""
+
+
+class FilesRefused(SkippableError):
+    """A dataset was written but the target refused some of its files (for their size).
+
+    It is not marked done, so the next run tries those files again (the rest is unchanged
+    by then and costs no write).
+    """
+
+    @classmethod
+    def check(cls, refused: list[str]) -> None:
+        """Raise one error naming every refused file, if any."""
+        if refused:
+            raise cls("; ".join(refused))
 
 
 class BadResponse(SkippableError):

@@ -151,6 +151,31 @@ def test_a_file_over_the_size_limit_is_reported_and_the_run_goes_on(sites, tmp_p
                                         if p["state"] == "active"])
 
 
+def test_a_refused_file_is_tried_again_by_the_next_run(sites, tmp_path: Path, capsys) -> None:
+    source, source_url, target, target_url = sites(datasets=6)
+    limited = "max_resource_size = 2000"  # checked before sending: no byte goes out
+    assert run(tmp_path, source_url, target_url, "state", limited) == 1
+    assert "over the site's limit of 2,000" in capsys.readouterr().err
+    files = sum(1 for p in target.packages.values() for r in p["resources"]
+                if r.get("url_type") == "upload")
+    target.stats.clear()
+
+    # Still refused: reported again, and the datasets written last time are not rewritten.
+    assert run(tmp_path, source_url, target_url, "state", limited) == 1
+    assert "over the site's limit of 2,000" in capsys.readouterr().err
+    assert writes(target) == 0
+
+    # The limit goes: the missing files arrive, nothing else is written twice.
+    assert run(tmp_path, source_url, target_url, "state") == 0
+    copies = by_mark(target)
+    uploaded = [r for p in copies.values() for r in p["resources"] if r.get("url_type") == "upload"]
+    expected = [r for p in source.packages.values() if p["state"] == "active"
+                for r in p["resources"] if r.get("url_type") == "upload"]
+    assert len(uploaded) == len(expected) > files
+    assert target.stats["ckan:package_create"] == 0
+    assert target.stats["ckan:resource_create"] == len(expected) - files
+
+
 @pytest.fixture
 def portaljs() -> Iterator[Any]:
     servers: list[ThreadedServer] = []

@@ -21,6 +21,7 @@ from bulkport.config import PortalConfig
 from bulkport.errors import (
     AuthError,
     BadResponse,
+    FilesRefused,
     NotFound,
     PayloadTooLarge,
     TransportError,
@@ -286,7 +287,7 @@ class CkanTarget:
                               transfer: FileTransfer) -> bool:
         """Create, update and delete bulkport's resources of ``pkg``; True if any write."""
         current = {r.get(MARK): r for r in pkg.get("resources") or [] if r.get(MARK)}
-        wrote = False
+        wrote, refused = False, []
         for res in ds.resources:
             want = resource_to_ckan(res)
             have = current.get(res.source_id)
@@ -305,12 +306,17 @@ class CkanTarget:
                 continue
             if version is not None:
                 want[VERSION] = version
-            wrote = await self._upload(ds, pkg["id"], res, want, have, transfer) or wrote
+            try:
+                await self._upload(pkg["id"], res, want, have, transfer)
+                wrote = True
+            except PayloadTooLarge as error:
+                refused.append(f"file {res.filename}: {error}")
         wanted = {r.source_id for r in ds.resources}
         for mark, have in current.items():
             if mark not in wanted:
                 await self.portal.call("resource_delete", {"id": have["id"]}, post=True)
                 wrote = True
+        FilesRefused.check(refused)
         return wrote
 
     async def _put_presigned(self, pkg_id: str, target: dict[str, Any] | None,
@@ -358,15 +364,17 @@ class CkanTarget:
         await self.client.create_once(lambda: self.portal.call(
             "resource_create", {"package_id": pkg_id, **want}, post=True, retry=False), lookup)
 
-    async def _upload(self, ds: Dataset, pkg_id: str, res: Resource, want: dict[str, Any],
-                      have: dict[str, Any] | None, transfer: FileTransfer) -> bool:
-        """Stream one hosted file into a resource; a file the site refuses as too large is
-        reported and skipped. Returns True when a write happened."""
-        label = f"file {res.filename} of dataset {ds.name}"
+    async def _upload(self, pkg_id: str, res: Resource, want: dict[str, Any],
+                      have: dict[str, Any] | None, transfer: FileTransfer) -> None:
+        """Stream one hosted file into a resource.
+
+        Raises:
+            PayloadTooLarge: the site refuses the file for its size (checked first against
+                ``max_resource_size``, so a known-size file is not sent just to be refused).
+        """
         if self.max_size is not None and res.size is not None and res.size > self.max_size:
-            self.report.fail(label, f"{res.size:,} bytes is over the site's limit of "
-                                    f"{self.max_size:,} (max_resource_size)")
-            return False
+            raise PayloadTooLarge(f"{res.size:,} bytes is over the site's limit of "
+                                  f"{self.max_size:,} (max_resource_size)")
         fields = {k: str(v) for k, v in want.items()}
 
         async def put(upload: Upload, attempt: int) -> Any:
@@ -386,10 +394,7 @@ class CkanTarget:
         try:
             await transfer.send(res, put)
         except (PayloadTooLarge, ValidationError) as error:
-            too_large = isinstance(error, PayloadTooLarge) or "upload" in error.fields
-            if not too_large:
+            if not isinstance(error, PayloadTooLarge) and "upload" not in error.fields:
                 raise
-            self.report.fail(label, f"refused as too large ({res.size or '?'} bytes; "
-                                    f"ckan.max_resource_size): {error}")
-            return False
-        return True
+            raise PayloadTooLarge(f"refused as too large ({res.size or '?'} bytes; "
+                                  f"ckan.max_resource_size): {error}", error.status) from None

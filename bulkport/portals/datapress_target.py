@@ -26,6 +26,7 @@ from bulkport.errors import (
     AuthError,
     BadResponse,
     ConfigError,
+    FilesRefused,
     NotFound,
     PayloadTooLarge,
     SkippableError,
@@ -210,9 +211,10 @@ class DataPressTarget:
         if current is None:
             current = await self._create(ds, wanted)
         files = self._known_files(ds, current)
-        current, uploaded = await self._sync_files(ds, current, files, transfer)
+        current, uploaded, refused = await self._sync_files(ds, current, files, transfer)
         wanted, _ = dataset_to_datapress(ds, self.options, files=files)
         patched = await self._patch(current, wanted)
+        FilesRefused.check(refused)  # after the patch: the rest of the dataset is written
         if created:
             return "created"
         return "updated" if patched or uploaded else "unchanged"
@@ -258,10 +260,11 @@ class DataPressTarget:
 
     async def _sync_files(self, ds: Dataset, current: dict[str, Any],
                           known: dict[str, dict[str, Any]],
-                          transfer: FileTransfer) -> tuple[dict[str, Any], bool]:
+                          transfer: FileTransfer) -> tuple[dict[str, Any], bool, list[str]]:
         """Upload the files the site lacks or holds an old version of; ``known`` is
-        updated in place. Returns the dataset as it now is and whether anything was sent."""
-        wrote = False
+        updated in place. Returns the dataset as it now is, whether anything was sent, and
+        the files the site refused for their size."""
+        wrote, refused = False, []
         referenced = {entry["id"] for entry in known.values()}
         hosted = [res for res in ds.resources if res.hosted]
         for position, res in enumerate(hosted):
@@ -277,9 +280,11 @@ class DataPressTarget:
                 if have and have.get("version") != version:
                     have["version"] = version
                 continue
-            uploaded = await self._upload(ds, current, res, have["id"] if held is not None and have else None,
-                                          position, transfer)
-            if uploaded is None:
+            try:
+                uploaded = await self._upload(current, res, have["id"] if held is not None and have
+                                              else None, position, transfer)
+            except PayloadTooLarge as error:
+                refused.append(f"file {upload_name(res)}: {error}")
                 continue
             current = uploaded.dataset
             known[res.source_id] = {"id": uploaded.resource_id, "version": version}
@@ -287,17 +292,19 @@ class DataPressTarget:
             self.journal.record(FILE_ENTRY, f"{ds.source_id}/{res.source_id}",
                                 id=uploaded.resource_id, version=version)
             wrote = True
-        return current, wrote
+        return current, wrote, refused
 
-    async def _upload(self, ds: Dataset, current: dict[str, Any], res: Resource,
-                      resource_id: str | None, position: int,
-                      transfer: FileTransfer) -> Uploaded | None:
-        """Stream one file in; one the site refuses as too large is reported and skipped."""
-        label = f"file {upload_name(res)} of dataset {ds.name}"
+    async def _upload(self, current: dict[str, Any], res: Resource, resource_id: str | None,
+                      position: int, transfer: FileTransfer) -> Uploaded:
+        """Stream one file in.
+
+        Raises:
+            PayloadTooLarge: the site refuses it for its size (checked first against
+                ``max_file_size``, so a known-size file is not sent just to be refused).
+        """
         if self.max_size is not None and res.size is not None and res.size > self.max_size:
-            self.report.fail(label, f"{res.size:,} bytes is over the site's limit of "
-                                    f"{self.max_size:,} (max_file_size)")
-            return None
+            raise PayloadTooLarge(f"{res.size:,} bytes is over the site's limit of "
+                                  f"{self.max_size:,} (max_file_size)")
         fields, name = upload_fields(res), upload_name(res)
         if resource_id is None:
             fields["order"] = position  # new files keep the source's order
@@ -313,8 +320,8 @@ class DataPressTarget:
         try:
             uploaded, _ = await transfer.send(res, put)
         except PayloadTooLarge as error:
-            self.report.fail(label, f"refused as too large ({res.size or '?'} bytes): {error}")
-            return None
+            raise PayloadTooLarge(f"refused as too large ({res.size or '?'} bytes): {error}",
+                                  error.status) from None
         except AuthError as error:
             raise SkippableError(f"no permission: {error}", error.status) from None
         return uploaded
