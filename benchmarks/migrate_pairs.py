@@ -13,35 +13,26 @@ there), requests per portal and the peak RSS of bulkport.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
 import tempfile
-import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from migrate_ckan_to_ods import start_simulator
+from harness import Simulator, run_bulkport, start_simulator
 
 KEY = "bench-pair-key-0001"
 ALL_PAIRS = ("ckan:ckan", "ckan:portaljs", "ckan:ods", "ckan:datapress", "portaljs:ckan",
              "portaljs:ods", "ods:ckan", "ods:portaljs", "datapress:ckan")
-PROBES = {"ckan": "/api/3/action/status_show", "portaljs": "/@bench/api/3/action/status_show",
-          "ods": "/api/automation/v1.0/datasets/?limit=0", "datapress": "/api/v3/whoami"}
 SETTINGS = {  # extra lines of the job's [source] / [target] table
     "ods": 'language = "en"',
     "datapress": 'team = "main"\nmasthead = "simulator"',  # made by `bulkport simulate`
 }
 
 
-def start(stack: ExitStack, kind: str, datasets: int, args: argparse.Namespace) -> str:
+def start(stack: ExitStack, kind: str, datasets: int, args: argparse.Namespace) -> Simulator:
     extra = ["--portal", "bench"] if kind == "portaljs" else []
-    url = start_simulator(stack, kind, [
+    return start_simulator(stack, kind, [
         "--latency", str(args.latency), "--api-key", KEY, "--datasets", str(datasets),
-        "--resources", str(args.files), "--file-size", str(args.file_size), *extra],
-        PROBES[kind])
-    return url + "/@bench" if kind == "portaljs" else url
+        "--resources", str(args.files), "--file-size", str(args.file_size), *extra])
 
 
 def run_pair(source_kind: str, target_kind: str, args: argparse.Namespace) -> dict:
@@ -54,12 +45,12 @@ kind = "migrate"
 name = "bench"
 [source]
 type = "{source_kind}"
-url = "{source}"
+url = "{source.url}"
 api_key = "{KEY}"
 include_private = true
 [target]
 type = "{target_kind}"
-url = "{target}"
+url = "{target.url}"
 api_key = "{KEY}"
 {SETTINGS.get(target_kind, "")}
 [options]
@@ -67,20 +58,10 @@ connections = {args.connections}
 transfers = {args.connections}
 status_poll = 0.05
 """)
-        report_path = Path(tmp) / "report.json"
-        started = time.monotonic()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bulkport", "run", str(job), "--state-dir",
-             str(Path(tmp) / "state"), "--report", str(report_path), "--no-progress"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _, status, usage = os.wait4(proc.pid, 0)
-        report = json.loads(report_path.read_text())
-        report["wall"] = time.monotonic() - started
-        report["exit"] = os.waitstatus_to_exitcode(status)
-        report["rss_mb"] = usage.ru_maxrss / 1024
-        report["cpu"] = usage.ru_utime + usage.ru_stime
-        report["hosts"] = {source.split("/@")[0].split("//")[1]: f"source {source_kind}",
-                           target.split("/@")[0].split("//")[1]: f"target {target_kind}"}
+        run = run_bulkport(job, Path(tmp) / "state", Path(tmp) / "report.json")
+        report = {**run.report, "exit": run.exit, "rss_mb": run.rss_mb, "cpu": run.cpu,
+                  "hosts": {source.netloc: f"source {source_kind}",
+                            target.netloc: f"target {target_kind}"}}
         return report
 
 

@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
-import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from migrate_ckan_to_ods import start_simulator
+from harness import run_bulkport, start_simulator
 
 SOURCE_KEY = "bench-mirror-source-key"
 TARGET_KEY = "bench-mirror-target-key"
@@ -57,13 +54,6 @@ def change_source(url: str, fraction: float) -> int:
     return len(chosen)
 
 
-def run_mirror(job: Path, state: Path, report: Path) -> tuple[dict[str, Any], float, int]:
-    started = time.monotonic()
-    code = subprocess.run([sys.executable, "-m", "bulkport", "run", str(job), "--state-dir",
-                           str(state), "--report", str(report), "--no-progress"]).returncode
-    return json.loads(report.read_text()), time.monotonic() - started, code
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", type=int, default=10_000)
@@ -78,11 +68,9 @@ def main() -> None:
         common = ["--latency", str(args.latency)]
         source = start_simulator(stack, "ckan", [
             *common, "--api-key", SOURCE_KEY, "--datasets", str(args.datasets),
-            "--resources", str(args.files), "--file-size", str(args.file_size)],
-            "/api/3/action/status_show")
+            "--resources", str(args.files), "--file-size", str(args.file_size)]).url
         target = start_simulator(stack, "ckan", [
-            *common, "--api-key", TARGET_KEY, "--datasets", "0", "--seed", "1"],
-            "/api/3/action/status_show")
+            *common, "--api-key", TARGET_KEY, "--datasets", "0", "--seed", "1"]).url
         job = Path(tmp) / "mirror.toml"
         job.write_text(f"""
 kind = "mirror"
@@ -101,9 +89,12 @@ connections = {args.connections}
 transfers = {args.connections}
 """)
         state = Path(tmp) / "state"
-        first, first_wall, code1 = run_mirror(job, state, Path(tmp) / "first.json")
+        runs = [run_bulkport(job, state, Path(tmp) / "first.json", quiet=False)]
         changed = change_source(source, args.change)
-        second, second_wall, code2 = run_mirror(job, state, Path(tmp) / "second.json")
+        runs.append(run_bulkport(job, state, Path(tmp) / "second.json", quiet=False))
+    first, second = (run.report for run in runs)
+    first_wall, second_wall = (run.wall for run in runs)
+    code1, code2 = (run.exit for run in runs)
 
     rows = [("requests", first["requests"]["total"], second["requests"]["total"]),
             ("seconds (report)", first["seconds"], second["seconds"]),

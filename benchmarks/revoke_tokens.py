@@ -16,22 +16,15 @@ import asyncio
 import json
 import multiprocessing
 import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
+from harness import free_port, run_bulkport
+
 KEY = "bench-sysadmin-key-0001"
 USER = "ckan_admin"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def serve_site(port: int, tokens: int, latency: float) -> None:
@@ -103,13 +96,11 @@ name = "datapusher"
 [options]
 connections = {connections}
 """)
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "bulkport", "run", str(job), "--yes", "--no-progress",
-                    "--state-dir", str(tmp / "state")], check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL,
-                   env={**os.environ, "BENCH_KEY": KEY})
-    elapsed = time.perf_counter() - start
-    return elapsed, json.loads((tmp / "state" / "report.json").read_text())
+    os.environ["BENCH_KEY"] = KEY
+    run = run_bulkport(job, tmp / "state", tmp / "report.json", "--yes")
+    if run.exit != 0:
+        raise SystemExit(f"bulkport exited with {run.exit}")
+    return run.wall, run.report
 
 
 def main() -> None:
