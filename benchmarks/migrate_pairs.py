@@ -17,7 +17,7 @@ import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
-from harness import Simulator, run_bulkport, start_simulator
+from harness import Simulator, cpu_seconds, run_bulkport, start_simulator
 
 KEY = "bench-pair-key-0001"
 ALL_PAIRS = ("ckan:ckan", "ckan:portaljs", "ckan:ods", "ckan:datapress", "portaljs:ckan",
@@ -58,8 +58,12 @@ connections = {args.connections}
 transfers = {args.connections}
 status_poll = 0.05
 """)
+        before = [cpu_seconds(sim.pid) for sim in (source, target)]
         run = run_bulkport(job, Path(tmp) / "state", Path(tmp) / "report.json")
+        source_cpu, target_cpu = (cpu_seconds(sim.pid) - cpu
+                                  for sim, cpu in zip((source, target), before, strict=True))
         report = {**run.report, "exit": run.exit, "rss_mb": run.rss_mb, "cpu": run.cpu,
+                  "source_cpu": source_cpu, "target_cpu": target_cpu,
                   "hosts": {source.netloc: f"source {source_kind}",
                             target.netloc: f"target {target_kind}"}}
         return report
@@ -79,7 +83,8 @@ def main() -> None:
     print(f"{args.datasets:,} datasets × {args.files} files of {args.file_size:,} bytes, "
           f"{args.latency * 1000:.0f} ms latency, {args.connections} connections per portal")
     print(f"{'pair':<20}{'datasets/s':>11}{'ideal':>8}{'ratio':>7}{'secs':>7}{'CPU s':>7}"
-          f"{'RSS MB':>7}  requests per portal")
+          f"{'src':>5}{'tgt':>5}{'RSS MB':>7}  requests per portal")
+    print(f"{'':<46}(CPU seconds: bulkport, source and target simulators)")
     for pair in args.pairs.split(","):
         source_kind, target_kind = pair.split(":")
         report = run_pair(source_kind, target_kind, args)
@@ -94,7 +99,8 @@ def main() -> None:
                           for name, count in named.items())
         failed = "" if report["exit"] == 0 else f"  EXIT {report['exit']}"
         print(f"{pair.replace(':', ' → '):<20}{rate:>11.0f}{ideal:>8.0f}{rate / ideal:>7.0%}"
-              f"{seconds:>7.1f}{report['cpu']:>7.1f}{report['rss_mb']:>7.0f}  {hosts}{failed}")
+              f"{seconds:>7.1f}{report['cpu']:>7.1f}{report['source_cpu']:>5.1f}"
+              f"{report['target_cpu']:>5.1f}{report['rss_mb']:>7.0f}  {hosts}{failed}")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 from aiohttp import BodyPartReader, web
+from aiohttp.hdrs import CONTENT_DISPOSITION
+from aiohttp.multipart import content_disposition_filename, parse_content_disposition
 from multidict import MultiDictProxy
 
 from bulkport.testing.apputil import build_app
@@ -272,15 +274,19 @@ async def _read_multipart(request: web.Request, store: CkanStore,
     reader = await request.multipart()
     try:
         while (part := await reader.next()) is not None:
-            if not isinstance(part, BodyPartReader) or part.name is None:
+            if not isinstance(part, BodyPartReader):
                 continue
-            if part.filename is None:
-                data[part.name] = await part.text()
+            # Parsed once: aiohttp's part.name and part.filename each parse it again.
+            _, params = parse_content_disposition(part.headers.get(CONTENT_DISPOSITION))
+            name, filename = params.get("name"), content_disposition_filename(params, "filename")
+            if name is None:
+                continue
+            if filename is None:
+                data[name] = (await part.read()).decode("utf-8", "replace")
                 continue
             # CKAN hands every file field to the action; only ``upload`` (resource_*) and
             # ``update__...`` (package_revise) are read by one, and the first of each counts.
-            if part.name in uploads or not (part.name == "upload"
-                                            or part.name.startswith("update__")):
+            if name in uploads or not (name == "upload" or name.startswith("update__")):
                 continue
             key = f"upload:{uuid.uuid4()}"
 
@@ -293,8 +299,7 @@ async def _read_multipart(request: web.Request, store: CkanStore,
             except BlobTooLarge:
                 # ckan/lib/uploader.py _copy_file: a ValidationError, so a 409.
                 raise ValidationError({"upload": ["File upload too large"]}) from None
-            filename = part.filename
-            uploads[part.name] = Upload(key=key, filename=filename, size=blob.size,
+            uploads[name] = Upload(key=key, filename=filename, size=blob.size,
                                         mimetype=guess_mimetype(munge_filename(filename)))
     except BaseException:
         for upload in uploads.values():
@@ -311,9 +316,10 @@ async def _read_data(request: web.Request, side_effect_free: bool, store: CkanSt
             raise BadRequest("JSON Error: Invalid request. Please use POST method for your "
                              "request")
         return _mixed(request.query), {}
-    if request.content_type == "multipart/form-data":
+    content_type = request.content_type  # parsed anew on each access
+    if content_type == "multipart/form-data":
         return await _read_multipart(request, store, config)
-    if request.content_type == "application/x-www-form-urlencoded":
+    if content_type == "application/x-www-form-urlencoded":
         form = await request.post()
         values = list(form.values())
         if len(form) == 1 and values[0] in ("1", ""):  # a JSON document posted as a form key
