@@ -57,6 +57,19 @@ class Resource:
     def is_tabular(self) -> bool:
         return self.format.upper() in TABULAR_FORMATS
 
+    @property
+    def content_version(self) -> str | None:
+        """What the source says about the file's content (size, date and checksum where it
+        states them), or None when it says nothing. A target sends the file again when this
+        changes: a file replaced by one of the same size still gets a new date or checksum.
+        """
+        checksum = self.extras.get("hash")
+        checksum = checksum if isinstance(checksum, str) else ""
+        if self.size is None and not self.modified and not checksum:
+            return None
+        version = f"{self.size}|{self.modified or ''}"
+        return f"{version}|{checksum}" if checksum else version
+
 
 @dataclass
 class Dataset:

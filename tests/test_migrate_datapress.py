@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,8 @@ from datapress_sites import (
     run,
     write_job,
 )
+
+from bulkport.testing.files import SyntheticFile
 
 
 @pytest.fixture
@@ -93,6 +96,23 @@ def test_datapress_to_ckan_keeps_fields_files_and_links(sites, tmp_path: Path, c
     writes = ckan_writes(s.ckan)
     assert run(job, tmp_path / "fresh") == 0
     assert ckan_writes(s.ckan) == writes
+
+
+def test_a_file_replaced_at_the_same_size_is_sent_again(sites, tmp_path: Path) -> None:
+    """DataPress files carry no date: their MD5 (``hash``) tells a new version apart."""
+    s = sites(datasets=3, source="datapress")
+    job = write_job(tmp_path, s, source="datapress")
+    assert run(job, tmp_path / "state") == 0
+    doc = next(d for d in s.dp.datasets.values() if d["resources"])
+    res = next(iter(doc["resources"].values()))
+    new = SyntheticFile(res["size"], seed=991)
+    s.dp.blobs.put_synthetic(res["origin"], new)
+    res["hash"] = hashlib.md5(b"".join(new.iter_chunks())).hexdigest()
+    uploads = s.ckan.stats["ckan:resource_update"]
+
+    assert run(job, tmp_path / "state") == 0
+    assert s.ckan.stats["ckan:resource_update"] == uploads + 1
+    check_datapress_in_ckan(s)  # byte for byte, this file included
 
 
 def test_datapress_to_datapress_round_trip_through_ckan(sites, tmp_path: Path) -> None:

@@ -152,14 +152,6 @@ def md5_of(res: Resource) -> str | None:
     return value if isinstance(value, str) and _MD5.match(value) else None
 
 
-def file_version(res: Resource) -> str | None:
-    """What the source says about a file's content, or None when it says nothing."""
-    md5 = md5_of(res)
-    if res.size is None and not res.modified and md5 is None:
-        return None
-    return f"{res.size}|{res.modified or ''}|{md5 or ''}"
-
-
 def timeframe(res: Resource) -> dict[str, str] | None:
     """A resource's ``{from, to}`` (a CKAN source may hold it as JSON text)."""
     value = res.extras.get("timeframe")

@@ -81,13 +81,6 @@ def _resource_same(have: dict[str, Any], want: dict[str, Any]) -> bool:
     return True
 
 
-def file_version(res: Resource) -> str | None:
-    """What the source says about a file's content, or None when it says nothing."""
-    if res.size is None and not res.modified:
-        return None
-    return f"{res.size}|{res.modified or ''}"
-
-
 class CkanTarget:
     """Writes datasets into a CKAN site through the Action API."""
 
@@ -300,7 +293,7 @@ class CkanTarget:
                     continue
                 wrote = True
                 continue
-            version = file_version(res)
+            version = res.content_version
             if (have is not None and have.get("url_type") == "upload" and version is not None
                     and have.get(VERSION) == version and _resource_same(have, want)):
                 continue

@@ -33,7 +33,7 @@ from bulkport.errors import (
     ValidationError,
 )
 from bulkport.http import HttpClient, Upload
-from bulkport.mappers.datapress import MARK, RESOURCES, file_version, md5_of
+from bulkport.mappers.datapress import MARK, RESOURCES, md5_of
 from bulkport.mappers.datapress_target import (
     DataPressMapOptions,
     dataset_to_datapress,
@@ -268,7 +268,7 @@ class DataPressTarget:
         referenced = {entry["id"] for entry in known.values()}
         hosted = [res for res in ds.resources if res.hosted]
         for position, res in enumerate(hosted):
-            version, md5 = file_version(res), md5_of(res)
+            version, md5 = res.content_version, md5_of(res)
             held_all = current.get("resources") or {}
             have = known.get(res.source_id)
             if have is None and (adopted := _orphan(held_all, res, referenced, md5)):
