@@ -55,18 +55,22 @@ REMOVED_COUNTS = {"deleted": "datasets_deleted", "hidden": "datasets_hidden",
 SHOWN = 20  # plan lines printed per action by a dry run
 
 
-def mirror_portals(source: Any, target: Any) -> tuple[MirrorSource, MirrorTarget]:
-    """The adapters, checked to be ones a mirror can drive.
+def mirror_portals(source: Any, target: Any, on_delete: str) -> tuple[MirrorSource, MirrorTarget]:
+    """The adapters, checked to be ones a mirror can drive with this ``on_delete``.
 
     Raises:
-        ConfigError: the source cannot be listed cheaply, or the target cannot delete.
+        ConfigError: the source cannot be listed cheaply, or the target cannot delete (at
+            all, or as ``on_delete`` asks: a target's ``cannot_delete`` says why).
     """
     if not hasattr(source, "list_ids"):
         raise ConfigError(f"{source.describe()} cannot be a mirror source yet "
-                          "(supported: ckan, portaljs)")
+                          "(supported: ckan, portaljs, datapress)")
     if not hasattr(target, "delete"):
         raise ConfigError(f"{target.describe()} cannot be a mirror target yet "
-                          "(supported: ckan, portaljs, ods)")
+                          "(supported: ckan, portaljs, ods, datapress)")
+    reason = getattr(target, "cannot_delete", None)
+    if on_delete == "delete" and reason:
+        raise ConfigError(f"{target.describe()}: {reason}")
     return source, target
 
 
@@ -96,7 +100,7 @@ async def mirror(job: JobConfig, *, state_dir: Path, report: Report, dry_run: bo
                                 "already")
                 source, target = mirror_portals(
                     open_source(client, job.source, job.options.page_size),
-                    open_target(client, job, journal, report))
+                    open_target(client, job, journal, report), job.options.on_delete)
                 for sid, entry in state.datasets.items():
                     target.remember(sid, entry.key)
                 run = _Run(job, state, journal, source, target, report,

@@ -1,6 +1,10 @@
-"""CKAN and DataPress simulators side by side, and checks of a migration's final state.
+"""CKAN and DataPress simulators side by side, checks of a migration's final state, and
+the changes a DataPress source goes through between two mirror runs.
 
-Shared by the DataPress migration tests (``sites`` fixtures build a :class:`SiteFactory`).
+Shared by the DataPress migration and mirror tests (``sites`` fixtures build a
+:class:`SiteFactory`). Changes are made the way DataPress makes them: an edit that sets
+``updatedAt`` (as a PATCH may), a new upload in place (which moves ``updatedAt`` itself), a
+dataset gone from the store (the API has no deleted state).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from mirror_sites import WRITES, linkify
 
 from bulkport.cli import main
 from bulkport.mappers.ckan import MARK as CKAN_MARK
@@ -27,6 +32,10 @@ from bulkport.testing import (
     seed_ckan,
     seed_datapress,
 )
+from bulkport.testing.datapress_files import attach_file
+from bulkport.testing.datapress_schema import EMPTY_QA, build_dataset
+from bulkport.testing.datapress_store import iso
+from bulkport.testing.files import SyntheticFile
 
 CKAN_KEY, DP_KEY = "ckan-key-5d1e90", "datapress-key-c47a21"
 PART = 1024  # the part size of these tests (the simulator's minimum is lowered to match)
@@ -44,6 +53,11 @@ class Sites:
     team: str
     patches: list[Any]  # the body of every PATCH the DataPress site received
 
+    def reset_stats(self) -> None:
+        for store in (self.ckan, self.dp):
+            store.stats.clear()
+            store.stats.requests = 0
+
 
 class SiteFactory:
     """Starts a CKAN and a DataPress simulator per call; :meth:`close` stops them all."""
@@ -53,14 +67,24 @@ class SiteFactory:
         self.stores: list[Any] = []
 
     def __call__(self, datasets: int = 20, *, source: str = "ckan", faults: Faults | None = None,
-                 latency: float = 0.0, prefix: str = "/api/v3", middleware: Any = None) -> Sites:
-        """A CKAN and a DataPress site, the ``source`` one seeded with ``datasets``."""
+                 latency: float = 0.0, prefix: str = "/api/v3", middleware: Any = None,
+                 file_size: int = 2500, files_every: int = 1) -> Sites:
+        """A CKAN and a DataPress site, the ``source`` one seeded with ``datasets``.
+
+        Args:
+            files_every: only one dataset in this many keeps its files, the others' become
+                links (a mirror test is about which writes happen, not about uploads).
+        """
         ckan, dp = CkanStore(seed=5), DataPressStore(seed=6)
         self.stores.extend([ckan, dp])
         if source == "ckan":
-            seed_ckan(ckan, datasets=datasets, resources=3, file_size=2500, seed=5)
+            seed_ckan(ckan, datasets=datasets, resources=3, file_size=file_size, seed=5)
+            if files_every > 1:
+                linkify(ckan, files_every)
         else:
-            seed_datapress(dp, datasets=datasets, resources=3, file_size=2500, seed=5)
+            seed_datapress(dp, datasets=datasets, resources=3, file_size=file_size, seed=5)
+            if files_every > 1:
+                linkify_datapress(dp, files_every)
         team = dp.add_team("Migrated datasets")["id"]
         dp.add_user("Migration Admin", "admin@example.org", admin=True, key=DP_KEY)
         if latency:
@@ -100,8 +124,19 @@ def ckan_writes(store: CkanStore) -> int:
     return sum(store.stats[f"ckan:{action}"] for action in CKAN_WRITES)
 
 
+def ckan_write_counts(store: CkanStore) -> dict[str, int]:
+    """Writes a CKAN site received, by action (only those that happened)."""
+    return {action: n for action in WRITES if (n := store.stats[f"ckan:{action}"])}
+
+
+def dp_write_counts(store: DataPressStore) -> dict[str, int]:
+    """Writes a DataPress site received, by route (only those that happened)."""
+    return {label: n for label in DP_WRITES if (n := store.stats[f"datapress:{label}"])}
+
+
 def write_job(tmp_path: Path, sites: Sites, *, source: str = "ckan", dp_key: str = "${T_DP_KEY}",
-              prefix: str = "/api/v3", extra: str = "") -> Path:
+              prefix: str = "/api/v3", extra: str = "", kind: str = "migrate",
+              options: str = "retries = 8") -> Path:
     ckan = f'type = "ckan"\nurl = "{sites.ckan_url}"\napi_key = "${{T_CKAN_KEY}}"\n'
     dp = f'type = "datapress"\nurl = "{sites.dp_url}"\napi_key = "{dp_key}"\nprefix = "{prefix}"\n'
     if source == "ckan":
@@ -111,14 +146,19 @@ def write_job(tmp_path: Path, sites: Sites, *, source: str = "ckan", dp_key: str
     else:
         tables = f"[source]\n{dp}[target]\n{ckan}"
     job = tmp_path / "job.toml"
-    job.write_text(f'kind = "migrate"\nname = "dp"\n{tables}{extra}\n'
-                   "[options]\nconnections = 8\nretries = 8\n")
+    job.write_text(f'kind = "{kind}"\nname = "dp"\n{tables}{extra}\n'
+                   f"[options]\nconnections = 8\n{options}\n")
     return job
 
 
 def run(job: Path, state: Path, *args: str) -> int:
     os.environ.update(T_CKAN_KEY=CKAN_KEY, T_DP_KEY=DP_KEY)
     return main(["run", str(job), "--state-dir", str(state), "--no-progress", *args])
+
+
+def verify(job: Path, *args: str) -> int:
+    os.environ.update(T_CKAN_KEY=CKAN_KEY, T_DP_KEY=DP_KEY)
+    return main(["verify", str(job), *args])
 
 
 def assert_no_key(capsys: Any, state: Path) -> None:
@@ -128,12 +168,27 @@ def assert_no_key(capsys: Any, state: Path) -> None:
 
 
 def by_mark(store: DataPressStore) -> dict[str, dict[str, Any]]:
+    """bulkport's datasets by source id (those made on the site carry no mark)."""
     found: dict[str, dict[str, Any]] = {}
     for doc in store.datasets.values():
         mark = doc["custom"].get(MARK)
+        if mark is None:
+            continue
         assert mark not in found, f"duplicate of {mark}"
         found[mark] = doc
     return found
+
+
+def hand_made(store: DataPressStore, title: str) -> str:
+    """A dataset made on the site by its own team, without the mark; return its id."""
+    team = store.add_team(f"Team of {title}")["id"]
+    dataset_id = store.new_id()
+    doc, issues = build_dataset(store, {"title": title, "team": team, "masthead": "simulator",
+                                        "custom": {"owner": "site team"}}, None,
+                                dataset_id=dataset_id, now="2024-01-01T00:00:00.000Z")
+    assert not issues, issues
+    store.datasets[dataset_id] = doc
+    return dataset_id
 
 
 def check_ckan_in_datapress(sites: Sites) -> None:
@@ -213,3 +268,66 @@ def final_state(store: DataPressStore) -> dict[str, Any]:
         custom = {k: v for k, v in doc["custom"].items() if k != RESOURCES}
         state[doc["custom"][MARK]] = (fields, custom, files, links)
     return state
+
+
+# ---- a DataPress source changing between mirror runs ---------------------------------
+
+
+def linkify_datapress(store: DataPressStore, files_every: int) -> None:
+    """Turn the files of all but one dataset in ``files_every`` into links."""
+    for n, doc in enumerate(store.datasets.values()):
+        if n % files_every == 0:
+            continue
+        for rid, res in sorted(doc["resources"].items(), key=lambda item: item[1]["order"]):
+            store.drop_file(res["origin"])
+            doc["links"][store.new_item_id(doc["links"])] = {
+                "url": f"https://files.example.org/{doc['id']}-{rid}.csv", "title": res["title"],
+                "order": len(doc["links"]), "description": res["description"],
+                "qa": dict(EMPTY_QA)}
+        doc["resources"] = {}
+
+
+def with_files(store: DataPressStore) -> list[str]:
+    return sorted(i for i, doc in store.datasets.items() if doc["resources"])
+
+
+def dp_edit(store: DataPressStore, dataset_id: str, **fields: Any) -> None:
+    """An edit whose PATCH also sets ``updatedAt`` (DataPress leaves it alone otherwise)."""
+    store.datasets[dataset_id] = {**store.datasets[dataset_id], **fields, "updatedAt": iso()}
+
+
+def dp_replace_file(store: DataPressStore, dataset_id: str) -> str:
+    """A new upload, in place, of the dataset's first file (17 bytes longer); return the
+    resource id. The simulator's upload moves ``updatedAt``, as DataPress does."""
+    doc = store.datasets[dataset_id]
+    rid, res = min(doc["resources"].items(), key=lambda item: item[1]["order"])
+    old = store.blobs.get(res["origin"])
+    assert old is not None
+    filename = res["origin"].rsplit("/", 1)[-1]
+    origin = f"{store.site}/dataset/{dataset_id}/{store.new_uuid()}/{filename}"
+    store.blobs.put_synthetic(origin, SyntheticFile(old.size + 17, seed=4242))
+    digest = store.file_md5(origin)
+    assert digest is not None
+    attach_file(store, doc, origin, filename, digest, {"resource_id": rid})
+    return rid
+
+
+def dp_drop(store: DataPressStore, dataset_id: str) -> None:
+    """A dataset deleted on the site: gone from the export, 404 by id."""
+    doc = store.datasets.pop(dataset_id)
+    for res in doc["resources"].values():
+        store.drop_file(res["origin"])
+
+
+def dp_add(store: DataPressStore, template_id: str, n: int) -> str:
+    """A new dataset like ``template_id``, with one link and no file; return its id."""
+    template = store.datasets[template_id]
+    new_id = store.new_id()
+    now = iso()
+    store.datasets[new_id] = {
+        **json.loads(json.dumps(template)), "id": new_id, "title": f"Added dataset {n}",
+        "createdAt": now, "updatedAt": now, "resources": {},
+        "links": {"bcd": {"url": f"https://files.example.org/added-{n}.csv",
+                          "title": f"Added link {n}", "order": 0, "description": "",
+                          "qa": dict(EMPTY_QA)}}}
+    return new_id

@@ -8,6 +8,7 @@ with ``state: deleted``, a replaced file with a new size and ``last_modified``.
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from bulkport.cli import main
@@ -190,3 +192,14 @@ def run(job: Path, state: Path, *args: str) -> int:
 def verify(job: Path, *args: str) -> int:
     environment()
     return main(["verify", str(job), *args])
+
+
+def state_of(folder: Path) -> dict[str, Any]:
+    """The mirror state a run committed in ``folder``."""
+    return orjson.loads((folder / "mirror.json").read_bytes())
+
+
+def last_report(folder: Path) -> dict[str, Any]:
+    """The newest run report in ``folder``."""
+    newest = max((folder / "reports").glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
+    return json.loads(newest.read_text())

@@ -7,7 +7,6 @@ import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import orjson
 import pytest
 from mirror_sites import (
     Sites,
@@ -15,9 +14,11 @@ from mirror_sites import (
     by_mark,
     drop,
     edit,
+    last_report,
     replace_file,
     run,
     site_factory,
+    state_of,
     verify,
     write_job,
 )
@@ -29,15 +30,6 @@ from bulkport.mappers.ckan import MARK
 @pytest.fixture
 def sites() -> Iterator[Callable[..., Sites]]:
     yield from site_factory()
-
-
-def state_of(folder: Path) -> dict:
-    return orjson.loads((folder / "mirror.json").read_bytes())
-
-
-def last_report(folder: Path) -> dict:
-    newest = max((folder / "reports").glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
-    return json.loads(newest.read_text())
 
 
 def test_second_run_makes_exactly_the_writes_the_source_changes_need(sites, tmp_path: Path,

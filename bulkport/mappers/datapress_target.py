@@ -262,3 +262,40 @@ def minimal_patch(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> list
     stale = frozenset(e.get("id") for k, e in previous.items()
                       if isinstance(e, dict) and e.get("id") not in keep)
     return list(jsonpatch.make_patch(owned_view(current, wanted, stale), wanted))
+
+
+def as_document(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A dataset as ``GET dataset/{id}`` shows it, from either that or an ``export.json``
+    record (resources and links as lists with their ids inside, team, masthead and topics
+    as ``{id, title}``)."""
+    doc = dict(record)
+    for key in ("resources", "links"):
+        if isinstance(doc.get(key), list):
+            doc[key] = {item["id"]: {k: v for k, v in item.items() if k != "id"}
+                        for item in doc[key] if isinstance(item, Mapping) and "id" in item}
+    for key in ("team", "masthead"):
+        if isinstance(doc.get(key), Mapping):
+            doc[key] = doc[key].get("id")
+    if isinstance(doc.get("topics"), list):
+        doc["topics"] = [t.get("id") if isinstance(t, Mapping) else t for t in doc["topics"]]
+    return doc
+
+
+def patch_label(operation: Mapping[str, Any], names: Mapping[str, str]) -> str:
+    """A JSON Patch operation as the difference a person reads: ``title``,
+    ``custom.version``, ``resource 'Data 2020' missing``.
+
+    Args:
+        names: link or file id on the site → the resource's name.
+    """
+    pointer = str(operation.get("path", ""))
+    parts = [p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/")[1:]]
+    if not parts or not parts[0]:
+        return "(dataset)"
+    if parts[0] in ("links", "resources") and len(parts) > 1:
+        what = ("fields" if len(parts) > 2 else
+                {"add": "missing", "remove": "on the target only"}.get(operation["op"], "fields"))
+        return f"resource {names.get(parts[1], parts[1])!r} {what}"
+    if parts[0] == "custom" and len(parts) > 1:
+        return "resources" if parts[1] == RESOURCES else f"custom.{parts[1]}"
+    return parts[0]

@@ -75,7 +75,9 @@ def _resource_same(have: dict[str, Any], want: dict[str, Any]) -> bool:
     for key, value in want.items():
         mine, theirs = _blank(value), _blank(have.get(key))
         if key == "format":
-            mine, theirs = str(mine or "").upper(), str(theirs or "").upper()
+            if mine is None:  # CKAN guessed one from the URL at create: no opinion to push
+                continue
+            mine, theirs = str(mine).upper(), str(theirs or "").upper()
         if mine != theirs and str(mine) != str(theirs):
             return False
     return True

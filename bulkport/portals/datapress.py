@@ -4,14 +4,17 @@ The key goes in ``Authorization`` with no scheme and only to the portal's own or
 file downloads included). The API prefix is ``/api/v3`` (newer docs, official client) or
 ``/api`` (v4.0 docs): ``[source] prefix`` / ``[target] prefix``. The catalogue comes from
 ``datasets/export.json`` in one response, parsed as it arrives, so memory stays flat
-whatever the catalogue size.
+whatever the catalogue size. It is also the only listing DataPress has: a mirror lists ids
+and ``updatedAt`` from it, and reads single datasets with ``GET dataset/{id}``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import AsyncExitStack, aclosing, asynccontextmanager
+from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 import ijson
@@ -29,9 +32,13 @@ from bulkport.errors import (
 )
 from bulkport.http import HttpClient, Response, StreamResponse
 from bulkport.mappers.datapress import DEFAULT_FIELDS, datapress_to_dataset
+from bulkport.mirror_state import parse_time
 from bulkport.model import Dataset, Resource
+from bulkport.portals import Listing
+from bulkport.queue import pipeline
 
 DEFAULT_PREFIX = "/api/v3"
+ID_WORKERS = 8  # datasets read by id at once (a handful: deletion candidates, missed changes)
 
 
 def parse_error(response: Response) -> tuple[str, dict[str, str]]:
@@ -164,7 +171,7 @@ class DataPressPortal:
         check_settings(config, "source")
         self.fields: dict[str, str] = config.get("fields", {})
         self.licences: dict[str, Any] = config.get("licenses", {})
-        self._sent: set[str] = set()  # ids already sent (a cut export is read again)
+        self._checked = False
         if config.api_key:
             client.bind(config.url, {config.auth_header: config.api_key})
 
@@ -174,40 +181,122 @@ class DataPressPortal:
     async def check(self) -> None:
         """Fail on a wrong key before reading anything (no key: the public catalogue).
 
+        Checked once per run: an unknown key would otherwise read as an anonymous visitor's,
+        and a listing without the private datasets would look like deletions to a mirror.
+
         Raises:
             AuthError: the site does not know the key.
             ConfigError: the URL and prefix lead to no DataPress API.
         """
+        if self._checked:
+            return
         if self.config.api_key and await whoami(self.client, self.api, "source") is None:
             raise refused_key(self.describe(), "source")
+        self._checked = True
+
+    async def _records(self) -> AsyncIterator[Any]:
+        """Every dataset of the export once (a cut export is read again from the start)."""
+        await self.check()
+        sent: set[str] = set()
+        records = iter_export(self.client, f"{self.api}/datasets/export.json")
+        async with aclosing(records):  # a cancelled run closes the export at once
+            async for record in records:
+                key = record.get("id") if isinstance(record, dict) else None
+                if isinstance(key, str):
+                    if key in sent:
+                        continue
+                    sent.add(key)
+                yield record
 
     async def produce(self, send: ObjectSendStream[Any], *, page_concurrency: int,
                       on_total: Callable[[int], None] | None = None,
-                      on_page_error: Callable[[int, Exception], None] | None = None) -> int:
+                      on_page_error: Callable[[int, Exception], None] | None = None,
+                      since: datetime | None = None) -> int:
         """Send every dataset of the export (raw dicts) into ``send``.
 
         The export is one response, so ``page_concurrency`` and ``on_page_error`` do not
         apply; the total is known at the end only.
 
+        Args:
+            since: send only the datasets whose ``updatedAt`` is at or after it (and those
+                without one). DataPress has no filter: the whole export is read anyway,
+                this only spares the writes downstream.
+
         Returns:
             The number of datasets sent.
         """
         async with send:
-            await self.check()
             count = 0
-            records = iter_export(self.client, f"{self.api}/datasets/export.json")
-            async with aclosing(records):  # a cancelled run closes the export at once
+            records = self._records()
+            async with aclosing(records):
                 async for record in records:
-                    key = record.get("id") if isinstance(record, dict) else None
-                    if isinstance(key, str):
-                        if key in self._sent:
-                            continue
-                        self._sent.add(key)
+                    if since is not None and _updated_before(record, since):
+                        continue
                     await send.send(record)
                     count += 1
             if on_total is not None:
                 on_total(count)
         return count
+
+    async def list_ids(self, *, page_concurrency: int,
+                       ids: Collection[str] | None = None) -> Listing:
+        """Every dataset id of the export with its ``updatedAt``; no record is kept.
+
+        The export holds what the key may read (private datasets for their editors), the
+        same records :meth:`produce` sends. A PATCH leaves ``updatedAt`` alone unless the
+        editor sets it (DataPress's "silent update"): such a change is not seen here.
+
+        Args:
+            page_concurrency: unused (one response).
+            ids: only those of these ids that still exist, by ``GET dataset/{id}`` each.
+
+        Raises:
+            BulkportError: the export failed or was cut (after its retries): a listing is
+                complete or it is an error.
+        """
+        listing = Listing()
+        if ids is None:
+            records = self._records()
+            async with aclosing(records):
+                async for record in records:
+                    _list_one(listing, record)
+            listing.announced = len(listing.modified)
+            return listing
+        send, receive = anyio.create_memory_object_stream[Any](ID_WORKERS)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self.produce_ids, send, ids)
+            async with receive:
+                async for record in receive:
+                    _list_one(listing, record)
+        listing.announced = len(listing.modified)
+        return listing
+
+    async def produce_ids(self, send: ObjectSendStream[Any], ids: Collection[str]) -> None:
+        """Send the datasets of ``ids`` that still exist (``GET dataset/{id}`` each, a few
+        at a time), then close ``send``."""
+        async def feed(out: ObjectSendStream[str]) -> None:
+            async with out:
+                for dataset_id in sorted(ids):
+                    await out.send(dataset_id)
+
+        async def read(dataset_id: str) -> None:
+            record = await self._get(dataset_id)
+            if record is not None:
+                await send.send(record)
+
+        async with send:
+            await self.check()
+            await pipeline(feed, read, workers=ID_WORKERS)
+
+    async def _get(self, dataset_id: str) -> Any:
+        """One dataset, or None when it is gone (404) or hidden from this key (403: the
+        export does not show it either)."""
+        try:
+            response = await self.client.request(
+                "GET", f"{self.api}/dataset/{quote(dataset_id, safe='')}", errors=parse_error)
+        except (NotFound, AuthError):
+            return None
+        return response.json()
 
     def to_pivot(self, raw: Any) -> Dataset:
         """Map one exported dataset (raises MappingError when it cannot be mapped)."""
@@ -229,3 +318,20 @@ class DataPressPortal:
                 raise SkippableError(f"no permission to download it: {error}",
                                      error.status) from None
             yield response
+
+
+def _updated(record: Any) -> str | None:
+    value = record.get("updatedAt") if isinstance(record, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+def _updated_before(record: Any, since: datetime) -> bool:
+    """Whether ``record`` was last updated before ``since`` (never, without a date)."""
+    moment = parse_time(_updated(record))
+    return moment is not None and moment < since
+
+
+def _list_one(listing: Listing, record: Any) -> None:
+    key = record.get("id") if isinstance(record, dict) else None
+    if isinstance(key, str) and key:
+        listing.modified[key] = _updated(record)

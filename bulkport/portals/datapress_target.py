@@ -8,11 +8,14 @@ bulkport owns, so what people edit on the site (other custom fields, their own l
 files) survives and a re-run sends no PATCH at all. Files go through the chunked upload,
 replaced in place when the source says they changed, skipped when size, version or MD5
 say they did not.
+
+As a mirror target it hides what the source dropped (``sharing: "private"``) but cannot
+delete it: the DataPress API documents no way to delete a dataset.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -33,11 +36,13 @@ from bulkport.errors import (
     ValidationError,
 )
 from bulkport.http import HttpClient, Upload
-from bulkport.mappers.datapress import MARK, RESOURCES, md5_of
+from bulkport.mappers.datapress import MARK, RESOURCES, link_id, md5_of
 from bulkport.mappers.datapress_target import (
     DataPressMapOptions,
+    as_document,
     dataset_to_datapress,
     minimal_patch,
+    patch_label,
     upload_fields,
     upload_name,
 )
@@ -56,12 +61,19 @@ from bulkport.transfer import FileTransfer
 
 ID_ENTRY = "datapress_id"  # journal: source id → the DataPress dataset id
 FILE_ENTRY = "datapress_file"  # journal: "<source id>/<resource id>" → file resource, version
+NO_DELETE = ('cannot delete datasets (the DataPress API has no delete): set [options] '
+             'on_delete = "private" (hide the copies the source drops) or "keep"')
+Operations = list[dict[str, Any]]
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class DataPressTarget:
     """Writes datasets into a DataPress site."""
+
+    cannot_delete = NO_DELETE  # why a mirror must hide or keep instead (checked up front)
 
     def __init__(self, client: HttpClient, config: PortalConfig, *, journal: Journal,
                  report: Report) -> None:
@@ -87,6 +99,7 @@ class DataPressTarget:
         self.touch = bool(config.get("touch_updated_at", False))
         self.uploader = ChunkedUploader(client, self.api, int(config.get("part_size", PART_SIZE)))
         self._index: dict[str, str] | None = None  # source id → dataset id, from the export
+        self._ids: dict[str, str] = {}  # source id → dataset id: remembered, found or made
         self._index_lock = anyio.Lock()
         client.bind(config.url, {config.auth_header: config.api_key})
 
@@ -129,19 +142,27 @@ class DataPressTarget:
             raise BadResponse(f"{self.api}/dataset/{dataset_id}: unexpected reply")
         return found
 
-    async def _scan(self, stop_at: str | None = None) -> dict[str, str]:
-        """Source id → dataset id of bulkport's datasets, from one pass over the export
-        (ids only are kept, never whole records)."""
-        index: dict[str, str] = {}
+    async def _marked(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """(source id, record) of every dataset of the export that carries the mark; the
+        export shows private datasets to their editors, so hidden copies are included."""
         records = iter_export(self.client, f"{self.api}/datasets/export.json")
         async with aclosing(records):
             async for record in records:
                 custom = record.get("custom") if isinstance(record, dict) else None
                 mark = custom.get(MARK) if isinstance(custom, dict) else None
                 if isinstance(mark, str) and isinstance(record.get("id"), str):
-                    index.setdefault(mark, record["id"])
-                    if mark == stop_at:
-                        break
+                    yield mark, record
+
+    async def _scan(self, stop_at: str | None = None) -> dict[str, str]:
+        """Source id → dataset id of bulkport's datasets, from one pass over the export
+        (ids only are kept, never whole records)."""
+        index: dict[str, str] = {}
+        marked = self._marked()
+        async with aclosing(marked):
+            async for mark, record in marked:
+                index.setdefault(mark, record["id"])
+                if mark == stop_at:
+                    break
         return index
 
     async def _indexed(self, source_id: str) -> str | None:
@@ -152,8 +173,7 @@ class DataPressTarget:
 
     async def _resolve(self, ds: Dataset) -> dict[str, Any] | None:
         """The dataset written for ``ds`` before, as the site shows it now, or None."""
-        known = self.journal.get(ID_ENTRY, ds.source_id)
-        dataset_id = known["id"] if known else await self._indexed(ds.source_id)
+        dataset_id = self._known_id(ds.source_id) or await self._indexed(ds.source_id)
         if dataset_id is None:
             return None
         try:
@@ -161,13 +181,19 @@ class DataPressTarget:
         except NotFound:  # deleted on the site since: made again
             if self._index is not None:
                 self._index.pop(ds.source_id, None)
+            self._ids.pop(ds.source_id, None)
             return None
-        custom = current.get("custom") if isinstance(current.get("custom"), dict) else {}
-        if custom.get(MARK) != ds.source_id:
+        if _mark(current) != ds.source_id:
             raise ValidationError(f"dataset {dataset_id} on {self.describe()} no longer carries "
                                   f"custom.{MARK} = {ds.source_id!r}; restore it or remove the "
                                   "state directory entry")
+        self._ids[ds.source_id] = dataset_id
         return current
+
+    def _known_id(self, source_id: str) -> str | None:
+        """The dataset id journaled in this run, or remembered from an earlier one."""
+        known = self.journal.get(ID_ENTRY, source_id)
+        return known["id"] if known else self._ids.get(source_id)
 
     async def _create(self, ds: Dataset, wanted: dict[str, Any]) -> dict[str, Any]:
         body = {k: v for k, v in wanted.items() if k != "resources"}  # files come by upload
@@ -185,6 +211,7 @@ class DataPressTarget:
 
         made = await self.client.create_once(create, lookup)
         self.journal.record(ID_ENTRY, ds.source_id, id=made["id"])
+        self._ids[ds.source_id] = made["id"]
         if self._index is not None:
             self._index[ds.source_id] = made["id"]
         return made
@@ -213,14 +240,16 @@ class DataPressTarget:
         files = self._known_files(ds, current)
         current, uploaded, refused = await self._sync_files(ds, current, files, transfer)
         wanted, _ = dataset_to_datapress(ds, self.options, files=files)
-        patched = await self._patch(current, wanted)
+        patched = await self._patch(current, lambda doc: minimal_patch(doc, wanted))
         FilesRefused.check(refused)  # after the patch: the rest of the dataset is written
         if created:
             return "created"
         return "updated" if patched or uploaded else "unchanged"
 
-    async def _patch(self, current: dict[str, Any], wanted: dict[str, Any]) -> bool:
-        """PATCH what differs; True when a PATCH was sent."""
+    async def _patch(self, current: dict[str, Any],
+                     diff: Callable[[dict[str, Any]], Operations]) -> bool:
+        """PATCH the operations ``diff`` finds for the dataset (recomputed from the site
+        before a retry); True when a PATCH was sent."""
         dataset_id = current["id"]
         first, sent = True, False
 
@@ -229,7 +258,7 @@ class DataPressTarget:
             if not first:  # a lost reply may have applied it: diff again from the site
                 current = await self._get(dataset_id)
             first = False
-            operations = minimal_patch(current, wanted)
+            operations = diff(current)
             if not operations:
                 return
             if self.touch:  # DataPress does not bump updatedAt for you
@@ -240,6 +269,86 @@ class DataPressTarget:
 
         await self.client.with_retries(attempt)
         return sent
+
+    # ---- what a mirror needs besides upserts ------------------------------------------
+
+    def remember(self, source_id: str, key: str) -> None:
+        """The dataset id an earlier run wrote ``source_id`` as."""
+        self._ids[source_id] = key
+
+    def key_for(self, ds: Dataset) -> str:
+        """The 5-character id of the dataset ``ds`` was written as (known once upserted).
+
+        Raises:
+            KeyError: ``ds`` was not upserted in this run nor remembered.
+        """
+        dataset_id = self._known_id(ds.source_id)
+        if dataset_id is None:
+            raise KeyError(f"no DataPress dataset known for source record {ds.source_id}")
+        return dataset_id
+
+    async def delete(self, source_id: str, key: str) -> str:
+        """Refused: DataPress cannot delete a dataset (a mirror checks this before it runs).
+
+        Raises:
+            ConfigError: always.
+        """
+        raise ConfigError(f"{self.describe()}: {NO_DELETE}")
+
+    async def hide(self, source_id: str, key: str) -> str:
+        """Make the copy of ``source_id`` (dataset ``key``) private, if it still carries the
+        mark; an upsert of the same record makes it public again.
+
+        Returns:
+            ``"hidden"``, ``"absent"`` (no such dataset) or ``"not_owned"`` (left alone).
+        """
+        try:
+            current = await self._get(key)
+        except NotFound:
+            return "absent"
+        if _mark(current) != source_id:
+            return "not_owned"
+        await self._patch(current, _hide_operations)
+        return "hidden"
+
+    def is_hidden(self, record: Any) -> bool:
+        """Whether a dataset is private, as :meth:`hide` leaves it."""
+        return isinstance(record, Mapping) and record.get("sharing") == "private"
+
+    async def owned_records(self) -> list[tuple[str, Any]]:
+        """Every dataset of the export carrying the mark, private ones included (the key
+        edits the target's teams, and the export shows private datasets to their editors)."""
+        found: list[tuple[str, Any]] = []
+        marked = self._marked()
+        async with aclosing(marked):
+            async for mark, record in marked:
+                found.append((mark, record))
+        return found
+
+    def differences(self, ds: Dataset, record: Any) -> list[str]:
+        """What differs between ``ds`` and its copy ``record`` (from the export or a GET):
+        the fields bulkport writes, its links and files (found by the resource map in
+        ``custom``), and the files' sizes and MD5 where both sides state one."""
+        doc = as_document(record)
+        files = self._known_files(ds, doc)
+        wanted, _ = dataset_to_datapress(ds, self.options, files=files)
+        names = {link_id(ds.source_id, r.source_id): r.name for r in ds.resources}
+        names.update({entry["id"]: r.name for r in ds.resources
+                      if (entry := files.get(r.source_id))})
+        found = dict.fromkeys(patch_label(op, names) for op in minimal_patch(doc, wanted))
+        held = doc.get("resources") or {}
+        for res in ds.resources:
+            if not res.hosted:
+                continue
+            label = f"resource {res.name!r}"
+            copy = held.get(files[res.source_id]["id"]) if res.source_id in files else None
+            if copy is None:
+                found[f"{label} file missing"] = None
+            elif None not in (res.size, copy.get("size")) and copy["size"] != res.size:
+                found[f"{label} size {copy['size']} (source {res.size})"] = None
+            elif (md5 := md5_of(res)) and copy.get("hash") and copy["hash"] != md5:
+                found[f"{label} hash differs"] = None
+        return list(found)
 
     def _known_files(self, ds: Dataset, current: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         """Source resource id → ``{id, version}`` of the files already on the site: from
@@ -347,3 +456,14 @@ def _orphan(held: Mapping[str, Any], res: Resource, referenced: set[str],
                 and (md5 is None or item.get("hash") == md5)):
             return rid
     return None
+
+
+def _mark(doc: Mapping[str, Any]) -> Any:
+    custom = doc.get("custom")
+    return custom.get(MARK) if isinstance(custom, Mapping) else None
+
+
+def _hide_operations(doc: Mapping[str, Any]) -> Operations:
+    if doc.get("sharing") == "private":
+        return []
+    return [{"op": "replace", "path": "/sharing", "value": "private"}]
