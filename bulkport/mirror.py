@@ -63,7 +63,7 @@ def mirror_portals(source: Any, target: Any) -> tuple[MirrorSource, MirrorTarget
     """
     if not hasattr(source, "list_ids"):
         raise ConfigError(f"{source.describe()} cannot be a mirror source yet "
-                          "(supported: ckan, portaljs)")
+                          "(supported: ckan, portaljs, ods)")
     if not hasattr(target, "delete"):
         raise ConfigError(f"{target.describe()} cannot be a mirror target yet "
                           "(supported: ckan, portaljs, ods)")
