@@ -64,7 +64,7 @@ def mirror_portals(source: Any, target: Any, on_delete: str) -> tuple[MirrorSour
     """
     if not hasattr(source, "list_ids"):
         raise ConfigError(f"{source.describe()} cannot be a mirror source yet "
-                          "(supported: ckan, portaljs, datapress)")
+                          "(supported: ckan, portaljs, ods, datapress)")
     if not hasattr(target, "delete"):
         raise ConfigError(f"{target.describe()} cannot be a mirror target yet "
                           "(supported: ckan, portaljs, ods, datapress)")

@@ -77,7 +77,8 @@ async def verify(job: JobConfig) -> Verdict:
         target: Any = open_target(client, job, unused, Report(job.name, "verify"))
         if not hasattr(target, "owned_records"):
             raise ConfigError(f"verify cannot list {target.describe()} by ownership mark yet "
-                              "(supported targets: ckan, portaljs, datapress)")
+                              "(supported targets: ckan, portaljs, datapress, ods with "
+                              "[target] mark_field)")
         await target.check()
         copies: dict[str, list[Any]] = {}
         for sid, record in await target.owned_records():

@@ -175,6 +175,23 @@ def test_fields_kept_from_ods_go_back_where_they_came_from() -> None:
     assert carried["ods:dcat.creator"] == "Zoë"
 
 
+def test_the_ownership_mark_is_written_and_never_carried_on() -> None:
+    marked = OdsMapOptions(**{**MAPS.__dict__, "mark_field": "custom.copy_of"})
+    original = package_to_dataset(PACKAGE)
+    out = to_ods(original, marked)
+    assert out.metadata["custom"] == {"copy_of": v(original.source_id)}
+    held = as_held(out)
+    held["dataset"]["metadata"]["other"] = {"bulkport_source_id": v("from another mirror")}
+    ds = from_ods(held, marked, READ)  # named, or by bulkport's own field name: dropped
+    assert not any(k.startswith(("ods:custom.", "ods:other.")) for k in ds.extras)
+    ds = from_ods(held, MAPS, READ)  # unnamed, a field of any other name is content
+    assert "ods:other.bulkport_source_id" not in ds.extras
+    assert ds.extras["ods:custom.copy_of"] == original.source_id
+    # A copy of a copy carries its own source's id, whatever came along.
+    ds.extras["ods:custom.copy_of"] = "stale"
+    assert to_ods(ds, marked).metadata["custom"]["copy_of"] == v(ds.source_id)
+
+
 def test_organization_slugs() -> None:
     assert organization_slug("Région Skåne") == "region-skane"
     assert organization_slug("東京都").startswith("org-")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from mirror_sites import SOURCE_KEY, add, drop, edit, environment
+from ods_edits import ByHand
 
 from bulkport.cli import main
 from bulkport.mappers.ods import dataset_id_for
@@ -21,11 +24,12 @@ from bulkport.testing import (
 )
 
 ODS_KEY = "mirror-ods-key-71b3"
+MARK = 'mark_field = "mirror.source_id"'
 
 
 @pytest.fixture
 def portals() -> Iterator[tuple[CkanStore, OdsStore, str, str]]:
-    ckan, ods = CkanStore(seed=7), OdsStore()
+    ckan, ods = CkanStore(seed=7), OdsStore(custom_templates={"mirror": ["source_id"]})
     seed_ckan(ckan, datasets=20, resources=1, file_size=400, seed=7)
     servers = [ThreadedServer(lambda: create_ckan_app(ckan, api_keys={SOURCE_KEY: "admin"})),
                ThreadedServer(lambda: create_ods_app(ods, api_keys={ODS_KEY},
@@ -37,7 +41,9 @@ def portals() -> Iterator[tuple[CkanStore, OdsStore, str, str]]:
         server.stop()
 
 
-def run(tmp_path: Path, ckan_url: str, ods_url: str, on_delete: str = "delete") -> int:
+def run(tmp_path: Path, ckan_url: str, ods_url: str, on_delete: str = "delete",
+        target: str = "") -> int:
+    """Write the job (``target``: lines added to its [target] table) and run it."""
     job = tmp_path / "mirror.toml"
     job.write_text(f"""
 kind = "mirror"
@@ -51,6 +57,7 @@ include_private = true
 type = "ods"
 url = "{ods_url}"
 api_key = "{ODS_KEY}"
+{target}
 [options]
 connections = 8
 status_poll = 0.01
@@ -97,9 +104,90 @@ def test_mirror_ckan_to_ods(portals, tmp_path: Path, on_delete: str) -> None:
     assert writes(ods) == {}
 
 
-def test_verify_says_it_cannot_compare_an_ods_target_yet(portals, tmp_path: Path,
-                                                        capsys) -> None:
+def verify(tmp_path: Path) -> int:
+    return main(["verify", str(tmp_path / "mirror.toml")])
+
+
+def test_verify_needs_a_mark_field_on_an_ods_target(portals, tmp_path: Path, capsys) -> None:
     _, _, ckan_url, ods_url = portals
     assert run(tmp_path, ckan_url, ods_url) == 0
-    assert main(["verify", str(tmp_path / "mirror.toml")]) == 2
-    assert "verify cannot list Opendatasoft" in capsys.readouterr().err
+    capsys.readouterr()
+    assert verify(tmp_path) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert "could not compare: verify needs [target] mark_field on Opendatasoft" in line
+
+
+@pytest.mark.parametrize(("mark", "message"), [
+    ("nope.source_id", "mark_field 'nope.source_id': template 'nope' does not exist"),
+    ("mirror.nope", "mark_field 'mirror.nope': 'nope' is not a field of template 'mirror'"),
+    ("source_id", 'mark_field must be "template.field"'),
+])
+def test_a_mark_field_the_domain_lacks_stops_before_any_write(portals, tmp_path: Path, capsys,
+                                                             mark: str, message: str) -> None:
+    _, ods, ckan_url, ods_url = portals
+    assert run(tmp_path, ckan_url, ods_url, target=f'mark_field = "{mark}"') == 2
+    [summary] = [line for line in capsys.readouterr().err.splitlines() if message in line]
+    assert "ABORTED" in summary
+    assert not ods.datasets
+
+
+def test_verify_with_a_mark_finds_hand_edits_and_a_full_run_repairs_them(
+        portals, tmp_path: Path, capsys) -> None:
+    ckan, ods, ckan_url, ods_url = portals
+    assert run(tmp_path, ckan_url, ods_url, target=MARK) == 0
+    ids = sorted(ckan.packages)
+    assert all(on_ods(ckan, ods, i).metadata["mirror"]["source_id"]["value"] == i for i in ids)
+    capsys.readouterr()
+    assert verify(tmp_path) == 0
+    assert "20 datasets at the source, 20 copies on the target: they match" in (
+        capsys.readouterr().out)
+
+    edited, stripped = on_ods(ckan, ods, ids[0]), on_ods(ckan, ods, ids[1])
+    hand = ByHand(ods_url, ODS_KEY)
+
+    async def by_hand() -> None:
+        await hand.set_field(edited.uid, "default", "title", "Edited on Opendatasoft")
+        for uid in list(stripped.resources):
+            await hand.call("DELETE", f"/datasets/{stripped.uid}/resources/{uid}/")
+
+    anyio.run(by_hand)
+    capsys.readouterr()
+    assert verify(tmp_path) == 1
+    out = capsys.readouterr().out
+    assert f"differs: {edited.dataset_id}: default.title\n" in out
+    assert f"differs: {stripped.dataset_id}: resource " in out and "missing" in out
+    assert "2 difference(s)" in out
+
+    assert run(tmp_path, ckan_url, ods_url, target=MARK) == 0  # no change at the source
+    assert verify(tmp_path) == 1
+    environment()
+    assert main(["run", str(tmp_path / "mirror.toml"), "--state-dir", str(tmp_path / "state"),
+                 "--no-progress", "--full"]) == 0
+    assert verify(tmp_path) == 0
+
+
+def test_a_dataset_without_the_mark_survives_a_delete(portals, tmp_path: Path) -> None:
+    ckan, ods, ckan_url, ods_url = portals
+    assert run(tmp_path, ckan_url, ods_url, target=MARK) == 0
+    ids = sorted(ckan.packages)
+    copy = on_ods(ckan, ods, ids[0])
+    hand = ByHand(ods_url, ODS_KEY)
+
+    async def replace_by_hand() -> str:
+        await hand.delete(copy.uid)
+        return await hand.add(copy.dataset_id, "Made by hand", "The team")
+
+    made = anyio.run(replace_by_hand)
+    drop(ckan, ids[0])
+    drop(ckan, ids[1])
+    ods.stats.clear()
+    assert run(tmp_path, ckan_url, ods_url, target=MARK) == 0
+    assert made in ods.datasets  # same dataset_id, no mark: not the mirror's to delete
+    assert on_ods(ckan, ods, ids[1]) is None  # the mirror's own copy went
+    assert writes(ods) == {"DELETE /datasets/{uid}/": 1}
+    reports = sorted((tmp_path / "state" / "reports").glob("*.json"),
+                     key=lambda p: p.stat().st_mtime_ns)
+    report = json.loads(reports[-1].read_text())
+    assert report["counts"]["datasets_not_owned"] == 1
+    assert "no longer carries the ownership mark" in json.dumps(report["notes"])
+    assert verify(tmp_path) == 0  # a dataset without the mark is not compared

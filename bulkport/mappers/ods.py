@@ -55,6 +55,16 @@ class OdsMapOptions:
     # The target domain's templates (name → field → type), when known: "ods:" extras go
     # back only into fields that exist there; None restores them all.
     schema: Mapping[str, Mapping[str, str]] | None = None
+    # "template.field" holding the source id: the ownership mark of bulkport's copies.
+    mark_field: str | None = None
+
+    @property
+    def mark(self) -> tuple[str, str] | None:
+        """``mark_field`` as (template, field), or None when there is no mark."""
+        if not self.mark_field:
+            return None
+        template, _, name = self.mark_field.partition(".")
+        return template, name
 
 
 @dataclass
@@ -179,6 +189,9 @@ def to_ods(ds: Dataset, opts: OdsMapOptions) -> OdsDataset:
             notes.extend(f"field {k!r} has no place in the target: set [target] extras_template"
                          for k in sorted(carried))
 
+    if opts.mark is not None:  # last: no other value may take the mark's place
+        template, name = opts.mark
+        metadata.setdefault(template, {})[name] = _value(ds.source_id)
     if not metadata["internal"]:
         del metadata["internal"]
     hosted = [r for r in ds.resources if r.hosted]

@@ -7,6 +7,10 @@ restores it), fields no pivot field takes become ``ods:<template>.<field>`` extr
 JSON bulkport wrote into the extras template is unpacked, so that CKAN → Opendatasoft → CKAN
 gives back what CKAN had. Uploaded files and attachments become hosted resources, remote
 (HTTP) resources links; data that is neither comes from the explore API's export.
+
+A domain that is itself a bulkport mirror target holds an ownership mark (``mark_field``,
+or any field named ``bulkport_source_id``): it says where a copy came from, not what the
+dataset is, so it is dropped rather than carried on to the next portal.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from urllib.parse import quote
 import orjson
 
 from bulkport.errors import MappingError
+from bulkport.mappers.ckan import MARK
 from bulkport.mappers.ods import ODS_PREFIX, OdsMapOptions, language_code
 from bulkport.model import Dataset, Resource
 
@@ -199,6 +204,7 @@ def from_ods(record: Any, opts: OdsMapOptions, read: OdsReadOptions) -> Dataset:
 
     consumed = {(t, f) for t, names in _READ.items() for f in names}
     consumed |= {tuple(path.split(".", 1)) for path in opts.fields}
+    consumed |= {(t, MARK) for t in values} | ({opts.mark} if opts.mark else set())
     carried: dict[str, Any] = {}
     raw = values.get(opts.extras_template or "", {}).get(opts.extras_field)
     if isinstance(raw, str):

@@ -1,4 +1,10 @@
-"""Opendatasoft Automation API v1.0 adapter (target side)."""
+"""Opendatasoft Automation API v1.0 adapter (target side).
+
+A dataset is found by its ``dataset_id``. Opendatasoft has no free-form extras, so the
+ownership mark a mirror and ``verify`` need is a field of a custom metadata template named
+by ``[target] mark_field`` ("template.field"), which receives the source id. Without it the
+mirror's state is the only proof that bulkport wrote a dataset, and verify cannot run.
+"""
 
 from __future__ import annotations
 
@@ -45,9 +51,45 @@ def parse_error(response: Response) -> tuple[str, dict[str, str]]:
     return message, fields
 
 
+def map_options(config: PortalConfig, table: str) -> OdsMapOptions:
+    """The job file's maps for an Opendatasoft ``[source]`` or ``[target]`` table.
+
+    Raises:
+        ConfigError: ``mark_field`` is not ``"template.field"``.
+    """
+    options = OdsMapOptions(
+        licenses=config.get("licenses", {}), themes=config.get("themes", {}),
+        language=config.get("language", "en"), extras_template=config.get("extras_template"),
+        extras_field=config.get("extras_field", "source_extras"), fields=config.get("fields", {}),
+        mark_field=config.get("mark_field"))
+    if options.mark_field is not None and not (options.mark and all(options.mark)):
+        raise ConfigError(f"[{table}] mark_field must be \"template.field\", got "
+                          f"{options.mark_field!r}")
+    return options
+
+
 def _plain(values: dict[str, Any]) -> dict[str, Any]:
     """Metadata values without the read-only parts (``remote_value``)."""
     return {k: {"value": v.get("value")} for k, v in values.items() if isinstance(v, dict)}
+
+
+def _template_changes(have: dict[str, Any], ours: dict[str, Any], owned: set[str]) -> list[str]:
+    """The fields of one template bulkport owns whose value differs from ``ours``."""
+    return sorted(k for k in owned | set(ours) if have.get(k) != ours.get(k))
+
+
+def _mark_of(dataset: Any, mark: tuple[str, str]) -> Any:
+    """The value of the ownership mark in a dataset as the API lists it (None: unmarked)."""
+    template, name = mark
+    metadata = dataset.get("metadata") if isinstance(dataset, dict) else None
+    value = ((metadata or {}).get(template) or {}).get(name)
+    return value.get("value") if isinstance(value, dict) else None
+
+
+def _unmatched(kind: str, want: Counter[str], have: Counter[str]) -> list[str]:
+    """What the target lacks and what it holds beyond ``want``, by name."""
+    return ([f"{kind} {name!r} missing" for name in sorted(want - have)]
+            + [f"{kind} {name!r} on the target only" for name in sorted(have - want)])
 
 
 def _nth(items: list[dict[str, Any]], key: Callable[[dict[str, Any]], Any], value: Any,
@@ -74,19 +116,12 @@ class OdsPortal:
         self.status_poll = status_poll
         self.status_timeout = status_timeout
         self._empty_at_start = False  # set by check(): no dataset can pre-exist then
-        self.options = OdsMapOptions(
-            licenses=config.get("licenses", {}),
-            themes=config.get("themes", {}),
-            language=config.get("language", "en"),
-            extras_template=config.get("extras_template"),
-            extras_field=config.get("extras_field", "source_extras"),
-            fields=config.get("fields", {}),
-        )
+        self.options = map_options(config, "target")
         self.owned = {**OWNED}
+        paths = [*self.options.fields, *([self.options.mark_field] if self.options.mark else [])]
         if self.options.extras_template:
-            self.owned.setdefault(self.options.extras_template, set()).add(
-                self.options.extras_field)
-        for path in self.options.fields:
+            paths.append(f"{self.options.extras_template}.{self.options.extras_field}")
+        for path in paths:
             template, _, name = path.partition(".")
             self.owned[template] = self.owned.get(template, set()) | {name}
         client.bind(config.url, {"Authorization": f"apikey {config.api_key}"},
@@ -101,9 +136,9 @@ class OdsPortal:
         return response.json() if response.body else None
 
     async def check(self) -> None:
-        """Fail fast on a wrong key or a missing extras template, before any write; learn
-        the domain's templates, so that fields kept from another Opendatasoft domain only
-        go back where this one has them."""
+        """Fail fast on a wrong key or a missing extras or mark template, before any write;
+        learn the domain's templates, so that fields kept from another Opendatasoft domain
+        only go back where this one has them."""
         page = await self._call("GET", "/datasets/", params={"limit": 0})
         self._empty_at_start = isinstance(page, dict) and page.get("total_count") == 0
         listed = await self._list("/metadata/templates/")
@@ -121,6 +156,14 @@ class OdsPortal:
                     f"[target] extras_field {self.options.extras_field!r} is not a field of "
                     f"template {template!r} on {self.config.url}"
                 )
+        if self.options.mark is not None:
+            template, name = self.options.mark
+            if template not in schema:
+                raise ConfigError(f"[target] mark_field {self.options.mark_field!r}: template "
+                                  f"{template!r} does not exist on {self.config.url}")
+            if name not in schema[template]:
+                raise ConfigError(f"[target] mark_field {self.options.mark_field!r}: {name!r} "
+                                  f"is not a field of template {template!r} on {self.config.url}")
 
     async def find(self, dataset_id: str) -> dict[str, Any] | None:
         page = await self._call("GET", "/datasets/", params={"dataset_id": dataset_id})
@@ -183,22 +226,31 @@ class OdsPortal:
                     return found, False
             raise
 
+    def _metadata_changes(self, current: dict[str, Any],
+                          mapped: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+        """Per template, the fields bulkport owns whose value on the target is not the
+        mapped one (fields restored from "ods:" extras are bulkport's too, once written)."""
+        changes: dict[str, list[str]] = {}
+        for template in set(mapped) | (set(self.owned) & set(current)):
+            differing = _template_changes(_plain(current.get(template) or {}),
+                                          mapped.get(template, {}),
+                                          self.owned.get(template, set()))
+            if differing:
+                changes[template] = differing
+        return changes
+
     async def _update_metadata(self, existing: dict[str, Any], mapped: OdsDataset) -> bool:
-        changed = False
         current = existing.get("metadata") or {}
-        for template in set(mapped.metadata) | (set(self.owned) & set(current)):
+        changes = self._metadata_changes(current, mapped.metadata)
+        for template in changes:
             ours = mapped.metadata.get(template, {})
-            have = _plain(current.get(template) or {})
-            # Fields restored from "ods:" extras are bulkport's too, once written.
             owned = self.owned.get(template, set()) | set(ours)
-            if {k: v for k, v in have.items() if k in owned} == ours:
-                continue
             # PUT replaces the template: keep the keys bulkport does not own.
-            merged = {**{k: v for k, v in have.items() if k not in owned}, **ours}
+            merged = {**{k: v for k, v in _plain(current.get(template) or {}).items()
+                         if k not in owned}, **ours}
             await self._call("PUT", f"/datasets/{existing['uid']}/metadata/{template}/",
                              json=merged)
-            changed = True
-        return changed
+        return bool(changes)
 
     async def _sync_files(self, ds: Dataset, uid: str, mapped: OdsDataset,
                           transfer: FileTransfer, *, fresh: bool) -> bool:
@@ -287,8 +339,9 @@ class OdsPortal:
         return created, digest
 
     # ---- what a mirror needs besides upserts ------------------------------------------
-    # Opendatasoft records carry no ownership mark: the mirror's state is the only proof
-    # that it wrote a dataset, so it only ever deletes what its state lists.
+    # Without [target] mark_field, Opendatasoft records carry no ownership mark: the
+    # mirror's state is the only proof that it wrote a dataset, so it only ever deletes
+    # what its state lists.
 
     def remember(self, source_id: str, key: str) -> None:
         """Nothing to remember: the ``dataset_id`` follows from the source name."""
@@ -297,11 +350,21 @@ class OdsPortal:
         """The ``dataset_id`` of ``ds`` on the domain."""
         return to_ods(ds, self.options).dataset_id
 
-    async def delete(self, source_id: str, key: str) -> str:
-        """``DELETE /datasets/{uid}/`` for the dataset the mirror wrote as ``key``."""
+    async def _owned(self, source_id: str, key: str) -> tuple[str, dict[str, Any] | None]:
+        """The dataset held as ``key``, if it is the copy of ``source_id``."""
         found = await self.find(key)
         if found is None:
-            return "absent"
+            return "absent", None
+        mark = self.options.mark
+        if mark is not None and _mark_of(found, mark) != source_id:
+            return "not_owned", None  # made or taken over by hand: never touched
+        return "owned", found
+
+    async def delete(self, source_id: str, key: str) -> str:
+        """``DELETE /datasets/{uid}/`` for the dataset the mirror wrote as ``key``."""
+        status, found = await self._owned(source_id, key)
+        if found is None:
+            return status
         try:
             await self._call("DELETE", f"/datasets/{found['uid']}/")
         except NotFound:  # an earlier attempt went through, its reply was lost
@@ -310,12 +373,64 @@ class OdsPortal:
 
     async def hide(self, source_id: str, key: str) -> str:
         """Unpublish the dataset the mirror wrote as ``key`` (it stays, unpublished)."""
-        found = await self.find(key)
+        status, found = await self._owned(source_id, key)
         if found is None:
-            return "absent"
+            return status
         if found.get("is_published"):
             await self._call("POST", f"/datasets/{found['uid']}/unpublish/")
         return "hidden"
+
+    def is_hidden(self, record: Any) -> bool:
+        """Whether a copy is unpublished, as :meth:`hide` leaves it."""
+        return not (record.get("dataset") or {}).get("is_published")
+
+    async def owned_records(self) -> list[tuple[str, Any]]:
+        """Every dataset carrying the mark, as raw records with their resources and
+        attachments (two more requests per copy, as many at once as connections).
+
+        Raises:
+            ConfigError: there is no ``mark_field`` to tell bulkport's copies apart.
+        """
+        mark = self.options.mark
+        if mark is None:
+            raise ConfigError(f"verify needs [target] mark_field on {self.describe()}: without "
+                              "an ownership mark it cannot tell bulkport's copies from others")
+        # The source adapter lists datasets and their files; it builds on this module.
+        from bulkport.portals.ods_source import OdsSource
+
+        reader = OdsSource(self.client, self.config)
+        send, receive = anyio.create_memory_object_stream[Any](0)
+        found: list[tuple[str, Any]] = []
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: reader.produce_where(
+                send, lambda d: _mark_of(d, mark) is not None, page_concurrency=2))
+            async with receive:
+                async for record in receive:
+                    if isinstance(record.get("error"), Exception):
+                        raise record["error"]  # a copy that cannot be read: no verdict
+                    found.append((str(_mark_of(record["dataset"], mark)), record))
+        return found
+
+    def differences(self, ds: Dataset, record: Any) -> list[str]:
+        """What differs between ``ds`` and its copy ``record`` (from :meth:`owned_records`),
+        reading and writing nothing: the metadata fields bulkport owns (as ``to_ods`` maps
+        them), the publication of a copy with data, and the resources (by title) and
+        attachments (by file name) bulkport uploads, with their counts. File contents are
+        not compared: the API states no size or hash of a file.
+        """
+        mapped = to_ods(ds, self.options)
+        dataset = record.get("dataset") or {}
+        found = [f"{template}.{name}" for template, names in sorted(self._metadata_changes(
+            dataset.get("metadata") or {}, mapped.metadata).items()) for name in names]
+        if self.publish and mapped.resources and not dataset.get("is_published"):
+            found.append("not published")
+        found += _unmatched("resource",
+                            Counter(resource_body(r, "")["title"] for r in mapped.resources),
+                            Counter(str(r.get("title")) for r in record.get("resources") or []))
+        found += _unmatched("attachment", Counter(r.filename for r in mapped.attachments),
+                            Counter(str(a.get("filename"))
+                                    for a in record.get("attachments") or []))
+        return found
 
     async def _status(self, uid: str) -> dict[str, Any]:
         status = await self._call("GET", f"/datasets/{uid}/status/")

@@ -7,24 +7,40 @@ time. Files stream from the download endpoints (the original bytes); data that h
 on the platform (FTP, cloud storage, federated or pushed datasets) streams from the explore
 API's export, which has no row cap, unlike ``/records``. Remote (HTTP) files stay links.
 The key goes as ``Authorization: apikey KEY`` to the portal's origin and nowhere else.
+
+As a mirror source: the dataset list has no field selection and no date filter, so a cheap
+listing still reads every page but keeps only each uid and its date (:func:`modified_of`),
+and a pass since a date reads every page too but asks for the resources and attachments of
+the datasets changed since then only.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from contextlib import asynccontextmanager
+from datetime import datetime
+from functools import partial
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 from anyio.abc import ObjectSendStream
 
 from bulkport.config import PortalConfig
-from bulkport.errors import BadResponse, BulkportError, ConfigError, RetriableError, SkippableError
+from bulkport.errors import (
+    BadResponse,
+    BulkportError,
+    ConfigError,
+    NotFound,
+    RetriableError,
+    SkippableError,
+)
 from bulkport.http import HttpClient, StreamResponse
-from bulkport.mappers.ods import OdsMapOptions
 from bulkport.mappers.ods_read import EXPORTS, OdsReadOptions, from_ods
+from bulkport.mirror_state import parse_time
 from bulkport.model import Dataset, Resource
-from bulkport.portals.ods import API_PATH, parse_error
+from bulkport.portals import Listing
+from bulkport.portals.ods import API_PATH, map_options, parse_error
 from bulkport.queue import fan_out_pages, pipeline
 
 EXPLORE_PATH = "/api/explore/v2.1"
@@ -33,11 +49,29 @@ EXPORT_FORMATS = ("csv", "json", "jsonl", "geojson", "parquet", "xlsx", "shp", "
                   "fgb", "jsonld", "rdfxml", "turtle", "n3", "ov2")
 
 
-def _options(config: PortalConfig) -> OdsMapOptions:
-    return OdsMapOptions(
-        licenses=config.get("licenses", {}), themes=config.get("themes", {}),
-        language=config.get("language", "en"), extras_template=config.get("extras_template"),
-        extras_field=config.get("extras_field", "source_extras"), fields=config.get("fields", {}))
+def modified_of(dataset: Any) -> str | None:
+    """When a listed dataset last changed: the later of ``updated_at`` and
+    ``metadata.default.modified``, as written (None when neither is a date).
+
+    ``updated_at`` moves on any edit of the dataset; ``default.modified`` is the date shown
+    to users, which a publisher may set by hand or the domain may not update on every
+    change. Either can be the one that moved, so the later of both is the change date.
+    """
+    if not isinstance(dataset, Mapping):
+        return None
+    default = (dataset.get("metadata") or {}).get("default") or {}
+    modified = default.get("modified") if isinstance(default, Mapping) else None
+    stated = [dataset.get("updated_at"),
+              modified.get("value") if isinstance(modified, Mapping) else None]
+    dated = [(moment, text) for text in stated if isinstance(text, str)
+             and (moment := parse_time(text)) is not None]
+    return max(dated)[1] if dated else None
+
+
+def changed_since(dataset: Any, since: datetime) -> bool:
+    """Whether a listed dataset changed at or after ``since`` (yes when it states no date)."""
+    moment = parse_time(modified_of(dataset))
+    return moment is None or moment >= since
 
 
 class OdsSource:
@@ -60,7 +94,7 @@ class OdsSource:
         self.api = config.url + API_PATH
         # [source] page_size wins over [options] page_size; the API refuses more than 1,000.
         self.limit = max(1, min(int(config.get("page_size", page_size)), MAX_LIMIT))
-        self.options = _options(config)
+        self.options = map_options(config, "source")
         self.read = OdsReadOptions(
             api=self.api, explore=config.url + EXPLORE_PATH, export=export,
             export_format=export_format,
@@ -78,8 +112,14 @@ class OdsSource:
                                              errors=parse_error)
         return response.json()
 
-    async def list_page(self, offset: int, limit: int) -> tuple[int, list[Any]]:
-        """One page of ``GET /datasets/``, without the datasets earlier pages gave."""
+    async def list_page(self, offset: int, limit: int, *,
+                        seen: set[str] | None = None) -> tuple[int, list[Any]]:
+        """One page of ``GET /datasets/``, without the datasets earlier pages gave.
+
+        Args:
+            seen: the uids already listed (default: those of :meth:`produce`).
+        """
+        known = self._seen if seen is None else seen
         page = await self._get("/datasets/", {"limit": limit, "offset": offset})
         if not isinstance(page, dict) or not isinstance(page.get("results"), list):
             raise BadResponse(f"{self.api}/datasets/: unexpected reply (is this an Opendatasoft "
@@ -92,9 +132,9 @@ class OdsSource:
         for dataset in page["results"]:
             uid = dataset.get("uid") if isinstance(dataset, dict) else None
             if isinstance(uid, str):
-                if uid in self._seen:
+                if uid in known:
                     continue
-                self._seen.add(uid)
+                known.add(uid)
             fresh.append(dataset)
         return total, fresh
 
@@ -121,8 +161,8 @@ class OdsSource:
         """
         uid = dataset.get("uid") if isinstance(dataset, dict) else None
         name = (dataset.get("dataset_id") if isinstance(dataset, dict) else None) or uid
-        record: dict[str, Any] = {"name": name, "dataset": dataset, "resources": [],
-                                  "attachments": []}
+        record: dict[str, Any] = {"id": uid, "name": name, "dataset": dataset,
+                                  "resources": [], "attachments": []}
         if not isinstance(uid, str):
             return record  # to_pivot says what is wrong with it
 
@@ -141,9 +181,39 @@ class OdsSource:
 
     async def produce(self, send: ObjectSendStream[Any], *, page_concurrency: int,
                       on_total: Callable[[int], None] | None = None,
-                      on_page_error: Callable[[int, Exception], None] | None = None) -> int:
-        """Send the raw record of every dataset (see :meth:`details`) into ``send``."""
-        total = 0
+                      on_page_error: Callable[[int, Exception], None] | None = None,
+                      since: datetime | None = None) -> int:
+        """Send the raw record of every dataset (see :meth:`details`) into ``send``.
+
+        Args:
+            since: only the datasets changed at or after this moment (:func:`modified_of`).
+                Every page of the list is still read (the API has no date filter), but
+                resources and attachments are only asked for the datasets selected.
+
+        Returns:
+            The total the domain announced; with ``since``, the number of datasets selected
+            (also what ``on_total`` is told, once the list has been read).
+        """
+        if since is None:
+            return await self.produce_where(send, None, page_concurrency=page_concurrency,
+                                            on_total=on_total, on_page_error=on_page_error)
+        selected = await self.produce_where(send, partial(changed_since, since=since),
+                                            page_concurrency=page_concurrency,
+                                            on_page_error=on_page_error)
+        if on_total is not None:
+            on_total(selected)
+        return selected
+
+    async def produce_where(self, send: ObjectSendStream[Any],
+                            keep: Callable[[Any], bool] | None, *, page_concurrency: int,
+                            on_total: Callable[[int], None] | None = None,
+                            on_page_error: Callable[[int, Exception], None] | None = None) -> int:
+        """Send the raw records of the listed datasets ``keep`` accepts (all when None).
+
+        Returns:
+            The total the domain announced, or with ``keep`` the number of datasets kept.
+        """
+        total = kept = 0
 
         async def listing(out: ObjectSendStream[Any]) -> None:
             nonlocal total
@@ -152,11 +222,90 @@ class OdsSource:
                                         on_page_error=on_page_error)
 
         async def complete(dataset: Any) -> None:
-            await send.send(await self.details(dataset))
+            nonlocal kept
+            if keep is None or keep(dataset):
+                kept += 1
+                await send.send(await self.details(dataset))
 
         async with send:
             await pipeline(listing, complete, workers=self.detail_workers)
-        return total
+        return total if keep is None else kept
+
+    async def list_ids(self, *, page_concurrency: int,
+                       ids: Collection[str] | None = None) -> Listing:
+        """Every dataset uid with its modified date (:func:`modified_of`), never more.
+
+        Args:
+            ids: only those of these uids the domain still holds, each asked for by uid
+                (``GET /datasets/{uid}/``; 404 means gone).
+
+        Raises:
+            BulkportError: a page or a lookup failed: a listing is complete or an error.
+        """
+        listing = Listing()
+
+        def note(dataset: Any) -> None:
+            uid = dataset.get("uid") if isinstance(dataset, dict) else None
+            if isinstance(uid, str):
+                listing.modified[uid] = modified_of(dataset)
+
+        if ids is not None:
+            async def look_up(uid: str) -> None:
+                dataset = await self._dataset(uid)
+                if dataset is not None:
+                    note(dataset)
+
+            await self._for_each(ids, look_up)
+            listing.announced = len(listing.modified)
+            return listing
+        send, receive = anyio.create_memory_object_stream[Any](self.limit)
+        async with anyio.create_task_group() as tg:
+            async def pages() -> None:
+                listing.announced = await fan_out_pages(
+                    partial(self.list_page, seen=set()), send, page_size=self.limit,
+                    concurrency=page_concurrency)
+
+            tg.start_soon(pages)
+            async with receive:
+                async for dataset in receive:  # a page at a time: only uid and date stay
+                    note(dataset)
+        return listing
+
+    async def produce_ids(self, send: ObjectSendStream[Any], ids: Collection[str]) -> None:
+        """Send the raw records of the datasets ``ids`` names that still exist, then close
+        ``send``. One that cannot be read is sent with its error, which :meth:`to_pivot`
+        raises, so the run reports it and goes on."""
+        async def complete(uid: str) -> None:
+            try:
+                dataset = await self._dataset(uid)
+            except (SkippableError, RetriableError) as error:
+                await send.send({"id": uid, "name": uid, "error": error})
+                return
+            if dataset is not None:
+                await send.send(await self.details(dataset))
+
+        async with send:
+            await self._for_each(ids, complete)
+
+    async def _dataset(self, uid: str) -> dict[str, Any] | None:
+        """``GET /datasets/{uid}/``; None when the domain no longer has it."""
+        try:
+            dataset = await self._get(f"/datasets/{quote(uid, safe='')}/", {})
+        except NotFound:
+            return None
+        if not isinstance(dataset, dict):
+            raise BadResponse(f"{self.api}/datasets/{uid}/: unexpected reply")
+        return dataset
+
+    async def _for_each(self, uids: Collection[str],
+                        handle: Callable[[str], Awaitable[None]]) -> None:
+        """``handle`` every uid, as many at once as there are detail workers."""
+        async def produce(out: ObjectSendStream[str]) -> None:
+            async with out:
+                for uid in sorted(uids):
+                    await out.send(uid)
+
+        await pipeline(produce, handle, workers=self.detail_workers)
 
     def to_pivot(self, raw: Any) -> Dataset:
         """Map one raw record; raise the error its listing met, if any."""
