@@ -39,11 +39,10 @@ from bulkport.mirror_state import (
     MirrorRefused,
     MirrorState,
     Plan,
-    canonical_time,
     march,
-    parse_time,
     refusal,
 )
+from bulkport.moments import canonical_time, parse_time
 from bulkport.portals import Listing, MirrorSource, MirrorTarget
 from bulkport.queue import pipeline
 from bulkport.report import Report

@@ -15,7 +15,7 @@ from aiohttp import web
 from bulkport.config import PortalConfig
 from bulkport.errors import ServerError, TransportError, first_error
 from bulkport.http import HttpClient, RetryPolicy
-from bulkport.mirror_state import parse_time
+from bulkport.moments import parse_time
 from bulkport.portals.datapress import DataPressPortal
 from bulkport.testing import DataPressStore, create_datapress_app, seed_datapress, serve
 from bulkport.testing.responses import DROP_AFTER_KEY, drop_connection

@@ -16,12 +16,12 @@ from bulkport.mirror_state import (
     Entry,
     Guards,
     MirrorState,
-    canonical_time,
     march,
     prune_reports,
     refusal,
     report_path,
 )
+from bulkport.moments import canonical_time
 from bulkport.portals import Listing
 
 SRC, DST = "https://source.example", "https://target.example"

@@ -32,8 +32,8 @@ from bulkport.errors import (
 )
 from bulkport.http import HttpClient, Response, StreamResponse
 from bulkport.mappers.datapress import DEFAULT_FIELDS, datapress_to_dataset
-from bulkport.mirror_state import parse_time
 from bulkport.model import Dataset, Resource
+from bulkport.moments import parse_time
 from bulkport.portals import Listing
 from bulkport.queue import pipeline
 

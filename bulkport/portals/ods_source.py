@@ -37,8 +37,8 @@ from bulkport.errors import (
 )
 from bulkport.http import HttpClient, StreamResponse
 from bulkport.mappers.ods_read import EXPORTS, OdsReadOptions, from_ods
-from bulkport.mirror_state import parse_time
 from bulkport.model import Dataset, Resource
+from bulkport.moments import parse_time
 from bulkport.portals import Listing
 from bulkport.portals.ods import API_PATH, map_options, parse_error
 from bulkport.queue import fan_out_pages, pipeline
