@@ -9,7 +9,7 @@ from typing import Any
 
 import anyio
 import pytest
-from mirror_sites import SOURCE_KEY, add, drop, edit, environment
+from mirror_sites import SOURCE_KEY, add, drop, edit, environment, replace_file
 from ods_edits import ByHand
 
 from bulkport.cli import main
@@ -101,6 +101,38 @@ def test_mirror_ckan_to_ods(portals, tmp_path: Path, on_delete: str) -> None:
 
     ods.stats.clear()
     assert run(tmp_path, ckan_url, ods_url, on_delete) == 0  # nothing changed: no write
+    assert writes(ods) == {}
+
+
+def test_a_replaced_file_replaces_its_copy_and_nothing_else(portals, tmp_path: Path) -> None:
+    ckan, ods, ckan_url, ods_url = portals
+    first, second = sorted(ckan.packages)[:2]
+    pkg = ckan.packages[second]  # its file becomes a document: an attachment on the domain
+    ckan.save_package({**pkg, "resources": [{**pkg["resources"][0], "format": "PDF",
+                                             "url": "report.pdf"}]})
+    changed = {first: "CSV", second: "PDF"}
+    assert run(tmp_path, ckan_url, ods_url) == 0
+    for pkg_id in changed:
+        replace_file(ckan, pkg_id)
+    ods.stats.clear()
+
+    assert run(tmp_path, ckan_url, ods_url) == 0
+    w = writes(ods)
+    assert w["POST /datasets/{uid}/resources/files/"] == 1
+    assert w["PUT /datasets/{uid}/resources/{resource_uid}/"] == 1
+    assert w["DELETE /datasets/{uid}/attachments/{attachment_uid}/"] == 1
+    assert w["POST /datasets/{uid}/attachments/"] == 1
+    assert "POST /datasets/{uid}/resources/" not in w
+    for pkg_id, fmt in changed.items():
+        res = ckan.packages[pkg_id]["resources"][0]
+        copy = on_ods(ckan, ods, pkg_id)
+        held = copy.attachments if fmt == "PDF" else {
+            r["datasource"]["file"]["uid"]: r for r in copy.resources.values()}
+        [uid] = held  # one copy, the new one
+        assert ods.blobs.get(uid).sha256 == ckan.blobs.get(res["id"]).sha256
+
+    ods.stats.clear()
+    assert run(tmp_path, ckan_url, ods_url) == 0
     assert writes(ods) == {}
 
 

@@ -22,8 +22,9 @@ from bulkport.errors import ConfigError, NotFound, SkippableError, ValidationErr
 from bulkport.http import HttpClient, Response, Upload, field_messages
 from bulkport.mappers.ods import OdsDataset, OdsMapOptions, resource_body, to_ods
 from bulkport.model import Dataset, Resource
+from bulkport.moments import parse_time
 from bulkport.report import Report
-from bulkport.transfer import FileTransfer
+from bulkport.transfer import Digest, FileTransfer
 
 API_PATH = "/api/automation/v1.0"
 BUSY = frozenset({"queued", "processing", "aborting_processing", "deleting", "saving_version"})
@@ -90,6 +91,16 @@ def _unmatched(kind: str, want: Counter[str], have: Counter[str]) -> list[str]:
     """What the target lacks and what it holds beyond ``want``, by name."""
     return ([f"{kind} {name!r} missing" for name in sorted(want - have)]
             + [f"{kind} {name!r} on the target only" for name in sorted(have - want)])
+
+
+def _outdated(res: Resource, found: dict[str, Any], is_attachment: bool) -> bool:
+    """Whether the source's file is newer than the copy on the domain: the source's date
+    against the moment the copy was written there (a resource's ``updated_at``, an
+    attachment's ``created_at``). Without both dates the copy is kept."""
+    written = found.get("created_at" if is_attachment else "updated_at")
+    source = parse_time(res.modified)
+    copy = parse_time(written if isinstance(written, str) else None)
+    return source is not None and copy is not None and source > copy
 
 
 def _nth(items: list[dict[str, Any]], key: Callable[[dict[str, Any]], Any], value: Any,
@@ -254,7 +265,8 @@ class OdsPortal:
 
     async def _sync_files(self, ds: Dataset, uid: str, mapped: OdsDataset,
                           transfer: FileTransfer, *, fresh: bool) -> bool:
-        """Upload what the target lacks; True when something was written."""
+        """Upload what the target lacks, or holds an older copy of (by the source's date);
+        True when something was written."""
         if not mapped.resources and not mapped.attachments:
             return False
         resources = [] if fresh else await self._list(f"/datasets/{uid}/resources/")
@@ -273,13 +285,19 @@ class OdsPortal:
             n = seen[(str(is_attachment), value)]
             seen[(str(is_attachment), value)] += 1
             found = _nth(attachments if is_attachment else resources, match_key, value, n)
-            if found is not None:
+            if found is not None and not _outdated(res, found, is_attachment):
                 if self.journal.get("file", key) is None:
                     self.journal.record("file", key, target=found.get("uid"))
                 return
+            if found is not None and is_attachment:
+                # An attachment cannot be replaced: the old one goes, then the new one comes
+                # (killed in between, the next run finds none and adds it).
+                await self._delete(f"/datasets/{uid}/attachments/{found['uid']}/")
             if is_attachment:
                 target, digest = await transfer.send(
                     res, lambda up, attempt: self._attach(uid, up, attempt, value, n))
+            elif found is not None:
+                target, digest = await self._replace_file(uid, found, res, transfer)
             else:
                 target, digest = await self._add_resource(uid, res, transfer)
             self.journal.record("file", key, target=target.get("uid"), size=digest.size,
@@ -316,15 +334,34 @@ class OdsPortal:
         response = await self.client.upload("POST", self.api + path, upload, errors=parse_error)
         return response.json()
 
-    async def _add_resource(self, uid: str, res: Resource,
-                            transfer: FileTransfer) -> tuple[dict[str, Any], Any]:
+    async def _upload_file(self, uid: str, res: Resource,
+                           transfer: FileTransfer) -> tuple[dict[str, Any], Digest]:
+        """Upload the bytes of ``res`` to the dataset's file store (not yet a resource)."""
         async def put(upload: Upload, _attempt: int) -> dict[str, Any]:
             # A retried upload leaves at most an unused file; it is never a dataset resource.
             response = await self.client.upload(
                 "POST", f"{self.api}/datasets/{uid}/resources/files/", upload, errors=parse_error)
             return response.json()
 
-        file, digest = await transfer.send(res, put)
+        return await transfer.send(res, put)
+
+    async def _replace_file(self, uid: str, found: dict[str, Any], res: Resource,
+                            transfer: FileTransfer) -> tuple[dict[str, Any], Digest]:
+        """Point the resource ``found`` at a new upload of ``res`` (a PUT: safe to retry)."""
+        file, digest = await self._upload_file(uid, res, transfer)
+        updated = await self._call("PUT", f"/datasets/{uid}/resources/{found['uid']}/",
+                                   json=resource_body(res, file["uid"]))
+        return updated if isinstance(updated, dict) else found, digest
+
+    async def _delete(self, path: str) -> None:
+        try:
+            await self._call("DELETE", path)
+        except NotFound:  # an earlier attempt went through, its reply was lost
+            pass
+
+    async def _add_resource(self, uid: str, res: Resource,
+                            transfer: FileTransfer) -> tuple[dict[str, Any], Digest]:
+        file, digest = await self._upload_file(uid, res, transfer)
         body = resource_body(res, file["uid"])
 
         async def lookup() -> dict[str, Any] | None:
