@@ -223,3 +223,36 @@ def test_a_dataset_without_the_mark_survives_a_delete(portals, tmp_path: Path) -
     assert report["counts"]["datasets_not_owned"] == 1
     assert "no longer carries the ownership mark" in json.dumps(report["notes"])
     assert verify(tmp_path) == 0  # a dataset without the mark is not compared
+
+
+def test_a_hand_made_dataset_under_a_copys_id_is_never_written(portals, tmp_path: Path,
+                                                              capsys) -> None:
+    ckan, ods, ckan_url, ods_url = portals
+    ids = sorted(ckan.packages)
+    taken = dataset_id_for(ckan.packages[ids[0]]["name"])
+    made = anyio.run(lambda: ByHand(ods_url, ODS_KEY).add(taken, "Made by hand", "The team"))
+    before = ods.datasets[made].metadata
+
+    assert run(tmp_path, ckan_url, ods_url, target=MARK) == 1  # that one dataset failed
+    assert "holds a dataset bulkport did not make" in capsys.readouterr().err
+    assert ods.datasets[made].metadata == before
+    assert len(ods.datasets) == 20  # the 19 others and the hand-made one
+    edit(ckan, ids[0], title="Edited at the source")
+    ods.stats.clear()
+    assert run(tmp_path, ckan_url, ods_url, target=MARK) == 1  # still refused, still untouched
+    assert ods.datasets[made].metadata == before and writes(ods) == {}
+
+
+def test_a_renamed_source_dataset_keeps_its_copy(portals, tmp_path: Path) -> None:
+    ckan, ods, ckan_url, ods_url = portals
+    assert run(tmp_path, ckan_url, ods_url, target=MARK) == 0
+    pkg_id = sorted(ckan.packages)[0]
+    old_id = dataset_id_for(ckan.packages[pkg_id]["name"])
+    edit(ckan, pkg_id, name="a-brand-new-name", title="Renamed")
+    ods.stats.clear()
+    assert run(tmp_path, ckan_url, ods_url, target=MARK) == 0
+    assert len(ods.datasets) == 20 and "a-brand-new-name" not in ods.dataset_ids
+    copy = ods.datasets[ods.dataset_ids[old_id]]
+    assert copy.metadata["default"]["title"]["value"] == "Renamed"
+    assert "POST /datasets/" not in writes(ods)
+    assert verify(tmp_path) == 0

@@ -127,6 +127,7 @@ class OdsPortal:
         self.status_poll = status_poll
         self.status_timeout = status_timeout
         self._empty_at_start = False  # set by check(): no dataset can pre-exist then
+        self._known: dict[str, str] = {}  # source id → dataset_id an earlier run wrote it as
         self.options = map_options(config, "target")
         self.owned = {**OWNED}
         paths = [*self.options.fields, *([self.options.mark_field] if self.options.mark else [])]
@@ -184,7 +185,7 @@ class OdsPortal:
 
     async def plan(self, ds: Dataset) -> str:
         """What :meth:`upsert` would do, read-only."""
-        mapped = to_ods(ds, self.options)
+        mapped = self._mapped(ds)
         return "update" if await self.find(mapped.dataset_id) else "create"
 
     async def upsert(self, ds: Dataset, transfer: FileTransfer) -> str:
@@ -193,7 +194,7 @@ class OdsPortal:
         Raises:
             SkippableError: this dataset failed (the run goes on).
         """
-        mapped = to_ods(ds, self.options)
+        mapped = self._mapped(ds)
         for note in mapped.notes:
             self.report.note(note)
         # On a domain that was empty when the run began, a dataset can only exist if this
@@ -203,6 +204,8 @@ class OdsPortal:
         created = False
         if existing is None:
             existing, created = await self._create_or_find(ds, mapped)
+        if not created:
+            self._check_owner(existing, ds.source_id)
         if created:
             outcome, changed = "created", True
         else:
@@ -381,11 +384,39 @@ class OdsPortal:
     # what its state lists.
 
     def remember(self, source_id: str, key: str) -> None:
-        """Nothing to remember: the ``dataset_id`` follows from the source name."""
+        """An earlier run wrote ``source_id`` as ``key``: its copy stays there, also once
+        the source renames the dataset (a published ``dataset_id`` is not to move)."""
+        self._known[source_id] = key
 
     def key_for(self, ds: Dataset) -> str:
         """The ``dataset_id`` of ``ds`` on the domain."""
-        return to_ods(ds, self.options).dataset_id
+        return self._known.get(ds.source_id) or to_ods(ds, self.options).dataset_id
+
+    def _mapped(self, ds: Dataset) -> OdsDataset:
+        mapped = to_ods(ds, self.options)
+        known = self._known.get(ds.source_id)
+        return replace(mapped, dataset_id=known) if known else mapped
+
+    def _check_owner(self, existing: dict[str, Any], source_id: str) -> None:
+        """Refuse to write over a dataset the mark shows bulkport did not make.
+
+        Without a ``mark_field`` nothing tells them apart. A copy without the mark is
+        bulkport's when an earlier run recorded it (written before the field was set).
+
+        Raises:
+            SkippableError: the dataset is someone else's; it is left as it is.
+        """
+        mark = self.options.mark
+        if mark is None:
+            return
+        value = _mark_of(existing, mark)
+        dataset_id = existing.get("dataset_id")
+        if value == source_id or (not value and self._known.get(source_id) == dataset_id):
+            return
+        raise SkippableError(
+            f"dataset_id {dataset_id!r} on {self.describe()} holds a dataset bulkport did not "
+            f"make ({self.options.mark_field} is {value or 'empty'!r}): left alone; rename "
+            "one of them")
 
     async def _owned(self, source_id: str, key: str) -> tuple[str, dict[str, Any] | None]:
         """The dataset held as ``key``, if it is the copy of ``source_id``."""
