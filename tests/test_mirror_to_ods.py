@@ -104,19 +104,23 @@ def test_mirror_ckan_to_ods(portals, tmp_path: Path, on_delete: str) -> None:
     assert writes(ods) == {}
 
 
-def test_a_replaced_file_replaces_its_copy_and_nothing_else(portals, tmp_path: Path) -> None:
+def test_a_replaced_file_replaces_its_copy_and_nothing_else(portals, tmp_path: Path,
+                                                           capsys) -> None:
     ckan, ods, ckan_url, ods_url = portals
     first, second = sorted(ckan.packages)[:2]
     pkg = ckan.packages[second]  # its file becomes a document: an attachment on the domain
     ckan.save_package({**pkg, "resources": [{**pkg["resources"][0], "format": "PDF",
                                              "url": "report.pdf"}]})
     changed = {first: "CSV", second: "PDF"}
-    assert run(tmp_path, ckan_url, ods_url) == 0
+    assert run(tmp_path, ckan_url, ods_url, target=MARK) == 0
     for pkg_id in changed:
         replace_file(ckan, pkg_id)
+    capsys.readouterr()
+    assert verify(tmp_path) == 1
+    assert capsys.readouterr().out.count("is older than the source's file") == 2
     ods.stats.clear()
 
-    assert run(tmp_path, ckan_url, ods_url) == 0
+    assert run(tmp_path, ckan_url, ods_url, target=MARK) == 0
     w = writes(ods)
     assert w["POST /datasets/{uid}/resources/files/"] == 1
     assert w["PUT /datasets/{uid}/resources/{resource_uid}/"] == 1
@@ -130,9 +134,10 @@ def test_a_replaced_file_replaces_its_copy_and_nothing_else(portals, tmp_path: P
             r["datasource"]["file"]["uid"]: r for r in copy.resources.values()}
         [uid] = held  # one copy, the new one
         assert ods.blobs.get(uid).sha256 == ckan.blobs.get(res["id"]).sha256
+    assert verify(tmp_path) == 0
 
     ods.stats.clear()
-    assert run(tmp_path, ckan_url, ods_url) == 0
+    assert run(tmp_path, ckan_url, ods_url, target=MARK) == 0
     assert writes(ods) == {}
 
 

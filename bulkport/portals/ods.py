@@ -498,6 +498,17 @@ class OdsPortal:
         found += _unmatched("attachment", Counter(r.filename for r in mapped.attachments),
                             Counter(str(a.get("filename"))
                                     for a in record.get("attachments") or []))
+        for files, held, name in ((mapped.resources, record.get("resources") or [], "title"),
+                                  (mapped.attachments, record.get("attachments") or [],
+                                   "filename")):
+            is_attachment = name == "filename"
+            copies = {str(c.get(name)): c for c in reversed(held) if isinstance(c, dict)}
+            for res in files:
+                label = res.filename if is_attachment else resource_body(res, "")["title"]
+                copy = copies.get(label)
+                if copy is not None and _outdated(res, copy, is_attachment):
+                    found.append(f"{'attachment' if is_attachment else 'resource'} {label!r} "
+                                 "is older than the source's file")
         return found
 
     async def _status(self, uid: str) -> dict[str, Any]:
