@@ -15,6 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+KEY = "bench-key-0001"  # every simulator a benchmark starts accepts it
+SETTINGS = {  # extra lines of a job's [target] table, per portal
+    "ods": 'language = "en"',
+    "datapress": 'team = "main"\nmasthead = "simulator"',  # made by `bulkport simulate`
+}
 # Pages a running simulator answers once it is up (an HTTP error still means it is up).
 PROBES = {"ckan": "/api/3/action/status_show", "portaljs": "/api/3/action/status_show",
           "ods": "/api/automation/v1.0/datasets/?limit=0", "datapress": "/api/v3/whoami"}
@@ -67,6 +72,41 @@ def start_simulator(stack: ExitStack, kind: str, args: list[str]) -> Simulator:
                 return Simulator(kind, url, proc.pid)
             time.sleep(0.2)
     raise SystemExit(f"{kind} simulator did not start on port {port}")
+
+
+def start_portal(stack: ExitStack, kind: str, *, datasets: int, files: int, file_size: int,
+                 latency: float, seed: int = 0) -> Simulator:
+    """A simulated portal of ``kind`` seeded with ``datasets``, accepting :data:`KEY`."""
+    return start_simulator(stack, kind, [
+        "--latency", str(latency), "--api-key", KEY, "--datasets", str(datasets),
+        "--resources", str(files), "--file-size", str(file_size), "--seed", str(seed),
+        *(["--portal", "bench"] if kind == "portaljs" else [])])
+
+
+def pair_job(path: Path, kind: str, source: Simulator, target: Simulator, connections: int,
+             options: str = "") -> Path:
+    """Write a ``kind`` job from ``source`` to ``target`` at ``path``; ``options``: extra
+    lines of its ``[options]`` table."""
+    path.write_text(f"""
+kind = "{kind}"
+name = "bench"
+[source]
+type = "{source.kind}"
+url = "{source.url}"
+api_key = "{KEY}"
+include_private = true
+[target]
+type = "{target.kind}"
+url = "{target.url}"
+api_key = "{KEY}"
+{SETTINGS.get(target.kind, "")}
+[options]
+connections = {connections}
+transfers = {connections}
+status_poll = 0.05
+{options}
+""")
+    return path
 
 
 @dataclass

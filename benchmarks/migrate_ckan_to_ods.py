@@ -15,10 +15,7 @@ import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
-from harness import cpu_seconds, run_bulkport, start_simulator
-
-CKAN_KEY = "bench-ckan-key-0001"
-ODS_KEY = "bench-ods-key-0001"
+from harness import cpu_seconds, pair_job, run_bulkport, start_portal
 
 
 def main() -> None:
@@ -32,32 +29,12 @@ def main() -> None:
     args = parser.parse_args()
 
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
-        common = ["--latency", str(args.latency)]
-        simulators = [
-            start_simulator(stack, "ckan", [
-                *common, "--api-key", CKAN_KEY, "--datasets", str(args.datasets),
-                "--resources", str(args.files), "--file-size", str(args.file_size)]),
-            start_simulator(stack, "ods", [*common, "--api-key", ODS_KEY])]
-        ckan, ods = (sim.url for sim in simulators)
-        job = Path(tmp) / "bench.toml"
-        job.write_text(f"""
-kind = "migrate"
-name = "bench"
-[source]
-type = "ckan"
-url = "{ckan}"
-api_key = "{CKAN_KEY}"
-include_private = true
-[target]
-type = "ods"
-url = "{ods}"
-api_key = "{ODS_KEY}"
-[options]
-connections = {args.connections}
-transfers = {args.connections}
-dataset_workers = {args.connections * args.workers_per_connection}
-status_poll = 0.05
-""")
+        simulators = [start_portal(stack, kind, datasets=datasets, files=args.files,
+                                   file_size=args.file_size, latency=args.latency)
+                      for kind, datasets in (("ckan", args.datasets), ("ods", 0))]
+        ckan = simulators[0].url
+        job = pair_job(Path(tmp) / "bench.toml", "migrate", *simulators, args.connections,
+                       f"dataset_workers = {args.connections * args.workers_per_connection}")
         before = {sim.kind: cpu_seconds(sim.pid) for sim in simulators}
         run = run_bulkport(job, Path(tmp) / "state", Path(tmp) / "report.json", quiet=False)
         sim_cpu = {sim.kind: cpu_seconds(sim.pid) - before[sim.kind] for sim in simulators}

@@ -17,47 +17,22 @@ import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
-from harness import Simulator, cpu_seconds, run_bulkport, start_simulator
+from harness import Simulator, cpu_seconds, pair_job, run_bulkport, start_portal
 
-KEY = "bench-pair-key-0001"
 ALL_PAIRS = ("ckan:ckan", "ckan:portaljs", "ckan:ods", "ckan:datapress", "portaljs:ckan",
              "portaljs:ods", "ods:ckan", "ods:portaljs", "datapress:ckan")
-SETTINGS = {  # extra lines of the job's [source] / [target] table
-    "ods": 'language = "en"',
-    "datapress": 'team = "main"\nmasthead = "simulator"',  # made by `bulkport simulate`
-}
 
 
 def start(stack: ExitStack, kind: str, datasets: int, args: argparse.Namespace) -> Simulator:
-    extra = ["--portal", "bench"] if kind == "portaljs" else []
-    return start_simulator(stack, kind, [
-        "--latency", str(args.latency), "--api-key", KEY, "--datasets", str(datasets),
-        "--resources", str(args.files), "--file-size", str(args.file_size), *extra])
+    return start_portal(stack, kind, datasets=datasets, files=args.files,
+                        file_size=args.file_size, latency=args.latency)
 
 
 def run_pair(source_kind: str, target_kind: str, args: argparse.Namespace) -> dict:
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
         source = start(stack, source_kind, args.datasets, args)
         target = start(stack, target_kind, 0, args)
-        job = Path(tmp) / "bench.toml"
-        job.write_text(f"""
-kind = "migrate"
-name = "bench"
-[source]
-type = "{source_kind}"
-url = "{source.url}"
-api_key = "{KEY}"
-include_private = true
-[target]
-type = "{target_kind}"
-url = "{target.url}"
-api_key = "{KEY}"
-{SETTINGS.get(target_kind, "")}
-[options]
-connections = {args.connections}
-transfers = {args.connections}
-status_poll = 0.05
-""")
+        job = pair_job(Path(tmp) / "bench.toml", "migrate", source, target, args.connections)
         before = [cpu_seconds(sim.pid) for sim in (source, target)]
         run = run_bulkport(job, Path(tmp) / "state", Path(tmp) / "report.json")
         source_cpu, target_cpu = (cpu_seconds(sim.pid) - cpu

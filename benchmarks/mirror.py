@@ -22,15 +22,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from harness import run_bulkport, start_simulator
+from harness import KEY, pair_job, run_bulkport, start_portal
 
-KEY = "bench-mirror-key"
 GOAL = 0.03
 SOURCES = ("ckan", "portaljs", "ods", "datapress")
-SETTINGS = {  # extra lines of the job's [target] table
-    "ods": 'language = "en"',
-    "datapress": 'team = "main"\nmasthead = "simulator"',  # made by `bulkport simulate`
-}
 ON_DELETE = {"datapress": "private"}  # DataPress's API cannot delete a dataset
 
 
@@ -131,33 +126,12 @@ def main() -> None:
     if source_kind not in SOURCES or target_kind not in SOURCES:
         raise SystemExit(f"--pair: each side is one of {', '.join(SOURCES)}")
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
-        common = ["--latency", str(args.latency), "--api-key", KEY]
-        sims = [start_simulator(stack, kind, [
-            *common, "--datasets", str(datasets), "--resources", str(args.files),
-            "--file-size", str(args.file_size), "--seed", str(seed),
-            *(["--portal", "bench"] if kind == "portaljs" else [])])
-            for kind, datasets, seed in ((source_kind, args.datasets, 0), (target_kind, 0, 1))]
-        source, target = (sim.url for sim in sims)
-        job = Path(tmp) / "mirror.toml"
-        job.write_text(f"""
-kind = "mirror"
-name = "bench-mirror"
-[source]
-type = "{source_kind}"
-url = "{source}"
-api_key = "{KEY}"
-include_private = true
-[target]
-type = "{target_kind}"
-url = "{target}"
-api_key = "{KEY}"
-{SETTINGS.get(target_kind, "")}
-[options]
-connections = {args.connections}
-transfers = {args.connections}
-status_poll = 0.05
-on_delete = "{ON_DELETE.get(target_kind, "delete")}"
-""")
+        sims = [start_portal(stack, kind, datasets=datasets, files=args.files,
+                             file_size=args.file_size, latency=args.latency, seed=seed)
+                for kind, datasets, seed in ((source_kind, args.datasets, 0), (target_kind, 0, 1))]
+        source = sims[0].url
+        job = pair_job(Path(tmp) / "mirror.toml", "mirror", *sims, args.connections,
+                       f'on_delete = "{ON_DELETE.get(target_kind, "delete")}"')
         state = Path(tmp) / "state"
         runs = [run_bulkport(job, state, Path(tmp) / "first.json", quiet=False)]
         changed = change_source(source_kind, source, args.change)
