@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import leaks
 from aiohttp import web
 from mirror_sites import WRITES, linkify
 
@@ -162,9 +163,7 @@ def verify(job: Path, *args: str) -> int:
 
 
 def assert_no_key(capsys: Any, state: Path) -> None:
-    output = capsys.readouterr()
-    for text in (output.out, output.err, *(p.read_text() for p in state.iterdir() if p.is_file())):
-        assert CKAN_KEY not in text and DP_KEY not in text
+    leaks.assert_no_key(capsys, state, CKAN_KEY, DP_KEY)
 
 
 def by_mark(store: DataPressStore) -> dict[str, dict[str, Any]]:

@@ -15,6 +15,7 @@ import orjson
 import pytest
 from aiohttp import web
 from interrupt import kill_when_journaled, wait_for_journal
+from leaks import assert_no_key
 
 from bulkport.cli import main
 from bulkport.demo import check_target
@@ -127,10 +128,7 @@ def test_migrates_every_dataset_and_file(make_portals, tmp_path: Path, capsys) -
     assert report["requests"]["total"] > 0
 
     # No key anywhere a user can read.
-    output = capsys.readouterr()
-    for text in (output.out, output.err, *(p.read_text() for p in (tmp_path / "state").iterdir()
-                                           if p.is_file())):
-        assert CKAN_KEY not in text and ODS_KEY not in text
+    assert_no_key(capsys, tmp_path / "state", CKAN_KEY, ODS_KEY)
 
 
 def test_second_run_writes_nothing(make_portals, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import orjson
 import pytest
 from aiohttp import web
 from interrupt import kill_when_journaled
+from leaks import assert_no_key
 
 from bulkport.cli import main
 from bulkport.config import PortalConfig, load_job
@@ -197,10 +198,7 @@ def test_ods_to_ckan_moves_every_dataset_field_and_file(sites, tmp_path: Path, c
                for r in p["resources"])  # remote files stayed links
     report = json.loads((tmp_path / "state" / "report.json").read_text())
     assert report["ok"] and report["counts"]["datasets_created"] == 30
-    output = capsys.readouterr()
-    for text in (output.out, output.err, *(p.read_text() for p in (tmp_path / "state").iterdir()
-                                           if p.is_file())):
-        assert ODS_KEY not in text and CKAN_KEY not in text
+    assert_no_key(capsys, tmp_path / "state", ODS_KEY, CKAN_KEY)
 
 
 def test_a_second_run_writes_nothing(sites, tmp_path: Path) -> None:
