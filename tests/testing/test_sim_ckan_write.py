@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+from action_client import call_action
 
 from bulkport.testing.catalog import seed_ckan
 from bulkport.testing.ckan import CkanStore, create_ckan_app
@@ -27,16 +28,7 @@ class Site:
 
     async def call(self, action: str, post: Any = None, *, key: str | None = EDITOR,
                    get: dict[str, Any] | None = None) -> tuple[int, Any]:
-        headers = {"Authorization": key} if key else {}
-        url = f"{self.url}/api/3/action/{action}"
-        if post is None:
-            request = self.session.get(url, params=get or {}, headers=headers)
-        elif isinstance(post, aiohttp.FormData):
-            request = self.session.post(url, data=post, headers=headers)
-        else:
-            request = self.session.post(url, json=post, headers=headers)
-        async with request as response:
-            return response.status, await response.json()
+        return await call_action(self.session, self.url, action, get=get, post=post, key=key)
 
     async def create(self, name: str, **fields: Any) -> dict[str, Any]:
         org = next(iter(self.store.org_names))
