@@ -17,7 +17,7 @@ import anyio
 
 from bulkport import __version__
 from bulkport.config import JobConfig, load_job
-from bulkport.errors import BulkportError, ConfigError, FatalError, first_error
+from bulkport.errors import ConfigError, abort_reason
 from bulkport.migrate import migrate
 from bulkport.mirror import mirror
 from bulkport.mirror_state import prune_reports
@@ -105,11 +105,9 @@ def run_job(job: JobConfig, *, state_dir: Path, report_path: Path | None, dry_ru
                                                 dry_run=dry_run, progress=progress,
                                                 quiet=quiet, full=full))
     except Exception as exc:
-        error = first_error(exc)
-        if not isinstance(error, BulkportError):
+        report.aborted = abort_reason(exc)
+        if report.aborted is None:
             raise
-        report.aborted = redact(str(error) if isinstance(error, (FatalError, ConfigError))
-                                else f"{type(error).__name__}: {error}")
     report.finish()
     if interrupted:
         report.aborted = "interrupted; run the same command again to resume"

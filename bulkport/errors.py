@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import sys
 
+from bulkport.redact import redact
+
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
 
@@ -124,6 +126,16 @@ class BadResponse(SkippableError):
 
 class MappingError(SkippableError):
     """A source record cannot be mapped to the target."""
+
+
+def abort_reason(exc: BaseException) -> str | None:
+    """The one redacted line a run that stopped on ``exc`` reports, or None when the error
+    is not one bulkport raises on purpose (a bug: the caller lets it propagate)."""
+    error = first_error(exc)
+    if not isinstance(error, BulkportError):
+        return None
+    return redact(str(error) if isinstance(error, (FatalError, ConfigError))
+                  else f"{type(error).__name__}: {error}")
 
 
 def first_error(exc: BaseException) -> BaseException:

@@ -21,7 +21,7 @@ import anyio
 
 from bulkport.checkpoint import Journal
 from bulkport.config import JobConfig
-from bulkport.errors import BulkportError, ConfigError, FatalError, MappingError, first_error
+from bulkport.errors import ConfigError, MappingError, abort_reason
 from bulkport.migrate import make_client, open_source, open_target
 from bulkport.redact import redact
 from bulkport.report import Report
@@ -133,11 +133,9 @@ def run_verify(job: JobConfig, *, report_path: Path | None = None, quiet: bool =
     try:
         verdict = anyio.run(verify, job)
     except Exception as exc:
-        error = first_error(exc)
-        if not isinstance(error, BulkportError):
+        report.aborted = abort_reason(exc)
+        if report.aborted is None:
             raise
-        report.aborted = redact(str(error) if isinstance(error, (FatalError, ConfigError))
-                                else f"{type(error).__name__}: {error}")
         report.finish()
         if report_path is not None:
             report.write(report_path)
