@@ -252,7 +252,7 @@ def check_datapress_in_ckan(s: Sites) -> None:
 
 
 def files_of(store: DataPressStore, doc: dict[str, Any]) -> list[Any]:
-    return sorted((r["title"], r["order"], r["format"], r["timeFrame"] or {},
+    return sorted((r["title"], r["order"], r["format"], r["timeframe"] or {},
                    store.blobs.get(r["origin"]).sha256) for r in doc["resources"].values())
 
 

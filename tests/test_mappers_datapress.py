@@ -39,11 +39,11 @@ DOC: dict[str, Any] = {
     "contact": {"name": "Zoë", "email": "zoe@example.org", "phone": "+33 1"},
     "team": "t0001", "sharing": "private", "custom": {"frequency": "monthly"},
     "resources": {
-        "b2c": {"title": "Annexe", "description": "", "timeFrame": None, "order": 1,
+        "b2c": {"title": "Annexe", "description": "", "timeframe": None, "order": 1,
                 "format": "pdf", "hash": "0" * 32, "size": 10,
                 "url": "https://dp.test/download/ab12x/b2c/annexe.pdf"},
         "x9z": {"title": "Mesures 2024", "description": "CSV", "order": 0, "format": "csv",
-                "timeFrame": {"from": "2024-01", "to": "2024-12"}, "hash": "1" * 32,
+                "timeframe": {"from": "2024-01", "to": "2024-12"}, "hash": "1" * 32,
                 "size": 20, "url": "https://dp.test/download/ab12x/x9z/Donn%C3%A9es%202024.csv"},
     },
     "links": {"q7r": {"url": "https://example.org/api", "title": "API", "order": 0,
@@ -69,6 +69,21 @@ def test_datapress_to_pivot_places_every_field() -> None:
     assert files[0].filename == "Données 2024.csv"
     assert files[0].extras == {"hash": "1" * 32, "timeframe": {"from": "2024-01", "to": "2024-12"}}
     assert not link.hosted and (link.url, link.name) == ("https://example.org/api", "API")
+
+
+@pytest.mark.parametrize("spelling", ["timeframe", "timeFrame"])
+def test_a_file_period_is_read_under_either_spelling(spelling: str) -> None:
+    # The official client and DataPress answer ``timeframe``; older documents say
+    # ``timeFrame``: a site of either kind gives the same pivot resource.
+    frame = {"from": "2024-01", "to": "2024-12"}
+    resources = {"x9z": {"title": "Mesures", "order": 0, "format": "csv", "size": 20,
+                         "url": "https://dp.test/download/ab12x/x9z/m.csv", spelling: frame}}
+    for shape in (resources, [{"id": k, **v} for k, v in resources.items()]):  # GET, export
+        (res,) = datapress_to_dataset({**DOC, "resources": shape, "links": {}}).resources
+        assert res.extras == {"timeframe": frame}
+    both = {**resources["x9z"], "timeframe": frame, "timeFrame": {"from": "1999", "to": "2000"}}
+    (res,) = datapress_to_dataset({**DOC, "resources": {"x9z": both}, "links": {}}).resources
+    assert res.extras["timeframe"] == frame  # the official spelling wins
 
 
 def test_export_shape_gives_the_same_dataset_plus_team_and_page() -> None:
@@ -194,8 +209,10 @@ def packages(draw: st.DrawFn) -> dict[str, Any]:
         hosted = draw(st.booleans())
         resources.append({
             "id": f"r{n}", "name": draw(_TEXT), "description": draw(_TEXT),
-            "format": draw(st.sampled_from(["CSV", "PDF", "", "XLSX", "html"])),
-            "url": (f"https://ckan.test/d/r{n}/download/{draw(_WORD)}.{draw(st.sampled_from(['csv', 'pdf']))}"
+            "format": draw(st.sampled_from(["CSV", "PDF", "", "XLSX", "html", "JPEG"])),
+            # (DataPress shows a .jpg as format "image", not its extension)
+            "url": (f"https://ckan.test/d/r{n}/download/{draw(_WORD)}."
+                    f"{draw(st.sampled_from(['csv', 'pdf', 'jpg']))}"
                     if hosted else f"https://example.org/{n}?q={draw(_WORD)}"),
             "url_type": "upload" if hosted else "", "size": draw(st.none() | st.integers(0, 99)),
             "last_modified": draw(st.none() | st.just("2024-05-01T00:00:00")),
@@ -262,12 +279,27 @@ def test_ckan_to_datapress_to_ckan_keeps_every_mapped_field(pkg: dict[str, Any])
 
 
 def test_a_field_the_site_leaves_out_is_not_written_as_null() -> None:
-    wanted = {"title": "T", "licence": None, "resources": {"b2c": {"title": "A", "timeFrame": None}},
+    wanted = {"title": "T", "licence": None, "resources": {"b2c": {"title": "A", "timeframe": None}},
               "custom": {MARK: "s"}}
     current = {"id": "ab12x", "title": "T", "resources": {"b2c": {"title": "A", "size": 3}},
                "custom": {MARK: "s", "other": 1}}
     assert minimal_patch(current, wanted) == []
     frame = {"from": "2024", "to": "2025"}
     assert minimal_patch(current, {**wanted, "resources": {"b2c": {"title": "A",
-                                                                   "timeFrame": frame}}}) == [
-        {"op": "add", "path": "/resources/b2c/timeFrame", "value": frame}]
+                                                                   "timeframe": frame}}}) == [
+        {"op": "add", "path": "/resources/b2c/timeframe", "value": frame}]
+
+
+def test_a_file_period_is_written_as_the_site_spells_it() -> None:
+    frame, old = {"from": "2024", "to": "2025"}, {"from": "2020", "to": "2021"}
+    wanted = {"title": "T", "resources": {"b2c": {"title": "A", "timeframe": frame}},
+              "custom": {MARK: "s"}}
+    for spelling in ("timeframe", "timeFrame"):
+        current = {"id": "ab12x", "title": "T", "custom": {MARK: "s"},
+                   "resources": {"b2c": {"title": "A", spelling: old}}}
+        patch = minimal_patch(current, wanted)
+        assert [(op["op"], op["path"], op["value"]) for op in patch] == [
+            ("replace", f"/resources/b2c/{spelling}/from", "2024"),
+            ("replace", f"/resources/b2c/{spelling}/to", "2025")]
+        current["resources"]["b2c"][spelling] = frame
+        assert minimal_patch(current, wanted) == []  # nothing left to send on a re-run

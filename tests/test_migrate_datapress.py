@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +23,14 @@ from datapress_sites import (
     write_job,
 )
 
+from bulkport.cli import main
 from bulkport.testing.files import SyntheticFile
+from bulkport.testing.server import ThreadedServer, add_simulate_arguments, build_simulator
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the project's fallback for 3.10
+    import tomli as tomllib
 
 
 @pytest.fixture
@@ -157,3 +166,33 @@ def test_a_file_over_the_size_limit_is_reported_and_the_run_goes_on(sites,
     assert run(write_job(tmp_path, s), tmp_path / "state") == 0
     assert s.dp.stats["datapress:upload"] > 0 and len(s.dp.datasets) == 3
     assert all(d["resources"] for d in s.dp.datasets.values())
+
+
+def test_the_shipped_job_runs_against_the_simulators_as_its_header_says(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """jobs/ckan-to-datapress.toml, only its URLs changed, against the sites `bulkport
+    simulate ckan` and `bulkport simulate datapress` serve: its team and masthead exist."""
+    shipped = Path(__file__).parents[1] / "jobs" / "ckan-to-datapress.toml"
+    target = tomllib.loads(shipped.read_text())["target"]
+    parser = argparse.ArgumentParser()
+    add_simulate_arguments(parser)
+    ckan = ThreadedServer(lambda: build_simulator(parser.parse_args(["ckan", "--datasets", "3"])))
+    datapress = ThreadedServer(lambda: build_simulator(parser.parse_args(["datapress"])))
+    with ckan, datapress:
+        assert datapress.app is not None and ckan.app is not None
+        store = datapress.app["store"]
+        assert target["team"] in store.teams and target["masthead"] in store.mastheads
+        assert f'team = "{target["team"]}"' in "\n".join(datapress.app["banner"])
+        job = tmp_path / "job.toml"
+        job.write_text(shipped.read_text()
+                       .replace('"https://ckan.example.org"', f'"{ckan.url}"')
+                       .replace('"https://data.example.org"', f'"{datapress.url}"'))
+        monkeypatch.setenv("CKAN_API_KEY", "simulator-key")
+        monkeypatch.setenv("DATAPRESS_API_KEY", "simulator-key")
+        assert main(["run", str(job), "--state-dir", str(tmp_path / "state"),
+                     "--no-progress"]) == 0
+    copies = list(by_mark(store).values())
+    assert len(copies) == 3
+    assert {(d["team"], d["masthead"]) for d in copies} == {(target["team"], target["masthead"])}
+    store.close()
+    ckan.app["store"].close()

@@ -61,6 +61,9 @@ _HANDLED = frozenset({"id", "title", "description", "descriptionText", "tags", "
                       "licence", "contact", "team", "sharing", "custom", "resources", "links",
                       "createdAt", "updatedAt", "webpage"})
 _RESOURCE_OWN = ("hash", "timeframe")  # resource extras DataPress holds natively
+# A file's period: ``timeframe`` in the official client and its suite (what DataPress
+# answers); the references disagree, so ``timeFrame`` is read too. The first one wins.
+TIMEFRAME_KEYS = ("timeframe", "timeFrame")
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
 _LINK_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://bulkport.invalid/datapress/link")
 
@@ -140,10 +143,17 @@ def link_id(dataset_id: str, resource_id: str) -> str:
     return str(uuid.uuid5(_LINK_NAMESPACE, f"{dataset_id}/{resource_id}"))
 
 
+# DataPress gives a JPEG the format "image" (the official client's suite says so), not
+# its extension: a source format that differs is then carried, and read back as it was.
+_FORMAT_OF = {"jpg": "image", "jpeg": "image"}
+
+
 def file_format(filename: str) -> str:
-    """The lower-case extension, as DataPress derives a file's ``format``."""
+    """The ``format`` DataPress derives from a file's name: the lower-case extension, or
+    ``image`` for a JPEG."""
     stem, dot, extension = filename.rpartition(".")
-    return extension.lower() if dot and stem else ""
+    extension = extension.lower() if dot and stem else ""
+    return _FORMAT_OF.get(extension, extension)
 
 
 def md5_of(res: Resource) -> str | None:
@@ -164,6 +174,21 @@ def timeframe(res: Resource) -> dict[str, str] | None:
             value.get("to"), str):
         return {"from": value["from"], "to": value["to"]}
     return None
+
+
+def item_timeframe(item: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The ``{from, to}`` of a DataPress file resource, whichever spelling holds it."""
+    for key in TIMEFRAME_KEYS:
+        if isinstance(item.get(key), Mapping):
+            return dict(item[key])
+    return None
+
+
+def timeframe_key(item: Any) -> str:
+    """The spelling a site's file resource uses (``timeframe`` when it shows neither)."""
+    if isinstance(item, Mapping) and TIMEFRAME_KEYS[0] not in item:
+        return next((key for key in TIMEFRAME_KEYS if key in item), TIMEFRAME_KEYS[0])
+    return TIMEFRAME_KEYS[0]
 
 
 def _items(value: Any, label: str, dataset_id: str) -> list[dict[str, Any]]:
@@ -188,8 +213,9 @@ def _resource(item: Mapping[str, Any], entry: Mapping[str, Any], *, link: bool) 
     if not link:
         if _text(item.get("hash")):
             extras["hash"] = item["hash"]
-        if isinstance(item.get("timeFrame"), Mapping):
-            extras["timeframe"] = dict(item["timeFrame"])
+        frame = item_timeframe(item)
+        if frame is not None:
+            extras["timeframe"] = frame
     size = item.get("size")
     return Resource(
         source_id=str(item["id"]),

@@ -29,6 +29,7 @@ from bulkport.mappers.datapress import (
     licence_table,
     link_id,
     timeframe,
+    timeframe_key,
 )
 from bulkport.model import Dataset, Resource
 
@@ -183,7 +184,7 @@ def _resources(ds: Dataset, files: Mapping[str, Mapping[str, Any]], notes: list[
         if known is None:
             continue
         resources[known["id"]] = {"title": res.name, "description": res.description,
-                                  "timeFrame": timeframe(res)}
+                                  "timeframe": timeframe(res)}
         entry = {"id": known["id"], **_carried_entry(res, file_format(upload_name(res)), res.name)}
         if known.get("version") is not None:
             entry["version"] = known["version"]
@@ -258,10 +259,24 @@ def minimal_patch(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> list
     if previous and RESOURCES not in custom:
         custom[RESOURCES] = {}  # the source has no resource left: forget the old ones
     wanted["custom"] = custom
+    if isinstance(wanted.get("resources"), dict) and isinstance(current.get("resources"), dict):
+        wanted["resources"] = _site_spelling(current["resources"], wanted["resources"])
     keep = {e.get("id") for e in (custom.get(RESOURCES) or {}).values()}
     stale = frozenset(e.get("id") for k, e in previous.items()
                       if isinstance(e, dict) and e.get("id") not in keep)
     return list(jsonpatch.make_patch(owned_view(current, wanted, stale), wanted))
+
+
+def _site_spelling(have: Mapping[str, Any], want: Mapping[str, Any]) -> dict[str, Any]:
+    """``want``'s files with ``timeframe`` spelt as the site spells it in each file: a
+    field the site does not know would be stripped and patched again at every run."""
+    out: dict[str, Any] = {}
+    for item_id, item in want.items():
+        key = timeframe_key(have.get(item_id))
+        if isinstance(item, Mapping) and key != "timeframe" and "timeframe" in item:
+            item = {(key if k == "timeframe" else k): v for k, v in item.items()}
+        out[item_id] = item
+    return out
 
 
 def as_document(record: Mapping[str, Any]) -> dict[str, Any]:

@@ -291,7 +291,7 @@ def seed_datapress(store: DataPressStore, datasets: int = 100, resources: int = 
             store.blobs.put_synthetic(origin, file)
             document["resources"][resource_id] = {
                 "title": res["name"], "description": res["description"],
-                "timeFrame": {"from": f"{year}-01", "to": f"{year}-12"}
+                "timeframe": {"from": f"{year}-01", "to": f"{year}-12"}
                 if ids.random() < 0.3 else None,
                 "order": res["order"], "origin": origin, "format": file_format(res["url"]),
                 "hash": None, "size": file.size}

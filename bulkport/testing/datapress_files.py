@@ -195,13 +195,13 @@ def attach_file(store: DataPressStore, dataset: dict[str, Any], origin: str, fil
     order = fields.get("order", previous.get("order", 0))
     if not previous or order != previous.get("order"):
         _make_room(resources, order, resource_id)
-    timeframe = fields.get("timeframe", previous.get("timeFrame"))
+    timeframe = fields.get("timeframe", previous.get("timeframe"))
     blob = store.blobs.get(origin)
     assert blob is not None
     resources[resource_id] = {
         "title": fields.get("title", previous.get("title", filename)),
         "description": fields.get("description", previous.get("description", "")),
-        "timeFrame": timeframe, "order": order, "origin": origin,
+        "timeframe": timeframe, "order": order, "origin": origin,
         "format": file_format(filename), "hash": digest, "size": blob.size}
     store.remember_md5(origin, digest)
     if previous.get("origin"):

@@ -161,16 +161,11 @@ def build_simulator(args: argparse.Namespace) -> web.Application:
                                    api_keys={args.api_key: "admin"}, faults=faults,
                                    url_ttl=args.url_ttl, object_host=object_host_for(args.host))
     if args.portal == "datapress":
-        from bulkport.testing.catalog import seed_datapress
-        from bulkport.testing.datapress import DataPressStore, create_datapress_app
+        from bulkport.testing.datapress_site import simulated_datapress
 
-        dp_store = DataPressStore(seed=args.seed)
-        seed_datapress(dp_store, datasets=datasets, resources=args.resources,
-                       file_size=args.file_size, seed=args.seed)
-        # A team to migrate into, whatever was seeded: team "main", masthead "simulator".
-        dp_store.add_team("Main team", team_id="main")
-        dp_store.add_user("Simulator Admin", "admin@example.org", admin=True, key=args.api_key)
-        return create_datapress_app(dp_store, prefix=args.prefix, faults=faults)
+        return simulated_datapress(datasets=datasets, resources=args.resources,
+                                   file_size=args.file_size, seed=args.seed,
+                                   api_key=args.api_key, prefix=args.prefix, faults=faults)
     from bulkport.testing.ods import OdsStore, create_ods_app
     from bulkport.testing.ods_catalog import seed_ods
 
@@ -197,6 +192,8 @@ def run_simulator(args: argparse.Namespace) -> int:
                          f"{app['config'].object_origin(url)})")
             print(f"{args.portal} simulator at {where} — send '{header}{args.api_key}' "
                   "(Ctrl-C to stop)", flush=True)
+            for line in app.get("banner", ()):  # a portal's ids a job file needs
+                print(line, flush=True)
             await stop.wait()
 
     try:

@@ -248,7 +248,7 @@ async def test_chunked_upload_adds_a_file_served_back_byte_for_byte(site: Site) 
     dataset, resource_id = body["dataset"], body["resource_id"]
     resource = dataset["resources"][resource_id]
     assert resource["title"] == "Air" and resource["description"] == "Mesures"
-    assert resource["timeFrame"] == {"from": "2024-01", "to": "2024-12"}
+    assert resource["timeframe"] == {"from": "2024-01", "to": "2024-12"}
     assert resource["format"] == "csv" and resource["size"] == len(data)
     assert resource["hash"] == hashlib.md5(data).hexdigest()
     assert resource["origin"] == body["new_key"]
@@ -263,6 +263,14 @@ async def test_chunked_upload_adds_a_file_served_back_byte_for_byte(site: Site) 
     stats = site.store.stats
     assert (stats["datapress:upload"], stats["datapress:chunk"], stats["datapress:complete"],
             stats["datapress:download"]) == (1, -(-len(data) // PART), 1, 1)
+
+
+async def test_a_jpeg_is_filed_as_an_image(site: Site) -> None:
+    # What the official client's suite expects of an uploaded .jpg (its S3 test).
+    status, body = await site.upload(site.dataset, b"\xff\xd8\xff" + b"0" * 40,
+                                     filename="Photo.JPG", title="Photo")
+    assert status == 200
+    assert body["dataset"]["resources"][body["resource_id"]]["format"] == "image"
 
 
 async def test_upload_replaces_a_file_in_place(site: Site) -> None:
@@ -433,6 +441,11 @@ async def test_simulate_datapress_serves_a_seeded_catalogue() -> None:
     parser = argparse.ArgumentParser()
     add_simulate_arguments(parser)
     app = build_simulator(parser.parse_args(["datapress", "--datasets", "4", "--api-key", "k"]))
+    # The start banner names every team and masthead id, for a job file's [target].
+    teams, mastheads = app["banner"][:2]
+    assert all(team_id in teams for team_id in app["store"].teams)
+    assert all(masthead in mastheads for masthead in app["store"].mastheads)
+    assert {"ab12x", "main"} <= set(app["store"].teams) and "main" in app["store"].mastheads
     async with serve(app) as url, aiohttp.ClientSession(
             headers={"Authorization": "k"}, timeout=TIMEOUT) as session:
         async with session.get(url + "/api/v3/whoami") as response:
