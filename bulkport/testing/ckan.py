@@ -73,7 +73,9 @@ class CkanStore:
         return self._tag_ids[name]
 
     def user_id(self, name: str) -> str:
-        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"ckan-user:{name}"))
+        """A user's id: the account's, so every action shows one id per user."""
+        account = self.accounts.get_user(name)
+        return account.id if account else str(uuid.uuid5(uuid.NAMESPACE_URL, f"ckan-user:{name}"))
 
     def get_package(self, id_or_name: str) -> dict[str, Any] | None:
         pkg = self.packages.get(id_or_name)
@@ -190,6 +192,12 @@ def ckan_error_body(status: int, message: str) -> dict[str, Any]:
                                         "message": message}}
 
 
+def add_key_holders(store: CkanStore, config: CkanConfig) -> None:
+    """Every user a configured key belongs to is a user of the site (``user_list`` shows them)."""
+    for name in sorted({*config.api_keys.values(), *config.sysadmins}):
+        store.accounts.add_user(name, sysadmin=name in config.sysadmins)
+
+
 def create_ckan_app(store: CkanStore | None = None, *, api_keys: dict[str, str] | None = None,
                     sysadmins: set[str] | None = None, header_name: str = "Authorization",
                     rows_max: int = 1000, faults: Faults | None = None,
@@ -222,8 +230,7 @@ def create_ckan_app(store: CkanStore | None = None, *, api_keys: dict[str, str] 
         header_name=header_name, rows_max=rows_max, search_requires_post=search_requires_post,
         max_resource_size=max_resource_size, create_unowned_dataset=create_unowned_dataset,
         proxy_max_body_size=proxy_max_body_size)
-    for name in sorted({*keys.values(), *config.sysadmins}):
-        store.accounts.add_user(name, sysadmin=name in config.sysadmins)
+    add_key_holders(store, config)
     app = build_app(_label, faults=faults, error_body=ckan_error_body, store=store,
                     stats=store.stats, config=config, actions=site_actions(), root_path="")
     for prefix in ("/api/3/action", "/api/action"):

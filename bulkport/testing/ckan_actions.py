@@ -134,7 +134,7 @@ def _save(ctx: Context, data: dict[str, Any], existing: dict[str, Any] | None) -
 
 def status_show(ctx: Context, data: dict[str, Any]) -> Any:
     return {"site_title": ctx.config.site_title, "site_description": "", "site_url": ctx.base,
-            "ckan_version": "2.11.0", "error_emails_to": None, "locale_default": "en",
+            "ckan_version": "2.12.0", "error_emails_to": "", "locale_default": "en",
             "extensions": ["activity"]}
 
 
@@ -330,7 +330,7 @@ def _org_out(ctx: Context, org: dict[str, Any]) -> dict[str, Any]:
                 and p["state"] == "active" and (ctx.user is not None or not p["private"]))
     return {**org, "display_name": org["title"] or org["name"], "image_display_url":
             org["image_url"], "package_count": count, "num_followers": 0, "groups": [],
-            "tags": [], "users": [_member_out(ctx, name, capacity) for name, capacity
+            "users": [_member_out(ctx, name, capacity) for name, capacity
                                   in sorted(ctx.store.members.get(org["id"], {}).items())]}
 
 
@@ -361,7 +361,8 @@ def organization_show(ctx: Context, data: dict[str, Any]) -> Any:
 
 def organization_list(ctx: Context, data: dict[str, Any]) -> Any:
     wanted = data.get("organizations")
-    orgs = sorted(ctx.store.organizations.values(), key=lambda o: o["name"])
+    # CKAN's default sort is "title asc" (an empty title first), then the name.
+    orgs = sorted(ctx.store.organizations.values(), key=lambda o: (o["title"] or "", o["name"]))
     if wanted:
         names = set(wanted if isinstance(wanted, list) else [wanted])
         orgs = [o for o in orgs if o["name"] in names]
@@ -371,7 +372,9 @@ def organization_list(ctx: Context, data: dict[str, Any]) -> Any:
     limit = _int_param(data, "limit", 1000) or 1000
     orgs = orgs[offset:offset + limit]
     if as_bool(data.get("all_fields")):
-        return [_org_out(ctx, org) for org in orgs]
+        # include_extras, include_groups and include_users default to false here.
+        hidden = ("extras", "groups", "users")
+        return [{k: v for k, v in _org_out(ctx, org).items() if k not in hidden} for org in orgs]
     return [org["name"] for org in orgs]
 
 

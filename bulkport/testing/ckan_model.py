@@ -203,8 +203,7 @@ def license_fields(license_id: Any) -> dict[str, Any]:
     """``license_title`` (and ``license_url``, ``isopen``) as ``package_show`` adds them."""
     lic = LICENSES_BY_ID.get(license_id) if isinstance(license_id, str) else None
     if lic is None:
-        return {"license_title": license_id, "isopen": False} if license_id else {
-            "isopen": False}
+        return {"license_title": license_id or None, "isopen": False}
     fields: dict[str, Any] = {"license_title": lic["title"], "isopen": lic["od"]}
     if lic["url"]:
         fields["license_url"] = lic["url"]
@@ -214,8 +213,8 @@ def license_fields(license_id: Any) -> dict[str, Any]:
 def license_list() -> list[dict[str, Any]]:
     """``license_list``'s result."""
     return [{"id": lic["id"], "title": lic["title"], "url": lic["url"], "status": "active",
-             "maintainer": "", "family": "", "domain_content": False, "domain_data": False,
-             "domain_software": False,
+             "maintainer": "", "family": "", "domain_content": "False", "domain_data": "False",
+             "domain_software": "False", "is_generic": "False",
              "od_conformance": "approved" if lic["od"] else "not reviewed",
              "osd_conformance": "not reviewed"} for lic in LICENSES]
 

@@ -184,10 +184,26 @@ def user_list(ctx: Context, data: dict[str, Any]) -> Any:
     return [u.out(ctx.user, ctx.sysadmin) for u in users]
 
 
+def user_create(ctx: Context, data: dict[str, Any]) -> Any:
+    """Sysadmins only (``ckan.auth.create_user_via_api`` is false by default)."""
+    if not ctx.sysadmin:
+        raise NotAuthorized(f"User {ctx.user or ''} not authorized to create users via the API")
+    accounts = _accounts(ctx)
+    errors = {k: ["Missing value"] for k in ("name", "email", "password") if not data.get(k)}
+    name = str(data.get("name") or "")
+    if name and name in accounts.users:
+        errors["name"] = ["The username is already associated with another account. "
+                          "Please use a different username."]
+    if errors:
+        raise ValidationError(errors)
+    user = accounts.add_user(name, fullname=str(data.get("fullname") or ""), email=str(data["email"]))
+    return user.out(ctx.user, ctx.sysadmin)
+
+
 def user_show(ctx: Context, data: dict[str, Any]) -> Any:
     user = _accounts(ctx).get_user(str(data.get("id") or ""))
     if user is None:
-        raise NotFound("User not found")
+        raise NotFound()
     return user.out(ctx.user, ctx.sysadmin)
 
 
@@ -249,6 +265,7 @@ def config_option_list(ctx: Context, data: dict[str, Any]) -> Any:
 TOKEN_ACTIONS = {
     "user_list": (user_list, True),
     "user_show": (user_show, True),
+    "user_create": (user_create, False),
     "api_token_list": (api_token_list, True),
     "api_token_create": (api_token_create, False),
     "api_token_revoke": (api_token_revoke, False),

@@ -26,6 +26,7 @@ from bulkport.testing.ckan_model import (
     check_tag,
     clean_format,
     guess_format,
+    guess_mimetype,
     now_iso,
 )
 
@@ -109,6 +110,7 @@ def build_extras(data: dict[str, Any], errors: dict[str, Any]) -> list[dict[str,
 
 def build_resource(item: dict[str, Any], *, pkg_id: str, position: int,
                    previous: dict[str, Any] | None, new_id: Callable[[], str],
+                   on_update: bool = True,
                    taken: Callable[[str], bool]) -> tuple[dict[str, Any], dict[str, Any]]:
     """One resource of a package; returns it with its field errors."""
     errors: dict[str, Any] = {}
@@ -124,7 +126,7 @@ def build_resource(item: dict[str, Any], *, pkg_id: str, position: int,
         elif given and taken(given):
             errors["id"] = ["Resource id already exists."]
         res = {"id": given or new_id(), "package_id": pkg_id, "url": "", "format": "",
-               "description": "", "hash": "", "name": None, "resource_type": None,
+               "description": None, "hash": "", "name": None, "resource_type": None,
                "mimetype": None, "mimetype_inner": None, "cache_url": None, "size": None,
                "created": now_iso(), "last_modified": None, "cache_last_updated": None,
                "url_type": None, "metadata_modified": None, "state": "active",
@@ -156,6 +158,10 @@ def build_resource(item: dict[str, Any], *, pkg_id: str, position: int,
         res["url"] = res["url"].rsplit("/", 1)[-1]  # CKAN stores a hosted file's name only
     if previous is None and not res["format"] and res["url"]:
         res["format"] = guess_format(res["url"])
+    if on_update and "mimetype" not in item and res["url"] and res.get("url_type") != "upload":
+        # Updates run CKAN's ResourceUpload, which guesses it from a link's extension;
+        # package_create does not.
+        res["mimetype"] = guess_mimetype(res["url"].split("?", 1)[0]) or res["mimetype"]
     for key, value in item.items():  # anything else is a resource extra
         if key not in RESOURCE_COLUMNS and key not in RESOURCE_SKIP:
             res[key] = value
@@ -263,7 +269,8 @@ def _package_resources(data: dict[str, Any], store: CkanStore, pkg_id: str,
     for position, item in enumerate(items or []):
         res, problems = build_resource(
             item, pkg_id=pkg_id, position=position, previous=previous.get(item.get("id")),
-            new_id=store.new_id, taken=lambda rid: store.resources.get(rid) not in (None, pkg_id))
+            new_id=store.new_id, on_update=existing is not None,
+            taken=lambda rid: store.resources.get(rid) not in (None, pkg_id))
         resources.append(res)
         res_errors.append(problems)
     if _list_errors(res_errors):

@@ -168,7 +168,9 @@ def dataset_purge(ctx: Context, data: dict[str, Any]) -> Any:
 def _capacity(ctx: Context, org_id: str, user: str) -> str:
     """A user's role in an organization: every key holder is at least an editor here."""
     role = ctx.store.members.get(org_id, {}).get(user, "editor")
-    return "admin" if ctx.sysadmin or role == "admin" else "editor"
+    account = ctx.store.accounts.get_user(user)
+    sysadmin = account.sysadmin if account else ctx.sysadmin and user == ctx.user
+    return "admin" if sysadmin or role == "admin" else "editor"
 
 
 def organization_member_create(ctx: Context, data: dict[str, Any]) -> Any:
@@ -189,7 +191,7 @@ def organization_member_create(ctx: Context, data: dict[str, Any]) -> Any:
     if "id" in data and org is None:
         errors["id"] = ["That group name or ID does not exist."]
     username = str(data.get("username", ""))
-    if "username" in data and username not in set(ctx.config.api_keys.values()):
+    if "username" in data and ctx.store.accounts.get_user(username) is None:
         errors["username"] = ["Not found: User"]
     if "role" in data and data["role"] not in ROLE_PERMISSIONS:
         errors["role"] = ["role does not exist."]
@@ -208,15 +210,20 @@ def organization_member_create(ctx: Context, data: dict[str, Any]) -> Any:
 
 
 def organization_list_for_user(ctx: Context, data: dict[str, Any]) -> Any:
-    """Organizations where the caller has ``permission`` (default ``manage_group``)."""
-    if ctx.user is None:
+    """Organizations where the user ``id`` (default: the caller) has ``permission``
+    (default ``manage_group``)."""
+    account = ctx.store.accounts.get_user(str(data["id"])) if data.get("id") else None
+    user = account.name if account else ctx.user
+    if user is None:
         return []
     permission = str(data.get("permission") or "manage_group")
     out = []
     for org in sorted(ctx.store.organizations.values(), key=lambda o: o["name"]):
-        capacity = _capacity(ctx, org["id"], ctx.user)
-        if org["state"] == "active" and permission in ROLE_PERMISSIONS[capacity]:
-            item = {**org, "display_name": org["title"] or org["name"],
+        capacity = _capacity(ctx, org["id"], user)
+        member = capacity == "admin" or user in ctx.store.members.get(org["id"], {})
+        if org["state"] == "active" and member and permission in ROLE_PERMISSIONS[capacity]:
+            item = {**{k: v for k, v in org.items() if k != "extras"},
+                    "display_name": org["title"] or org["name"],
                     "image_display_url": org["image_url"], "capacity": capacity}
             if as_bool(data.get("include_dataset_count")):
                 item["package_count"] = sum(1 for p in ctx.store.packages.values()

@@ -35,6 +35,7 @@ from bulkport.testing.ckan import (
     CkanConfig,
     CkanStore,
     _user,
+    add_key_holders,
     ckan_error_body,
     handle_action,
     site_actions,
@@ -246,6 +247,7 @@ def create_portaljs_app(store: CkanStore | None = None, *, portal: str = "demo",
         api_keys=keys, sysadmins=set(sysadmins) if sysadmins is not None else set(keys.values()),
         rows_max=rows_max, max_resource_size=max_resource_size, site_title=f"{portal} (PortalJS)",
         portal=portal, url_ttl=url_ttl, object_host=object_host, objects=objects)
+    add_key_holders(store, config)
     app = build_app(_label, faults=faults, error_body=ckan_error_body,
                     extra_middlewares=(_object_origin,), store=store, stats=store.stats,
                     config=config, objects=objects,

@@ -6,8 +6,8 @@ in CKAN's own PostgreSQL database. CKAN itself still builds every search documen
 query (``fq`` with ``+capacity:public``, ``+state``, permission labels, ``rows`` + 1, ``fl``), so
 what reaches the "index" and what comes back is what CKAN would send to and get from Solr.
 
-It is NOT a search backend: no ranking (``score`` sorts nothing), no facet counts, no
-stemming, no spell check. It answers the Solr queries that bulkport's tests send (see
+It is NOT a search backend: no ranking (``score`` sorts nothing), no stemming, no spell
+check; facet counts are plain value counts. It answers the Solr queries that bulkport's tests send (see
 ``query.py``). Never install it on a portal that people use.
 """
 
@@ -49,17 +49,23 @@ class StoreConnection:
 
     def search(self, q: str | None = None, **params: Any) -> pysolr.Results:
         fq = params.get("fq") or []
+        filters = [fq] if isinstance(fq, str) else list(fq)
+        parsing = {"default_field": str(params.get("df") or "text"),
+                   "default_and": str(params.get("q.op", "OR")).upper() == "AND"}
+        facet_fields = params.get("facet.field") or []
         try:
             count, docs = self.store.search(
-                q or "*:*", [fq] if isinstance(fq, str) else list(fq),
-                sort=str(params.get("sort") or ""), start=int(params.get("start") or 0),
-                rows=int(params.get("rows", 10)), fl=str(params.get("fl") or "*"),
-                default_field=str(params.get("df") or "text"),
-                default_and=str(params.get("q.op", "OR")).upper() == "AND")
+                q or "*:*", filters, sort=str(params.get("sort") or ""),
+                start=int(params.get("start") or 0), rows=int(params.get("rows", 10)),
+                fl=str(params.get("fl") or "*"), **parsing)
+            facets = {} if str(params.get("facet", "false")) != "true" else self.store.facets(
+                q or "*:*", filters, [facet_fields] if isinstance(facet_fields, str) else facet_fields,
+                limit=int(params.get("facet.limit") or 50), mincount=int(params.get("facet.mincount") or 1),
+                **parsing)
         except SearchFailure as error:
             raise pysolr.SolrError(f"org.apache.solr.search.SyntaxError: {error}") from None
-        facets = {"facet_fields": {}}  # facets are out of scope: never counted
-        return pysolr.Results({"response": {"docs": docs, "numFound": count}, "facet_counts": facets})
+        return pysolr.Results({"response": {"docs": docs, "numFound": count},
+                               "facet_counts": {"facet_fields": facets}})
 
 
 class NoSolrPlugin(plugins.SingletonPlugin):

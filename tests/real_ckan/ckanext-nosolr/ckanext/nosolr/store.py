@@ -174,7 +174,7 @@ class Compiler:
             return self._boolean(node)
         name = node.field or self.default_field
         ftype = self.schema.type_of(name)
-        values = self._values(name)  # first: its parameters come first in the SQL
+        values = self.values(name)  # first: its parameters come first in the SQL
         test = self._range(node, ftype.kind) if isinstance(node, Range) else self._term(node, ftype.kind)
         return f"EXISTS (SELECT 1 FROM {values} WHERE {test})"
 
@@ -189,7 +189,7 @@ class Compiler:
             return "FALSE"  # "()" matches nothing
         return " AND ".join(parts)
 
-    def _values(self, name: str) -> str:
+    def values(self, name: str) -> str:
         """A set of rows ``v(x)``: every value (as text) the field holds in one document."""
         keys = self.schema.sources(name)
         if len(keys) == 1 and "*" not in keys[0]:
@@ -327,6 +327,22 @@ class DocumentStore:
                             "LIMIT %s OFFSET %s", [*params, rows, start])
                 docs = [self.stored(row[0], fl) for row in cur.fetchall()]
         return count, docs
+
+    def facets(self, q: str, fq: list[str], fields: list[str], *, limit: int, mincount: int,
+               default_field: str, default_and: bool) -> dict[str, list[Any]]:
+        """Solr's ``facet_fields``: per field, ``[value, count, value, count, …]``, most first."""
+        out: dict[str, list[Any]] = {}
+        for name in fields:
+            where, params = self.where([q, *fq], default_field=default_field, default_and=default_and)
+            compiler = Compiler(self.schema, datetime.now(timezone.utc), default_field)
+            values = compiler.values(name)
+            sql = (f"SELECT v.x, count(*) FROM nosolr_doc, {values} WHERE ({where}) AND v.x IS NOT NULL "
+                   "GROUP BY v.x HAVING count(*) >= %s ORDER BY count(*) DESC, v.x")
+            with self.connection().cursor() as cur:
+                cur.execute(sql + (" LIMIT %s" if limit >= 0 else ""),
+                            [*compiler.params, *params, mincount, *([limit] if limit >= 0 else [])])
+                out[name] = [item for row in cur.fetchall() for item in row]
+        return out
 
     def order_by(self, sort: str) -> str:
         terms = []
