@@ -40,9 +40,14 @@ def build_app(label: Any, *, faults: Faults | None, error_body: ErrorBody,
     middlewares.extend(extra_middlewares)
     # JSON bodies may exceed aiohttp's 1 MiB default; files are streamed and never read whole.
     app = web.Application(middlewares=middlewares, client_max_size=64 * 1024 * 1024)
+    set_items(app, **items)
+    return app
+
+
+def set_items(app: web.Application, **items: Any) -> None:
+    """Store ``items`` in ``app`` under plain string keys (``app["banner"]``...)."""
     with warnings.catch_warnings():
         # Plain string keys are this API's contract; aiohttp would rather have AppKeys.
         warnings.simplefilter("ignore", web.NotAppKeyWarning)
         for key, value in items.items():
             app[key] = value
-    return app

@@ -9,10 +9,9 @@ and masthead id, for a job file's ``team`` / ``masthead`` and ``[target.teams]``
 
 from __future__ import annotations
 
-import warnings
-
 from aiohttp import web
 
+from bulkport.testing.apputil import set_items
 from bulkport.testing.catalog import seed_datapress
 from bulkport.testing.datapress import create_datapress_app
 from bulkport.testing.datapress_store import DEFAULT_MASTHEADS, DataPressStore
@@ -47,9 +46,7 @@ def simulated_datapress(*, datasets: int = 100, resources: int = 2, file_size: i
                    seed=seed)
     store.add_user("Simulator Admin", "admin@example.org", admin=True, key=api_key)
     app = create_datapress_app(store, prefix=prefix, faults=faults)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", web.NotAppKeyWarning)  # plain keys, as build_app's
-        app["banner"] = banner(store)
+    set_items(app, banner=banner(store))
     return app
 
 

@@ -9,10 +9,15 @@ import signal
 import threading
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from bulkport.testing.apputil import set_items
 from bulkport.testing.faults import Faults
+
+if TYPE_CHECKING:
+    from bulkport.testing.ckan import CkanStore
 
 HOST = "127.0.0.1"
 
@@ -123,6 +128,9 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="share of requests that fail: 5xx, 429 or a dropped connection")
     parser.add_argument("--retry-after", type=float, default=1.0,
                         help="Retry-After of injected 429s, seconds (default %(default)s)")
+    parser.add_argument("--tokens", type=int, default=0,
+                        help="ckan/portaljs: API tokens to seed over up to 20 users, about half "
+                             "named datapusher, for revoke-tokens (default %(default)s)")
     parser.add_argument("--api-key", default="simulator-key",
                         help="the key clients must send (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0,
@@ -137,6 +145,24 @@ def object_host_for(host: str) -> str:
     ``localhost``.
     """
     return "127.0.0.1" if host == "localhost" else "localhost"
+
+
+def seed_ckan_tokens(store: CkanStore, tokens: int, *, seed: int) -> list[str]:
+    """The admin's own API token (a JWT ``api_token_list`` shows) and ``tokens`` more.
+
+    Returns:
+        The banner lines that say so.
+    """
+    from bulkport.testing.ckan_tokens import seed_tokens
+
+    jti, token = store.accounts.create_token("admin", "simulator")
+    lines = [f"the admin's API token (a JWT, id {jti} in api_token_list): {token}"]
+    if tokens > 0:
+        users = max(1, min(20, tokens))
+        seed_tokens(store.accounts, users=users, tokens=tokens, seed=seed)
+        lines.append(f"{tokens} more API tokens seeded over {users} users (user000…), "
+                     "about half named datapusher: try jobs/revoke-datapusher-tokens.toml")
+    return lines
 
 
 def build_simulator(args: argparse.Namespace) -> web.Application:
@@ -154,12 +180,15 @@ def build_simulator(args: argparse.Namespace) -> web.Application:
         seed_ckan(store, datasets=datasets, resources=args.resources,
                   file_size=args.file_size, seed=args.seed)
         if args.portal == "ckan":
-            return create_ckan_app(store, api_keys={args.api_key: "admin"}, faults=faults)
-        from bulkport.testing.portaljs import create_portaljs_app
+            app = create_ckan_app(store, api_keys={args.api_key: "admin"}, faults=faults)
+        else:
+            from bulkport.testing.portaljs import create_portaljs_app
 
-        return create_portaljs_app(store, portal=args.portal_name,
-                                   api_keys={args.api_key: "admin"}, faults=faults,
-                                   url_ttl=args.url_ttl, object_host=object_host_for(args.host))
+            app = create_portaljs_app(store, portal=args.portal_name,
+                                      api_keys={args.api_key: "admin"}, faults=faults,
+                                      url_ttl=args.url_ttl, object_host=object_host_for(args.host))
+        set_items(app, banner=seed_ckan_tokens(store, args.tokens, seed=args.seed))
+        return app
     if args.portal == "datapress":
         from bulkport.testing.datapress_site import simulated_datapress
 

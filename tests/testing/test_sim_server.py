@@ -77,3 +77,30 @@ def test_simulate_command_prints_its_url_and_serves_until_stopped(stop: int) -> 
     finally:
         process.send_signal(stop)
         assert process.wait(timeout=10) == 0
+
+
+async def test_simulate_ckan_seeds_tokens_and_shows_its_own_jwt() -> None:
+    import argparse
+
+    from bulkport.testing.server import add_simulate_arguments, build_simulator
+
+    parser = argparse.ArgumentParser()
+    add_simulate_arguments(parser)
+    app = build_simulator(parser.parse_args(["ckan", "--datasets", "1", "--tokens", "30"]))
+    own, seeded = app["banner"]
+    token = own.rsplit(" ", 1)[-1]
+    assert token.startswith("eyJ") and "30 more API tokens seeded over 20 users" in seeded
+    async with serve(app) as url, aiohttp.ClientSession() as session:
+        async def call(action: str, key: str, **params: str) -> dict:
+            async with session.get(f"{url}/api/3/action/{action}", params=params,
+                                   headers={"Authorization": key}) as response:
+                return dict(await response.json())
+
+        listed = await call("api_token_list", token, user_id="admin")  # the JWT authenticates
+        assert [t["id"] for t in listed["result"]] == [own.split("id ")[1].split(" ")[0]]
+        users = await call("user_list", "simulator-key")
+        tokens = 0
+        for user in users["result"]:
+            tokens += len((await call("api_token_list", "simulator-key", user_id=user["name"]))["result"])
+        assert tokens == 31
+    app["store"].close()
