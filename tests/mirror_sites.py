@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -105,6 +106,28 @@ def add(store: CkanStore, template_id: str, n: int, when: str | None = None) -> 
                        "url": f"https://files.example.org/added-{n}-{i}.csv"}
                       for i, r in enumerate(template["resources"])]})
     return new_id
+
+
+def call(url: str, key: str, action: str, data: dict[str, str],
+         upload: tuple[str, bytes] | None = None) -> Any:
+    """An Action API call through HTTP, as a site's users make them: JSON, or a multipart
+    form with ``upload`` as ``(file name, bytes)``; returns the ``result``."""
+    headers = {"Authorization": key}
+    if upload is None:
+        body = json.dumps(data).encode()
+        headers["Content-Type"] = "application/json"
+    else:
+        boundary = uuid.uuid4().hex
+        parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n'
+                 f"{v}\r\n".encode() for k, v in data.items()]
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="upload"; '
+                     f'filename="{upload[0]}"\r\n\r\n'.encode() + upload[1]
+                     + f"\r\n--{boundary}--\r\n".encode())
+        body = b"".join(parts)
+        headers["Content-Type"] = f"multipart/form-data; boundary={boundary}"
+    request = urllib.request.Request(f"{url}/api/3/action/{action}", data=body, headers=headers)
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        return json.loads(reply.read())["result"]
 
 
 def extra(pkg: dict[str, Any], key: str) -> Any:

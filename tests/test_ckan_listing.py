@@ -109,3 +109,21 @@ async def test_since_reads_only_what_changed_and_ids_read_records(site: Site) ->
         wanted = sorted(active(store))[:7]
         records = await collect(lambda send: source.produce_ids(send, wanted))
     assert sorted(p["id"] for p in records) == wanted
+
+
+async def test_a_reindex_alone_is_a_change_for_the_listing_and_for_since(site: Site) -> None:
+    """A sysadmin's resource_delete moves no metadata_modified, only Solr's indexed_ts."""
+    store, url = site.store, site.url
+    pkg_id = min(active(store), key=lambda i: store.packages[i]["metadata_modified"])
+    reindexed = datetime.now(timezone.utc).replace(tzinfo=None)
+    store.save_package({**store.packages[pkg_id], "indexed_ts": reindexed.isoformat()})
+    async with HttpClient() as client:
+        source = portal(client, url)
+        listing = await source.list_ids(page_concurrency=2)
+        cut = reindexed.replace(tzinfo=timezone.utc) - timedelta(minutes=1)
+        changed = await collect(lambda send: source.produce(send, page_concurrency=2, since=cut))
+    assert listing.modified[pkg_id] == solr_date(reindexed)
+    others = {i: solr_date(datetime.fromisoformat(p["metadata_modified"]))
+              for i, p in active(store).items() if i != pkg_id}
+    assert {i: listing.modified[i] for i in others} == others
+    assert [p["id"] for p in changed] == [pkg_id]

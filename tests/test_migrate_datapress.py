@@ -117,10 +117,10 @@ def test_a_file_replaced_at_the_same_size_is_sent_again(sites, tmp_path: Path) -
     new = SyntheticFile(res["size"], seed=991)
     s.dp.blobs.put_synthetic(res["origin"], new)
     res["hash"] = hashlib.md5(b"".join(new.iter_chunks())).hexdigest()
-    uploads = s.ckan.stats["ckan:resource_update"]
+    uploads = s.ckan.stats["ckan:resource_patch"]
 
     assert run(job, tmp_path / "state") == 0
-    assert s.ckan.stats["ckan:resource_update"] == uploads + 1
+    assert s.ckan.stats["ckan:resource_patch"] == uploads + 1
     check_datapress_in_ckan(s)  # byte for byte, this file included
 
 

@@ -266,8 +266,8 @@ def test_a_dataset_deleted_while_listing_fails_alone(sites, tmp_path: Path) -> N
 
 def _state(ckan: CkanStore) -> dict[str, Any]:
     """What a user sees in CKAN: datasets by source id, their fields and files."""
-    skip = {"id", "owner_org", "metadata_created", "metadata_modified", "resources", "tags",
-            "organization", "creator_user_id", "revision_id"}
+    skip = {"id", "owner_org", "metadata_created", "metadata_modified", "indexed_ts", "resources",
+            "tags", "organization", "creator_user_id", "revision_id"}
     return {mark: ({k: v for k, v in pkg.items() if k not in skip},
                    sorted(t["name"] for t in pkg["tags"]), held_files(ckan, pkg))
             for mark, pkg in copies(ckan).items()}

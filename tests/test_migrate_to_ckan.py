@@ -7,17 +7,27 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
+from mirror_sites import replace_file
 
+from bulkport.checkpoint import Journal
 from bulkport.cli import main
-from bulkport.mappers.ckan import MARK
+from bulkport.config import PortalConfig
+from bulkport.http import HttpClient, RetryPolicy
+from bulkport.mappers.ckan import MARK, slug_variant
+from bulkport.model import Dataset, Resource
+from bulkport.portals.ckan_target import CkanTarget
+from bulkport.report import Report
 from bulkport.testing import (
     CkanStore,
     ThreadedServer,
     create_ckan_app,
     create_portaljs_app,
     seed_ckan,
+    serve,
 )
+from bulkport.transfer import FileTransfer
 
 SOURCE_KEY, TARGET_KEY = "source-key-77a1", "target-key-31c9"
 WRITES = ("package_create", "package_update", "package_patch", "package_delete",
@@ -125,6 +135,93 @@ def test_changes_are_patched_and_hand_made_fields_survive(sites, tmp_path: Path)
     assert copy["title"] == "A new title"
     assert {"key": "curated_by", "value": "target team"} in copy["extras"]
     assert writes(target) - before == 1  # one package_patch, no file sent again
+
+
+def test_a_changed_file_keeps_the_resource_fields_set_on_the_target(sites,
+                                                                    tmp_path: Path) -> None:
+    """A file is replaced with resource_patch: resource_update would clear every field it
+    is not sent (as CKAN's does), those set by hand on the target included."""
+    source, source_url, target, target_url = sites(datasets=6)
+    assert run(tmp_path, source_url, target_url, "state") == 0
+    pkg = next(p for p in source.packages.values() if p["state"] == "active"
+               and any(r.get("url_type") == "upload" for r in p["resources"]))
+    changed = replace_file(source, pkg["id"])
+    copy = by_mark(target)[pkg["id"]]
+    res = next(r for r in copy["resources"] if r[MARK] == changed)
+    res.update(resource_type="documentation", local_note="checked by the data team")
+    target.save_package(copy)  # set by hand on the target
+    before = {a: target.stats[f"ckan:{a}"] for a in WRITES}
+
+    assert run(tmp_path, source_url, target_url, "fresh") == 0
+    assert {a: target.stats[f"ckan:{a}"] - n for a, n in before.items()
+            if target.stats[f"ckan:{a}"] != n} == {"resource_patch": 1}
+    res = next(r for r in by_mark(target)[pkg["id"]]["resources"] if r[MARK] == changed)
+    assert (res["resource_type"], res["local_note"]) == ("documentation",
+                                                         "checked by the data team")
+    assert target.blobs.get(res["id"]).sha256 == source.blobs.get(changed).sha256
+
+
+class _NoFiles:
+    def open_file(self, resource: Resource) -> Any:
+        raise AssertionError("links only: no file is read")
+
+
+def _twins(count: int) -> list[Dataset]:
+    """Pairs of source records (two ids) that map to one target name each."""
+    return [Dataset(source_id=f"{side}-{n}", name=f"budget-{n}", title=f"Title {side} {n}",
+                    resources=[Resource(source_id=f"{side}-{n}-r", name=f"Link {side} {n}",
+                                        url=f"https://example.org/{side}-{n}.csv")])
+            for n in range(count) for side in ("east", "west")]
+
+
+async def _upsert_all(url: str, writers: int, datasets: list[Dataset], tmp_path: Path) -> None:
+    """Upsert ``datasets`` all at once, spread over ``writers`` CkanTargets (each as another
+    run would be: its own journal, no lock shared)."""
+    config = PortalConfig("ckan", url, TARGET_KEY, settings={"organization": "copies"})
+    async with HttpClient(retry=RetryPolicy(attempts=4, backoff_base=0.01)) as client:
+        journals = [Journal(tmp_path / f"run-{n}") for n in range(writers)]
+        for journal in journals:
+            journal.__enter__()
+        try:
+            targets = [CkanTarget(client, config, journal=j, report=Report("twins", "migrate"))
+                       for j in journals]
+            transfer = FileTransfer(client, _NoFiles(), 2)  # type: ignore[arg-type]
+            async with anyio.create_task_group() as tg:
+                for n, ds in enumerate(datasets):
+                    tg.start_soon(targets[n % writers].upsert, ds, transfer)
+        finally:
+            for journal in journals:
+                journal.__exit__(None, None, None)
+
+
+def _check_twins(store: CkanStore, datasets: list[Dataset]) -> None:
+    copies = by_mark(store)
+    assert set(copies) == {ds.source_id for ds in datasets}
+    for ds in datasets:
+        copy = copies[ds.source_id]
+        assert copy["name"] in (ds.name, slug_variant(ds.name, ds.source_id))
+        assert copy["title"] == ds.title
+        assert [(r["url"], r[MARK]) for r in copy["resources"]] == [
+            (ds.resources[0].url, ds.resources[0].source_id)]
+
+
+@pytest.mark.parametrize(("writers", "reply"), [(1, "200"), (2, "500")])
+async def test_concurrent_creates_of_one_name_never_merge_two_datasets(
+        tmp_path: Path, writers: int, reply: str) -> None:
+    """The simulator races as CKAN 2.12 does: overlapping creates of one name all pass
+    validation, then each later one overwrites the first (200, same id) or fails (500).
+    One run makes a name's creates one at a time; across runs, a retried create adopts
+    nothing that lacks its own mark and takes the name's variant."""
+    store = CkanStore(seed=9)
+    app = create_ckan_app(store, api_keys={TARGET_KEY: "admin"}, create_race=0.2,
+                          create_race_reply=reply)
+    datasets = _twins(3)
+    async with serve(app) as url:
+        await _upsert_all(url, writers, datasets, tmp_path)
+    _check_twins(store, datasets)
+    assert store.stats["faults"] == 0
+    if reply == "500":  # the race happened: one create of each name lost it with a 500
+        assert store.stats["ckan:package_create"] == 3 * 3  # 3 won, 3 lost, 3 variants
 
 
 def test_a_name_held_by_a_hand_made_dataset_gets_a_variant(sites, tmp_path: Path) -> None:

@@ -3,15 +3,18 @@ target ends up holding, and what the guards refuse."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from mirror_sites import (
+    SOURCE_KEY,
     Sites,
     add,
     by_mark,
+    call,
     drop,
     edit,
     last_report,
@@ -57,7 +60,7 @@ def test_second_run_makes_exactly_the_writes_the_source_changes_need(sites, tmp_
     s.reset_stats()
 
     assert run(job, state) == 0
-    assert s.writes() == {"package_patch": 9, "resource_update": 1, "package_create": 5,
+    assert s.writes() == {"package_patch": 9, "resource_patch": 1, "package_create": 5,
                           "resource_create": 10, "package_delete": 3}
     assert s.source.stats["ckan:download"] == 1  # only the changed file travelled
     # Source reads: ids and dates (2 pages), the 3 missing ids checked again, one page of
@@ -95,6 +98,40 @@ def test_second_run_makes_exactly_the_writes_the_source_changes_need(sites, tmp_
     assert s.target.stats.requests == 1  # status_show: the key and URL check
     assert len(list((state / "reports").glob("*.json"))) == 3
 
+
+
+def test_resources_deleted_added_and_replaced_through_the_api_reach_the_copy(
+        sites, tmp_path: Path) -> None:
+    """A sysadmin's resource_delete leaves the dataset's metadata_modified as it was (as on
+    CKAN 2.12): the listing sees the reindex (indexed_ts), and so does the since filter."""
+    s: Sites = sites(datasets=30, files_every=10)
+    job, state = write_job(tmp_path, s), tmp_path / "state"
+    assert run(job, state) == 0
+    linked = sorted((i for i in s.active_ids() if i not in s.with_files()),
+                    key=lambda i: s.source.packages[i]["metadata_modified"])
+    hosted = s.with_files()[0]
+    shrunk, grown = linked[0], linked[1]  # the oldest: no safety margin covers them
+    before = s.source.packages[shrunk]["metadata_modified"]
+    call(s.source_url, SOURCE_KEY, "resource_delete",
+         {"id": s.source.packages[shrunk]["resources"][0]["id"]})
+    assert s.source.packages[shrunk]["metadata_modified"] == before
+    call(s.source_url, SOURCE_KEY, "resource_create",
+         {"package_id": grown, "url": "https://files.example.org/new.csv", "name": "added"})
+    replaced = next(r["id"] for r in s.source.packages[hosted]["resources"]
+                    if r.get("url_type") == "upload")
+    new_bytes = b"a,b\n1,2\n3,4\n"
+    call(s.source_url, SOURCE_KEY, "resource_patch", {"id": replaced},
+         upload=("replaced.csv", new_bytes))
+    s.reset_stats()
+
+    assert run(job, state) == 0
+    assert s.writes() == {"resource_delete": 1, "resource_create": 1, "resource_patch": 1}
+    copies = by_mark(s.target)
+    for pkg_id in (shrunk, grown, hosted):
+        assert sorted(r[MARK] for r in copies[pkg_id]["resources"]) == sorted(
+            r["id"] for r in s.source.packages[pkg_id]["resources"])
+    copy = next(r for r in copies[hosted]["resources"] if r[MARK] == replaced)
+    assert s.target.blobs.get(copy["id"]).sha256 == hashlib.sha256(new_bytes).hexdigest()
 
 def test_hand_made_datasets_survive_every_run(sites, tmp_path: Path) -> None:
     s: Sites = sites(datasets=40)

@@ -67,7 +67,7 @@ def test_datapress_to_ckan_second_run_makes_exactly_the_writes_the_changes_need(
     s.reset_stats()
 
     assert run(job, state) == 0
-    assert ckan_write_counts(s.ckan) == {"package_patch": 6, "resource_update": 1,
+    assert ckan_write_counts(s.ckan) == {"package_patch": 6, "resource_patch": 1,
                                          "package_create": 4, "resource_create": 4,
                                          "package_delete": 3}
     assert s.dp.stats["datapress:download"] == 1  # only the changed file travelled

@@ -167,7 +167,7 @@ def test_second_run_makes_exactly_the_writes_the_source_changes_need(sites, tmp_
     s.reset_stats()
 
     assert run(job, state) == 0
-    assert s.writes() == {"package_patch": 9, "resource_update": 1, "package_create": 5,
+    assert s.writes() == {"package_patch": 9, "resource_patch": 1, "package_create": 5,
                           "resource_create": 5, "package_delete": 3}
     assert sum(s.ods.stats[d] for d in DOWNLOADS) == 1  # only the changed file travelled
     read = len(edited) + 1 + len(added) + len(at_watermark)

@@ -73,8 +73,8 @@ class MirrorSource(Source, Protocol):
                       on_page_error: Callable[[int, Exception], None] | None = None,
                       since: datetime | None = None) -> int:
         """As :meth:`Source.produce`; with ``since``, only records modified at or after it
-        (CKAN ``metadata_modified``, Opendatasoft the later of ``updated_at`` and
-        ``modified``, DataPress ``updatedAt``)."""
+        (CKAN ``metadata_modified`` or ``indexed_ts``, Opendatasoft the later of
+        ``updated_at`` and ``modified``, DataPress ``updatedAt``)."""
         ...
 
     async def list_ids(self, *, page_concurrency: int,

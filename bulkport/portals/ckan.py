@@ -17,11 +17,17 @@ from bulkport.errors import BadResponse, ValidationError
 from bulkport.http import HttpClient, Response, StreamResponse, field_messages
 from bulkport.mappers.ckan import package_to_dataset
 from bulkport.model import Dataset, Resource
+from bulkport.moments import parse_time
 from bulkport.portals import Listing
 from bulkport.queue import fan_out_pages
 
 ROWS_MAX = 1000  # CKAN's default ckan.search.rows_max
 ID_BATCH = 50  # ids per ``id:(...)`` filter: short enough for a GET URL
+# A sysadmin's resource_delete (and a package_update that sends metadata_modified back)
+# leaves metadata_modified as it was, but every write reindexes the dataset, and Solr
+# stamps each document it indexes with indexed_ts (stored, default NOW in schema.xml).
+CHANGE_DATES = ("metadata_modified", "indexed_ts")
+LISTED_FIELDS = ",".join(("id", *CHANGE_DATES))
 
 
 def parse_error(response: Response) -> tuple[str, dict[str, str]]:
@@ -44,6 +50,25 @@ def solr_date(moment: datetime) -> str:
     utc = moment.astimezone(timezone.utc) if moment.tzinfo else moment
     text = utc.replace(tzinfo=None, microsecond=utc.microsecond // 1000 * 1000).isoformat()
     return (text[:-3] if "." in text else text) + "Z"
+
+
+def changed_since(since: datetime) -> str:
+    """The ``fq`` of packages changed at or after ``since``: either date moved."""
+    stamp = solr_date(since)
+    # In parentheses: it is joined to the job's own fq by a space (q.op=AND), and a bare
+    # OR next to that would make both ranges optional.
+    return "(" + " OR ".join(f"{field}:[{stamp} TO *]" for field in CHANGE_DATES) + ")"
+
+
+def listed_date(row: Mapping[str, Any]) -> str | None:
+    """When a listed package last changed: the later of its :data:`CHANGE_DATES`.
+
+    A search-index rebuild moves every ``indexed_ts``: the next mirror run then reads the
+    whole catalog once, and writes nothing, since every content hash still matches.
+    """
+    dated = [(moment, text) for text in (_text(row.get(f)) for f in CHANGE_DATES)
+             if (moment := parse_time(text)) is not None]
+    return max(dated)[1] if dated else None
 
 
 class CkanPortal:
@@ -138,17 +163,18 @@ class CkanPortal:
         """Send every package of the catalog (raw dicts) into ``send``.
 
         Args:
-            since: only the packages modified at or after this moment
-                (``metadata_modified:[since TO *]``).
+            since: only the packages modified or reindexed at or after this moment
+                (:func:`changed_since`).
         """
-        fq = f"metadata_modified:[{solr_date(since)} TO *]" if since is not None else None
+        fq = changed_since(since) if since is not None else None
         return await fan_out_pages(partial(self.search_page, fq=fq), send, page_size=self.rows,
                                    concurrency=page_concurrency, on_total=on_total,
                                    on_page_error=on_page_error)
 
     async def list_ids(self, *, page_concurrency: int,
                        ids: Collection[str] | None = None) -> Listing:
-        """Every package id with its ``metadata_modified``, never the full records.
+        """Every package id with its change date (:func:`listed_date`), never the full
+        records.
 
         Args:
             ids: list only those of these ids that the catalog (with the job's filters)
@@ -166,8 +192,7 @@ class CkanPortal:
         send, receive = anyio.create_memory_object_stream[Any](self.rows)
         async with anyio.create_task_group() as tg:
             async def pages(fq: str | None, out: ObjectSendStream[Any]) -> None:
-                fetch = partial(self.search_page, fq=fq, fields="id,metadata_modified",
-                                seen=seen)
+                fetch = partial(self.search_page, fq=fq, fields=LISTED_FIELDS, seen=seen)
                 total = await fan_out_pages(fetch, out, page_size=self.rows,
                                             concurrency=page_concurrency)
                 listing.announced += total
@@ -181,7 +206,7 @@ class CkanPortal:
             async with receive:
                 async for row in receive:
                     if isinstance(row, dict) and row.get("id"):
-                        listing.modified[str(row["id"])] = _text(row.get("metadata_modified"))
+                        listing.modified[str(row["id"])] = listed_date(row)
         return listing
 
     async def produce_ids(self, send: ObjectSendStream[Any], ids: Collection[str]) -> None:

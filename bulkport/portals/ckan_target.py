@@ -3,13 +3,20 @@
 A package is found by its deterministic ``name`` and recognised as bulkport's by the
 ``bulkport_source_id`` extra; a name held by another dataset (one made by hand, or another
 source record with the same slug) gets a deterministic variant, and the name chosen is
-journaled. Updates go through ``package_patch`` with only the fields that changed, so what
-bulkport does not own survives; a file is uploaded again only when the source says it
-changed.
+journaled. Updates go through ``package_patch`` with only the fields that changed, and a
+new file through a multipart ``resource_patch``, so what bulkport does not own survives
+(``resource_update`` would clear every resource field it is not sent); a file is uploaded
+again only when the source says it changed.
+
+Concurrent ``package_create`` calls of one name can all answer 200 with one id on a real
+CKAN (each later one overwrites the first), or 500: a create is therefore only trusted once
+``package_show`` finds this record's mark on the name, and creates of one name are made one
+at a time within a run.
 """
 
 from __future__ import annotations
 
+import mimetypes
 from collections import defaultdict
 from dataclasses import replace
 from typing import Any
@@ -45,6 +52,10 @@ from bulkport.transfer import FileTransfer, with_known_size
 NAME_ENTRY = "ckan_name"  # journal: source id → the package name chosen on the target
 
 
+class _NameTaken(Exception):
+    """Before a retried ``package_create``: another record's dataset holds the name."""
+
+
 def _extra(pkg: dict[str, Any], key: str) -> Any:
     return next((e.get("value") for e in pkg.get("extras") or [] if e.get("key") == key), None)
 
@@ -69,6 +80,19 @@ def _package_changes(have: dict[str, Any], want: dict[str, Any]) -> dict[str, An
         if merged != theirs:
             changes["extras"] = [{"key": k, "value": v} for k, v in sorted(merged.items())]
     return changes
+
+
+def _new_type(have: dict[str, Any] | None, filename: str) -> dict[str, str]:
+    """The ``mimetype`` to send with a file that replaces another of a different type.
+
+    ``resource_patch`` sends the resource's old ``mimetype`` back to CKAN, which then keeps
+    it; a new upload would have had the type CKAN guesses from its name.
+    """
+    if have is None:
+        return {}
+    new = mimetypes.guess_type(filename)[0]
+    old = mimetypes.guess_type(str(have.get("url") or "").rsplit("/", 1)[-1].split("?", 1)[0])[0]
+    return {"mimetype": new} if new and new != old else {}
 
 
 def _resource_same(have: dict[str, Any], want: dict[str, Any]) -> bool:
@@ -102,6 +126,7 @@ class CkanTarget:
         self.presigned = bool(config.get("presigned_uploads", config.type == "portaljs"))
         self._org_ids: dict[str, str | None] = {}
         self._org_locks: defaultdict[str, anyio.Lock] = defaultdict(anyio.Lock)
+        self._name_locks: defaultdict[str, anyio.Lock] = defaultdict(anyio.Lock)
         self._remembered: dict[str, dict[str, str]] = {}  # source id → {"name": ...}
 
     def describe(self) -> str:
@@ -117,17 +142,61 @@ class CkanTarget:
         except NotFound:
             return None
 
-    async def _resolve(self, ds: Dataset) -> tuple[str, dict[str, Any] | None]:
-        """The name to write ``ds`` under, and the package already there if it is ours."""
+    def _candidates(self, ds: Dataset) -> list[str]:
+        """The names ``ds`` may take, in order: the journaled one, else its slug and then
+        the slug's deterministic variant."""
         known = self.journal.get(NAME_ENTRY, ds.source_id) or self._remembered.get(ds.source_id)
         first = slug(ds.name)
-        candidates = [known["name"]] if known else [first, slug_variant(first, ds.source_id)]
-        for name in candidates:
+        return [known["name"]] if known else [first, slug_variant(first, ds.source_id)]
+
+    def _all_held(self, candidates: list[str]) -> ValidationError:
+        return ValidationError(f"names {', '.join(candidates)} are held by other datasets on "
+                               f"{self.describe()}")
+
+    async def _resolve(self, ds: Dataset, candidates: list[str] | None = None
+                       ) -> tuple[str, dict[str, Any] | None]:
+        """The name to write ``ds`` under, and the package already there if it is ours."""
+        names = candidates or self._candidates(ds)
+        for name in names:
             pkg = await self._show(name)
-            if pkg is None or _extra(pkg, MARK) == ds.source_id:
+            if pkg is None or self._ours(pkg, ds) is not None:
                 return name, pkg
-        raise ValidationError(f"names {', '.join(candidates)} are held by other datasets on "
-                              f"{self.describe()}")
+        raise self._all_held(names)
+
+    def _ours(self, pkg: dict[str, Any] | None, ds: Dataset) -> dict[str, Any] | None:
+        return pkg if pkg is not None and _extra(pkg, MARK) == ds.source_id else None
+
+    async def _create(self, ds: Dataset, body: dict[str, Any]) -> dict[str, Any] | None:
+        """Create ``body`` for ``ds``; the package when the name is now ``ds``'s, None when
+        another dataset holds it (another record's create won a race for the name).
+
+        Whatever the create answered (a 200, a 409, a 500 retried), ``package_show`` decides:
+        only a package carrying ``ds``'s mark is taken, never another record's.
+        """
+        name = body["name"]
+
+        async def lookup() -> dict[str, Any] | None:  # before a retry: only what is ours
+            found = await self._show(name)
+            if found is not None and self._ours(found, ds) is None:
+                raise _NameTaken  # another record's: a retry would only get a 409
+            return found  # ours: the lost reply's create went through
+
+        taken: ValidationError | None = None
+        async with self._name_locks[name]:  # a name's creates never race within a run
+            try:
+                await self.client.create_once(lambda: self.portal.call(
+                    "package_create", body, post=True, retry=False), lookup)
+            except _NameTaken:
+                pass
+            except ValidationError as error:
+                if "name" not in error.fields:
+                    raise
+                taken = error  # "That URL is already in use": whose it is is looked up next
+            found = await self._show(name)
+        if found is None:
+            raise taken or BadResponse(f"{self.describe()}: package_create answered, but "
+                                       f"package_show finds no {name!r}")
+        return self._ours(found, ds)
 
     def _org_name(self, ds: Dataset) -> str | None:
         return self.organizations.get(ds.organization or "") or self.default_org or ds.organization
@@ -155,8 +224,16 @@ class CkanTarget:
             except NotFound:
                 return None
 
-        return await self.client.create_once(lambda: self.portal.call(
-            "organization_create", {"name": name, "title": title}, post=True, retry=False), lookup)
+        try:
+            return await self.client.create_once(lambda: self.portal.call(
+                "organization_create", {"name": name, "title": title}, post=True,
+                retry=False), lookup)
+        except ValidationError as error:
+            # Created meanwhile by another run: an organization is found by name, so it
+            # is the one this run would have made.
+            if "name" not in error.fields or (org := await lookup()) is None:
+                raise
+            return org
 
     async def plan(self, ds: Dataset) -> str:
         _, pkg = await self._resolve(ds)
@@ -168,18 +245,26 @@ class CkanTarget:
         Returns:
             ``"created"``, ``"updated"`` or ``"unchanged"``.
         """
-        name, pkg = await self._resolve(ds)
-        body, notes = dataset_to_package(ds, name=name, owner_org=await self._org_id(ds),
-                                         licenses=self.licenses)
+        owner_org = await self._org_id(ds)
+        candidates = self._candidates(ds)
+        while True:
+            name, pkg = await self._resolve(ds, candidates)
+            body, notes = dataset_to_package(ds, name=name, owner_org=owner_org,
+                                             licenses=self.licenses)
+            created = pkg is None
+            if pkg is None:
+                pkg = await self._create(ds, {**body, "resources": []})
+            if pkg is not None:
+                break
+            # Another record took the name meanwhile: the next candidate, as a later run would.
+            rest = candidates[candidates.index(name) + 1:]
+            if not rest:
+                raise self._all_held(self._candidates(ds))
+            candidates = rest
         for note in notes:
             self.report.note(note)
-        if pkg is None:
-            new_body = {**body, "resources": []}
-            pkg = await self.client.create_once(
-                lambda: self.portal.call("package_create", new_body, post=True, retry=False),
-                lambda: self._show(name))
-            outcome = "created"
-        else:
+        outcome = "created"
+        if not created:
             changes = _package_changes(pkg, body)
             if pkg.get("state") == "deleted":
                 changes["state"] = "active"
@@ -370,7 +455,7 @@ class CkanTarget:
         if self.max_size is not None and res.size is not None and res.size > self.max_size:
             raise PayloadTooLarge(f"{res.size:,} bytes is over the site's limit of "
                                   f"{self.max_size:,} (max_resource_size)")
-        fields = {k: str(v) for k, v in want.items()}
+        fields = {k: "" if v is None else str(v) for k, v in want.items()}
 
         async def put(upload: Upload, attempt: int) -> Any:
             target = have
@@ -380,9 +465,12 @@ class CkanTarget:
                                if r.get(MARK) == res.source_id), None)
             if self.presigned:
                 return await self._put_presigned(pkg_id, target, want, upload)
-            action, ids = (("resource_update", {"id": target["id"]}) if target is not None
+            # resource_patch, not resource_update: an update replaces the resource whole,
+            # clearing every field it is not sent (fields edited on the target included).
+            action, ids = (("resource_patch", {"id": target["id"]}) if target is not None
                            else ("resource_create", {"package_id": pkg_id}))
-            body = replace(upload, field="upload", fields={**ids, **fields})
+            body = replace(upload, field="upload",
+                           fields={**ids, **_new_type(target, upload.filename), **fields})
             return await self.client.upload("POST", self.portal.api + action, body,
                                             errors=parse_error)
 

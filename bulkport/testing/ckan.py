@@ -6,6 +6,7 @@ files at ``/dataset/{id}/resource/{resource_id}/download/{filename}``.
 
 from __future__ import annotations
 
+import inspect
 import random
 import uuid
 from collections.abc import AsyncIterator
@@ -55,6 +56,7 @@ class CkanStore:
         self.org_names: dict[str, str] = {}
         self.members: dict[str, dict[str, str]] = {}
         self.resources: dict[str, str] = {}
+        self.deleted_resources: dict[str, str] = {}  # id → package id (CKAN's deleted rows)
         self.blobs = BlobStore()
         self.stats = RequestStats()
         self.accounts = Accounts(seed=seed)
@@ -107,10 +109,19 @@ class CkanStore:
             if old["name"] != pkg["name"] and self.names.get(old["name"]) == pkg["id"]:
                 del self.names[old["name"]]
             kept = {res["id"] for res in pkg["resources"]}
-            for res in old["resources"]:
-                if res["id"] not in kept:
-                    self.resources.pop(res["id"], None)
-                    self.blobs.delete(res["id"])
+            removed = [res["id"] for res in old["resources"] if res["id"] not in kept]
+            for res_id in removed:
+                self.resources.pop(res_id, None)
+                self.blobs.delete(res_id)
+            if [r["id"] for r in old["resources"]] != [r["id"] for r in pkg["resources"]]:
+                # CKAN keeps the rows it removes, state deleted, and purges them the next
+                # time the package's resource list changes.
+                self.deleted_resources = {r: p for r, p in self.deleted_resources.items()
+                                          if p != pkg["id"] or r in kept}
+                self.deleted_resources.update(dict.fromkeys(removed, pkg["id"]))
+        # Solr's indexed_ts: set by each write action; a package stored directly (seeded)
+        # counts as indexed when it was last modified.
+        pkg.setdefault("indexed_ts", pkg.get("metadata_modified"))
         self.packages[pkg["id"]] = pkg
         self.names[pkg["name"]] = pkg["id"]
         for res in pkg["resources"]:
@@ -133,6 +144,7 @@ class CkanStore:
         for res in pkg["resources"]:
             self.resources.pop(res["id"], None)
             self.blobs.delete(res["id"])
+        self.deleted_resources = {r: p for r, p in self.deleted_resources.items() if p != pkg_id}
         self._json.pop(pkg_id, None)
         self._changed()
 
@@ -179,6 +191,8 @@ class CkanConfig:
     create_unowned_dataset: bool = False
     proxy_max_body_size: int | None = None
     site_title: str = "CKAN simulator"
+    create_race: float = 0.0
+    create_race_reply: str = "200"
 
 
 def site_actions() -> dict[str, tuple[Action, bool]]:
@@ -204,7 +218,8 @@ def create_ckan_app(store: CkanStore | None = None, *, api_keys: dict[str, str] 
                     search_requires_post: bool = False,
                     max_resource_size: int = 10 * 1024 * 1024,
                     create_unowned_dataset: bool = False,
-                    proxy_max_body_size: int | None = None) -> web.Application:
+                    proxy_max_body_size: int | None = None, create_race: float = 0.0,
+                    create_race_reply: str = "200") -> web.Application:
     """Build the CKAN simulator.
 
     Args:
@@ -222,6 +237,11 @@ def create_ckan_app(store: CkanStore | None = None, *, api_keys: dict[str, str] 
             CKAN sees it. None (the default): no proxy limit.
         create_unowned_dataset: ``ckan.auth.create_unowned_dataset`` (default False: a
             dataset needs an ``owner_org``).
+        create_race: seconds between a ``package_create``'s validation and its write, as
+            on a real CKAN with several workers: overlapping creates of one name all pass
+            validation, and each later one overwrites the first (a 200 with the same id and
+            its own body) or, with ``create_race_reply="500"``, fails with a 500. 0 (the
+            default): creates run one at a time and a second one gets a clean 409.
     """
     store = store if store is not None else CkanStore()
     keys = dict(api_keys) if api_keys is not None else {DEFAULT_API_KEY: DEFAULT_USER}
@@ -229,7 +249,8 @@ def create_ckan_app(store: CkanStore | None = None, *, api_keys: dict[str, str] 
         api_keys=keys, sysadmins=set(sysadmins) if sysadmins is not None else set(keys.values()),
         header_name=header_name, rows_max=rows_max, search_requires_post=search_requires_post,
         max_resource_size=max_resource_size, create_unowned_dataset=create_unowned_dataset,
-        proxy_max_body_size=proxy_max_body_size)
+        proxy_max_body_size=proxy_max_body_size, create_race=create_race,
+        create_race_reply=create_race_reply)
     add_key_holders(store, config)
     app = build_app(_label, faults=faults, error_body=ckan_error_body, store=store,
                     stats=store.stats, config=config, actions=site_actions(), root_path="")
@@ -385,6 +406,8 @@ async def handle_action(request: web.Request) -> web.StreamResponse:
                       sysadmin=_is_sysadmin(user, config, store), base=base,
                       upload=uploads.get("upload"))
         result = func(ctx, data)
+        if inspect.isawaitable(result):  # an action that waits (package_create's race)
+            result = await result
     except BadRequest as error:
         return json_response(error.body, 400)
     except ActionError as error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from bulkport.testing.ckan_model import (
     as_bool,
     as_int,
     license_list,
+    now_iso,
     package_out,
     resource_out,
     with_file,
@@ -71,7 +73,7 @@ class RawResult:
     body: bytes
 
 
-Action = Callable[[Context, dict[str, Any]], Any]
+Action = Callable[[Context, dict[str, Any]], Any]  # a coroutine it returns is awaited
 
 
 def can_read(user: str | None, pkg: dict[str, Any]) -> bool:
@@ -117,10 +119,14 @@ def _as_input(pkg: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in pkg.items() if k not in ("metadata_modified", "metadata_created")}
 
 
+def _build(ctx: Context, data: dict[str, Any], existing: dict[str, Any] | None) -> dict[str, Any]:
+    return build_package(data, ctx.store, existing=existing, sysadmin=ctx.sysadmin,
+                         create_unowned=ctx.config.create_unowned_dataset,
+                         creator_id=ctx.store.user_id(ctx.user) if ctx.user else None)
+
+
 def _save(ctx: Context, data: dict[str, Any], existing: dict[str, Any] | None) -> dict[str, Any]:
-    pkg = build_package(data, ctx.store, existing=existing, sysadmin=ctx.sysadmin,
-                        create_unowned=ctx.config.create_unowned_dataset,
-                        creator_id=ctx.store.user_id(ctx.user) if ctx.user else None)
+    pkg = _build(ctx, data, existing)
     holder = ctx.store.names.get(pkg["name"])
     if holder not in (None, pkg["id"]):  # validation let it through: a deleted dataset's name
         if existing is not None:
@@ -128,6 +134,7 @@ def _save(ctx: Context, data: dict[str, Any], existing: dict[str, Any] | None) -
             raise ActionError()
         ctx.store.free_name(holder)  # a create renames the deleted dataset to its id
     if pkg != existing:
+        pkg["indexed_ts"] = now_iso()  # every write reindexes: Solr stamps the document
         ctx.store.save_package(pkg)
     return pkg
 
@@ -182,9 +189,11 @@ def package_search(ctx: Context, data: dict[str, Any]) -> Any:
     fields = data.get("fl")
     if fields:
         names = fields.replace(",", " ").split() if isinstance(fields, str) else list(fields)
+        # indexed_ts is Solr's, not the package's: stored in the index, never in package_show.
         results = orjson.dumps([
-            {name: solr_value(name, out.get(name)) for name in names}
-            for out in (package_out(p, store.organizations, ctx.base) for p in page)])
+            {name: solr_value(name, p.get(name) if name == "indexed_ts" else out.get(name))
+             for name in names}
+            for p, out in ((p, package_out(p, store.organizations, ctx.base)) for p in page)])
     else:
         results = b"[" + b",".join(store.package_json(p, ctx.base) for p in page) + b"]"
     return RawResult(
@@ -226,7 +235,29 @@ def _search_facets(ctx: Context, facets: dict[str, dict[str, int]]) -> dict[str,
 
 def package_create(ctx: Context, data: dict[str, Any]) -> Any:
     _require_user(ctx, "package_create")
+    if ctx.config.create_race > 0:
+        return _racing_create(ctx, data)
     pkg = _save(ctx, data, None)
+    return package_out(pkg, ctx.store.organizations, ctx.base)
+
+
+async def _racing_create(ctx: Context, data: dict[str, Any]) -> Any:
+    """``package_create`` as CKAN runs it under concurrency: validated first, written
+    ``create_race`` seconds later. Creates of one name that overlap all pass validation;
+    the first writes the dataset, and each later one finds that row by its unique name and
+    overwrites it (CKAN's ``table_dict_save``: a 200 with the same id and the later body),
+    or, with ``create_race_reply = "500"``, hits the unique index (IntegrityError).
+    """
+    _build(ctx, data, None)  # a name already taken is a clean 409, as without the race
+    await asyncio.sleep(ctx.config.create_race)
+    holder = ctx.store.name_owner(str(data.get("name")))
+    if holder is None:
+        pkg = _save(ctx, data, None)
+    elif ctx.config.create_race_reply == "500":
+        raise ActionError()
+    else:
+        existing = ctx.store.packages[holder]
+        pkg = _save(ctx, {**data, "id": holder}, existing)
     return package_out(pkg, ctx.store.organizations, ctx.base)
 
 
@@ -314,9 +345,22 @@ def resource_patch(ctx: Context, data: dict[str, Any]) -> Any:
 
 def resource_delete(ctx: Context, data: dict[str, Any]) -> Any:
     _require_user(ctx, "resource_delete")
-    pkg, index = _owner_of(ctx, str(_get_or_bust(data, "id")))
+    res_id = str(_get_or_bust(data, "id"))
+    gone_from = ctx.store.packages.get(ctx.store.deleted_resources.get(res_id, ""))
+    if gone_from is not None and res_id not in ctx.store.resources:
+        # CKAN finds the deleted row, and the package_update that follows changes nothing.
+        if not can_read(ctx.user, gone_from):
+            raise NotAuthorized(f"User {ctx.user or ''} not authorized to read resource {res_id}")
+        return None
+    if res_id not in ctx.store.resources:
+        raise NotFound()  # resource_delete's own lookup: a bare "Not found"
+    pkg, index = _owner_of(ctx, res_id)
     resources = [res for i, res in enumerate(pkg["resources"]) if i != index]
-    _save(ctx, {**_as_input(pkg), "resources": resources}, pkg)
+    # CKAN sends package_show's metadata_modified back to package_update: a sysadmin's
+    # delete keeps the dataset's date (only the reindex moves indexed_ts); an editor's
+    # is stripped by the schema, so it moves.
+    _save(ctx, {**_as_input(pkg), "metadata_modified": pkg["metadata_modified"],
+                "resources": resources}, pkg)
     return None
 
 

@@ -56,6 +56,12 @@ PACKAGE_TEXT_FIELDS = ("title", "author", "author_email", "maintainer", "maintai
 RESOURCE_COLUMNS = ("url", "format", "description", "hash", "name", "resource_type",
                     "mimetype", "mimetype_inner", "cache_url", "size", "created",
                     "last_modified", "cache_last_updated", "url_type")
+# Columns CKAN's Resource model clears when an update leaves them out (``doc=
+# 'remove_if_not_provided'`` in ckan/model/resource.py), with the blank each gets:
+# resource_update and the resources of package_update replace a resource, while
+# resource_patch sends the rest of it back. Extras not sent are dropped too.
+RESOURCE_CLEARED = {"url": "", "description": None, "resource_type": None, "mimetype": None,
+                    "mimetype_inner": None}
 RESOURCE_SKIP = frozenset({"package_id", "position", "state", "upload", "clear_upload",
                            "metadata_modified", "datastore_active", "id"})
 
@@ -243,6 +249,7 @@ def package_out(pkg: dict[str, Any], orgs: dict[str, dict[str, Any]],
                 base: str) -> dict[str, Any]:
     """A stored package as ``package_show`` / ``package_search`` return it."""
     out = dict(pkg)
+    out.pop("indexed_ts", None)  # Solr's own field: package_show never shows it
     org = orgs.get(pkg.get("owner_org") or "")
     out["organization"] = org_summary(org) if org else None
     out["resources"] = [resource_out(res, base) for res in pkg["resources"]]

@@ -20,7 +20,7 @@ from bulkport.testing.ckan_errors import SearchError, SearchQueryError
 STRING_FIELDS = frozenset({"id", "name", "state", "license_id", "owner_org", "organization",
                            "tags", "res_format", "res_url", "type", "capacity", "private",
                            "groups", "url", "version", "site_id", "res_type", "creator_user_id"})
-DATE_FIELDS = frozenset({"metadata_modified", "metadata_created"})
+DATE_FIELDS = frozenset({"metadata_modified", "metadata_created", "indexed_ts"})
 SORT_KEYS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "id": lambda p: p["id"],
     "name": lambda p: p["name"],
@@ -55,6 +55,7 @@ def parse_query(text: str) -> Groups:
     """
     groups: Groups = []
     join_next = False
+    sealed = False  # the last groups are a parenthesised AND: no OR may join them
     i, n = 0, len(text)
     while i < n:
         if text[i].isspace():
@@ -68,10 +69,28 @@ def parse_query(text: str) -> Groups:
         if word in ("OR", "||"):
             if not groups:
                 raise SearchError(f"Cannot parse '{text}': OR with nothing before it")
+            if sealed:
+                raise SearchError(f"Cannot parse '{text}': the simulator cannot OR a "
+                                  "parenthesised AND")
             join_next = True
             i = word_end
             continue
+        close = _closing(text, i) if text[i] == "(" else -1
+        if close > 0 and _FIELDED.search(text, i, close):
+            # A parenthesised query of fielded clauses, e.g. "(a:[x TO *] OR b:[x TO *])".
+            inner = parse_query(text[i + 1:close])
+            i, sealed = close + 1, len(inner) > 1
+            if sealed and join_next:
+                raise SearchError(f"Cannot parse '{text}': the simulator cannot OR a "
+                                  "parenthesised AND")
+            if join_next:
+                groups[-1].extend(inner[0] if inner else [])
+                join_next = False
+            else:
+                groups.extend(inner)
+            continue
         clause, i = _parse_clause(text, i)
+        sealed = False
         if clause is None:
             continue
         if join_next:
@@ -82,6 +101,34 @@ def parse_query(text: str) -> Groups:
     if join_next:
         raise SearchError(f"Cannot parse '{text}': OR with nothing after it")
     return groups
+
+
+_FIELDED = re.compile(r"[A-Za-z_][\w.\-]*:")
+
+
+def _closing(text: str, i: int) -> int:
+    """The index of the ``)`` that closes the ``(`` at ``i`` (quotes and ranges skipped)."""
+    depth, j = 0, i
+    while j < len(text):
+        char = text[j]
+        if char == "\\":
+            j += 1
+        elif char == '"':
+            j = text.find('"', j + 1)
+            if j < 0:
+                break
+        elif char in "[{":
+            j = text.find("]" if char == "[" else "}", j)
+            if j < 0:
+                break
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                return j
+        j += 1
+    raise SearchError(f"Cannot parse '{text}': unbalanced parenthesis")
 
 
 def _scan_bare(text: str, i: int) -> int:

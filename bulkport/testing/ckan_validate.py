@@ -14,6 +14,7 @@ from bulkport.testing.ckan_errors import DataError, ValidationError
 from bulkport.testing.ckan_model import (
     PACKAGE_KEYS,
     PACKAGE_TEXT_FIELDS,
+    RESOURCE_CLEARED,
     RESOURCE_COLUMNS,
     RESOURCE_SKIP,
     UUID_RE,
@@ -119,6 +120,7 @@ def build_resource(item: dict[str, Any], *, pkg_id: str, position: int,
             "id", "package_id", "created", "metadata_modified", *RESOURCE_COLUMNS)
             if key in previous}
         res.update(state="active", datastore_active=previous.get("datastore_active", False))
+        res.update({k: blank for k, blank in RESOURCE_CLEARED.items() if k not in item})
     else:
         given = as_text(item.get("id"))
         if given and not UUID_RE.match(given):
@@ -237,6 +239,7 @@ def build_package(data: dict[str, Any], store: CkanStore, *,
     now = now_iso()
     pkg["metadata_created"] = (existing or {}).get("metadata_created", now)
     pkg["metadata_modified"] = (existing or {}).get("metadata_modified", now)
+    pkg["indexed_ts"] = (existing or {}).get("indexed_ts")  # moved by _save when it indexes
     pkg["resources"] = _package_resources(data, store, pkg_id, existing, errors)
 
     if errors:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import anyio
 import orjson
 import pytest
 from action_client import call_action
@@ -231,6 +232,155 @@ async def test_resource_files_follow_ckan_mimetype_and_size_rules(site: Site) ->
     status, _ = await site.call("package_create", _form(
         name="stray-file", owner_org=pkg["owner_org"], upload=("x.csv", b"1\n")))
     assert status == 200 and len(site.store.blobs) == blobs  # an unread file is not kept
+
+
+async def _dates(site: Site, pkg_id: str) -> tuple[str, str]:
+    """The package's ``metadata_modified`` and Solr's ``indexed_ts``, stored values."""
+    stored = site.store.packages[pkg_id]
+    return stored["metadata_modified"], stored["indexed_ts"]
+
+
+async def test_resource_writes_move_the_dates_as_ckan_does(site: Site) -> None:
+    """Measured on CKAN 2.12: every resource write reindexes the dataset, but a sysadmin's
+    resource_delete sends package_show's metadata_modified back, so that date stays."""
+    pkg = await site.create("dated", resources=[{"url": "https://example.org/a.csv"},
+                                                {"url": "https://example.org/b.csv"}])
+    first, second = (r["id"] for r in pkg["resources"])
+    steps = [
+        ("resource_delete", {"id": first}, ADMIN, False),
+        ("resource_delete", {"id": second}, EDITOR, True),  # the schema strips an editor's
+        ("resource_create", {"package_id": pkg["id"], "url": "https://example.org/c.csv"},
+         ADMIN, True),
+        ("package_patch", {"id": pkg["id"], "title": "Dated"}, ADMIN, True),
+    ]
+    for action, data, key, moves in steps:
+        before = await _dates(site, pkg["id"])
+        status, body = await site.call(action, data, key=key)
+        assert status == 200, body
+        after = await _dates(site, pkg["id"])
+        assert (after[0] != before[0], after[1] != before[1]) == (moves, True), action
+    new = site.store.packages[pkg["id"]]["resources"][0]["id"]
+    for action, form in (("resource_patch", _form(id=new, upload=("c.csv", b"1\n"))),
+                         ("resource_update", _form(id=new, upload=("c.csv", b"2\n")))):
+        before = await _dates(site, pkg["id"])
+        assert (await site.call(action, form, key=ADMIN))[0] == 200
+        after = await _dates(site, pkg["id"])
+        assert after[0] != before[0] and after[1] != before[1], action
+    before = await _dates(site, pkg["id"])
+    await site.call("package_patch", {"id": pkg["id"], "title": "Dated"}, key=ADMIN)
+    assert await _dates(site, pkg["id"]) == before  # nothing changed: no write, no reindex
+
+    # fl returns indexed_ts as Solr stores it; package_show never shows it.
+    cut = site.store.packages[pkg["id"]]["indexed_ts"]
+    _, body = await site.call("package_search", get={
+        "fl": "id,indexed_ts", "fq": f"(metadata_modified:[{cut}Z TO *] OR "
+                                     f"indexed_ts:[{cut}Z TO *])"})
+    assert [set(r) for r in body["result"]["results"]] == [{"id", "indexed_ts"}]
+    assert body["result"]["results"][0]["indexed_ts"].endswith("Z")
+    _, shown = await site.call("package_show", get={"id": pkg["id"]})
+    assert "indexed_ts" not in shown["result"]
+
+
+async def test_resource_update_replaces_the_resource_and_patch_keeps_it(site: Site) -> None:
+    """Measured on CKAN 2.12: columns marked ``remove_if_not_provided`` (url, description,
+    resource_type, mimetype, mimetype_inner) and extras are cleared when not sent; name,
+    format, hash and size stay."""
+    pkg = await site.create("replaced", resources=[{
+        "url": "https://example.org/a.csv", "name": "a", "description": "da", "custom": "x",
+        "resource_type": "doc", "mimetype": "text/csv", "hash": "abc", "size": 12}])
+    res_id = pkg["resources"][0]["id"]
+    status, body = await site.call("resource_patch", {"id": res_id, "name": "a2"})
+    assert status == 200
+    kept = body["result"]
+    assert (kept["url"], kept["description"], kept["custom"], kept["resource_type"]) == (
+        "https://example.org/a.csv", "da", "x", "doc")
+    status, body = await site.call("resource_update", {"id": res_id,
+                                                       "url": "https://example.org/b.json"})
+    got = body["result"]
+    assert (got["name"], got["format"], got["hash"], got["size"]) == ("a2", "CSV", "abc", 12)
+    assert (got["description"], got["resource_type"], got.get("custom")) == (None, None, None)
+    assert got["mimetype"] == "application/json"  # guessed again from the new URL
+    status, body = await site.call("resource_update", {"id": res_id, "name": "a3"})
+    assert (body["result"]["url"], body["result"]["mimetype"]) == ("", None)
+
+    # package_patch merges top-level keys only: "resources" sent replaces the whole list.
+    two = await site.create("two", resources=[{"url": "https://example.org/1.csv"},
+                                              {"url": "https://example.org/2.csv",
+                                               "name": "second"}])
+    keep = two["resources"][1]["id"]
+    status, body = await site.call("package_patch", {"id": two["id"], "resources": [
+        {"id": keep, "name": "renamed"}]})
+    assert status == 200
+    [left] = body["result"]["resources"]
+    assert (left["id"], left["name"], left["url"]) == (keep, "renamed", "")
+
+
+async def test_a_deleted_resource_is_kept_until_the_resource_list_changes(site: Site) -> None:
+    """CKAN keeps a deleted resource's row (state deleted): deleting it again is a 200 that
+    changes nothing, until the next change of the list purges the row."""
+    pkg = await site.create("kept-rows", resources=[{"url": "https://example.org/a.csv"},
+                                                    {"url": "https://example.org/b.csv"}])
+    first = pkg["resources"][0]["id"]
+    assert (await site.call("resource_delete", {"id": first}))[0] == 200
+    assert (await site.call("resource_show", get={"id": first}))[0] == 404
+    stamp = site.store.packages[pkg["id"]]["indexed_ts"]
+    assert await site.call("resource_delete", {"id": first}) == (200, {
+        "help": f"{site.url}/api/3/action/help_show?name=resource_delete", "success": True,
+        "result": None})
+    assert site.store.packages[pkg["id"]]["indexed_ts"] == stamp  # nothing written
+    await site.call("resource_create", {"package_id": pkg["id"], "url": "https://example.org/c"})
+    status, body = await site.call("resource_delete", {"id": first})
+    assert (status, body["error"]["message"]) == (404, "Not found")
+
+
+async def _race(app_options: dict[str, Any], bodies: list[dict[str, Any]]
+                ) -> tuple[CkanStore, list[tuple[int, Any]], int]:
+    """``bodies`` created all at once, then one more create of the first: the replies, and
+    the status of that last create."""
+    store = CkanStore(seed=4)
+    seed_ckan(store, datasets=1, resources=0, seed=4)
+    org = next(iter(store.org_names))
+    app = create_ckan_app(store, api_keys={ADMIN: "alice"}, **app_options)
+    replies: list[tuple[int, Any]] = [(0, None)] * len(bodies)
+    async with serve(app) as url, aiohttp.ClientSession() as session:
+        async def create(n: int) -> None:
+            replies[n] = await call_action(session, url, "package_create",
+                                           post={**bodies[n], "owner_org": org}, key=ADMIN)
+
+        async with anyio.create_task_group() as tg:
+            for n in range(len(bodies)):
+                tg.start_soon(create, n)
+        later, _ = await call_action(session, url, "package_create",
+                                     post={**bodies[0], "owner_org": org}, key=ADMIN)
+    store.close()
+    return store, replies, later
+
+
+def _twins(count: int) -> list[dict[str, Any]]:
+    return [{"name": "twin", "title": f"body {n}",
+             "extras": [{"key": "bulkport_source_id", "value": f"src-{n}"}]}
+            for n in range(count)]
+
+
+async def test_concurrent_creates_of_one_name_race_as_on_a_real_ckan() -> None:
+    """Measured on CKAN 2.12 (4 gunicorn workers, 8 concurrent creates, 25 rounds): 1 to 4
+    answered 200, all with one id, each showing its own body, the last write winning; the
+    rest 409 ("That URL is already in use.") or 500 (the unique index on the name)."""
+    _, replies, _ = await _race({}, _twins(3))
+    assert sorted(status for status, _ in replies) == [200, 409, 409]  # one at a time
+
+    store, replies, later = await _race({"create_race": 0.2}, _twins(3))
+    assert [status for status, _ in replies] == [200, 200, 200]
+    assert len({body["result"]["id"] for _, body in replies}) == 1
+    assert [body["result"]["title"] for _, body in replies] == ["body 0", "body 1", "body 2"]
+    [twin] = [p for p in store.packages.values() if p["name"] == "twin"]
+    [mark] = twin["extras"]  # one dataset, the body written last: the others are gone
+    assert twin["title"] == "body " + mark["value"].removeprefix("src-")
+    assert later == 409  # a create that did not overlap sees the name taken
+
+    _, replies, later = await _race({"create_race": 0.2, "create_race_reply": "500"},
+                                    _twins(2))
+    assert sorted(status for status, _ in replies) == [200, 500] and later == 409
 
 
 async def test_organization_members(site: Site) -> None:
