@@ -42,3 +42,51 @@ def real_ckan_target(ckan_tier: list[CkanInstance]) -> CkanInstance:
     """The second real CKAN, emptied: the target of CKAN → CKAN tests."""
     ckan_tier[1].wipe()
     return ckan_tier[1]
+
+
+# ---- Opendatasoft simulator replies checked against Opendatasoft's OpenAPI document ----
+# (bulkport/testing/ods_openapi.py). Without the document the check is skipped, saying so;
+# a $BULKPORT_ODS_OPENAPI that names no readable document is an error.
+_ods_oracle_reason = ""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _ods_oracle_reason
+    from bulkport.testing import ods_openapi
+
+    oracle, _ods_oracle_reason = ods_openapi.load()
+    if oracle is None and os.environ.get(ods_openapi.ENV_VAR):
+        raise pytest.UsageError(f"Opendatasoft OpenAPI oracle required: {_ods_oracle_reason}")
+    ods_openapi.activate(oracle)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    from bulkport.testing import ods_openapi
+
+    state = "on" if ods_openapi.active() else "SKIPPED"
+    return f"Opendatasoft simulator replies vs its OpenAPI document: {state} — {_ods_oracle_reason}"
+
+
+@pytest.fixture(autouse=True)
+def _ods_replies_match_openapi(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test during which an Opendatasoft simulator broke its OpenAPI document."""
+    from bulkport.testing import ods_openapi
+
+    oracle = ods_openapi.active()
+    start = oracle.mark() if oracle else 0
+    yield
+    found = oracle.since(start) if oracle else []
+    if found:
+        for violation in found:
+            violation.where = request.node.nodeid
+        lines = "\n".join(ods_openapi.iter_report(found))
+        pytest.fail(f"{len(found)} Opendatasoft simulator replies break the OpenAPI "
+                    f"document:\n{lines}", pytrace=False)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    from bulkport.testing import ods_openapi
+
+    oracle = ods_openapi.active()
+    line = oracle.summary() if oracle else f"skipped: {_ods_oracle_reason}"
+    terminalreporter.write_line(f"Opendatasoft OpenAPI oracle: {line}")

@@ -86,18 +86,25 @@ def dataset_id_for(name: str) -> str:
     return slug[:100] or "dataset"
 
 
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
+
+
 def iso_datetime(value: str | None) -> str | None:
-    """An ISO 8601 date-time with a zone (CKAN's are naive UTC); one that has a zone is kept
-    as written, so that a value read from Opendatasoft goes back unchanged."""
+    """An RFC 3339 date-time, what Opendatasoft's datetime fields take (CKAN's are naive
+    UTC). One that already is RFC 3339 is kept as written, so that a value read from
+    Opendatasoft goes back unchanged; other ISO 8601 forms (no seconds, a "+0200" zone)
+    are rewritten, since the API refuses them."""
     if not value:
         return None
+    if _RFC3339.fullmatch(value):
+        return value
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    if parsed.tzinfo is not None and "T" in value:
-        return value
-    return parsed.replace(tzinfo=timezone.utc).isoformat().replace("+00:00", "Z")
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.isoformat().replace("+00:00", "Z")
 
 
 def language_code(value: str | None) -> str | None:

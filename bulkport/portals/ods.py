@@ -52,6 +52,19 @@ def parse_error(response: Response) -> tuple[str, dict[str, str]]:
     return message, fields
 
 
+def total_count(page: Any) -> int | None:
+    """A list page's ``total_count`` as a number. The document types it as a string (or
+    null) while the API sends integers: both are taken. None when the page states none."""
+    value = page.get("total_count") if isinstance(page, dict) else None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
 def map_options(config: PortalConfig, table: str) -> OdsMapOptions:
     """The job file's maps for an Opendatasoft ``[source]`` or ``[target]`` table.
 
@@ -152,7 +165,7 @@ class OdsPortal:
         learn the domain's templates, so that fields kept from another Opendatasoft domain
         only go back where this one has them."""
         page = await self._call("GET", "/datasets/", params={"limit": 0})
-        self._empty_at_start = isinstance(page, dict) and page.get("total_count") == 0
+        self._empty_at_start = total_count(page) == 0
         listed = await self._list("/metadata/templates/")
         schema = {t["name"]: {f["name"]: f.get("type") or "text" for f in t.get("schema") or []
                               if isinstance(f, dict) and isinstance(f.get("name"), str)}

@@ -40,7 +40,7 @@ from bulkport.mappers.ods_read import EXPORTS, OdsReadOptions, from_ods
 from bulkport.model import Dataset, Resource
 from bulkport.moments import parse_time
 from bulkport.portals import Listing
-from bulkport.portals.ods import API_PATH, map_options, parse_error
+from bulkport.portals.ods import API_PATH, map_options, parse_error, total_count
 from bulkport.queue import fan_out_pages, pipeline
 
 EXPLORE_PATH = "/api/explore/v2.1"
@@ -124,10 +124,9 @@ class OdsSource:
         if not isinstance(page, dict) or not isinstance(page.get("results"), list):
             raise BadResponse(f"{self.api}/datasets/: unexpected reply (is this an Opendatasoft "
                               "Automation API?)")
-        try:
-            total = int(page.get("total_count"))  # documented as a string or a number
-        except (TypeError, ValueError):
-            raise BadResponse(f"{self.api}/datasets/: no total_count in the reply") from None
+        total = total_count(page)
+        if total is None:
+            raise BadResponse(f"{self.api}/datasets/: no total_count in the reply")
         fresh = []
         for dataset in page["results"]:
             uid = dataset.get("uid") if isinstance(dataset, dict) else None

@@ -15,7 +15,7 @@ from bulkport.config import PortalConfig
 from bulkport.errors import BadResponse, ConfigError, NotFound
 from bulkport.http import HttpClient
 from bulkport.model import Token
-from bulkport.portals.ods import API_PATH, parse_error
+from bulkport.portals.ods import API_PATH, parse_error, total_count
 from bulkport.queue import fan_out_pages, pipeline
 
 PAGE_MAX = 1000
@@ -64,8 +64,12 @@ class OdsTokens:
                               "JSON", response.status) from None
         if not isinstance(page, dict) or not isinstance(page.get("results"), list):
             raise BadResponse(f"{self.describe()}: /apikeys/ is not a documented list page")
+        total = total_count(page)
+        if total is None:  # read as 0, the other pages would go unlisted, their keys unrevoked
+            raise BadResponse(f"{self.describe()}: /apikeys/ page at offset {offset} states no "
+                              "total_count", response.status)
         tokens = [self._token(raw) for raw in page["results"]]
-        return int(page.get("total_count") or 0), [t for t in tokens if t is not None]
+        return total, [t for t in tokens if t is not None]
 
     async def collect(self, wanted: tuple[str, ...] | None, *, concurrency: int,
                       on_error: Callable[[str, Exception], None]) -> list[Token]:

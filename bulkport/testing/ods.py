@@ -9,6 +9,7 @@ records of published datasets (:mod:`bulkport.testing.ods_explore`).
 
 from __future__ import annotations
 
+import copy
 import re
 import time
 import unicodedata
@@ -19,6 +20,7 @@ from aiohttp import web
 from bulkport.testing import ods_apikeys as apikeys
 from bulkport.testing import ods_explore as explore
 from bulkport.testing import ods_files as files
+from bulkport.testing import ods_openapi
 from bulkport.testing.apputil import build_app
 from bulkport.testing.faults import Faults
 from bulkport.testing.ods_http import (
@@ -38,6 +40,7 @@ from bulkport.testing.ods_http import (
 )
 from bulkport.testing.ods_metadata import (
     REQUIRED,
+    TEMPLATE_TYPES,
     Template,
     check_metadata,
     check_template,
@@ -85,15 +88,43 @@ def _dataset_fields(store: OdsStore, body: dict[str, Any], current: OdsDataset |
             errors["is_restricted"] = ["Must be a valid boolean."]
         fields["is_restricted"] = body["is_restricted"]
     if "default_security" in body:
-        if not isinstance(body["default_security"], dict):
-            errors["default_security"] = ["Expected a dictionary of items."]
-        fields["default_security"] = {**default_security(), **(body["default_security"] or {})}
+        fields["default_security"] = _security(body["default_security"], errors)
     if "metadata" not in body:
         errors["metadata"] = [REQUIRED]
     else:
         fields["metadata"] = check_metadata(store.templates, body["metadata"], "metadata.",
                                             errors)
     return fields
+
+
+_QUOTA_UNITS = ("second", "minute", "hour", "day", "month")
+
+
+def _security(value: Any, errors: dict[str, list[str]]) -> dict[str, Any]:
+    """A ``default_security`` ruleset (``DatasetSecurity``) over the defaults."""
+    if not isinstance(value, dict):
+        errors["default_security"] = ['Expected a dictionary of items but got type '
+                                      f'"{type(value).__name__}".']
+        return default_security()
+    problems: dict[str, str] = {}
+    if "is_data_visible" in value and not isinstance(value["is_data_visible"], bool):
+        problems["is_data_visible"] = "Must be a valid boolean."
+    fields = value.get("visible_fields")
+    if fields is not None and (not isinstance(fields, list) or not all(
+            isinstance(f, str) and f for f in fields) or len(set(fields)) != len(fields)):
+        problems["visible_fields"] = "Expected null or a list of distinct field names."
+    if "filter_query" in value and not isinstance(value["filter_query"], str):
+        problems["filter_query"] = "Not a valid string."
+    quota = value.get("api_calls_quota")
+    if quota is not None and (not isinstance(quota, dict)
+                              or quota.get("unit", "day") not in _QUOTA_UNITS
+                              or isinstance(quota.get("limit", 0), bool)
+                              or not isinstance(quota.get("limit", 0), (int, float))):
+        problems["api_calls_quota"] = (f'Expected null or {{"unit": one of '
+                                       f'{", ".join(_QUOTA_UNITS)}, "limit": a number}}.')
+    for name, message in problems.items():
+        errors[f"default_security.{name}"] = [message]
+    return {**default_security(), **value}
 
 
 async def list_datasets(request: web.Request) -> web.StreamResponse:
@@ -275,8 +306,22 @@ async def publish(request: web.Request) -> web.StreamResponse:
     if dataset.metadata.get("internal", {}).get("draft", {}).get("value") is True:
         raise invalid_status("The dataset is a draft: it cannot be published.")
     problem = _empty_file_problem(store, dataset)
+    dataset.published_metadata = copy.deepcopy(dataset.metadata)
     publication.start(now, request.app["processing_time"], "error" if problem else "idle",
                       problem)
+    return json_response({"detail": "ok"})
+
+
+async def publish_metadata(request: web.Request) -> web.StreamResponse:
+    """Make a published dataset's current metadata public, with no processing job (its
+    records stay as they are, and so does its status)."""
+    dataset = dataset_of(request)
+    status = dataset.status
+    if status in BUSY:
+        raise _refuse(status, "idle, error, limit_reached")
+    if not dataset.is_published:
+        raise invalid_status("The dataset is not published: publish it first.")
+    dataset.published_metadata = copy.deepcopy(dataset.metadata)
     return json_response({"detail": "ok"})
 
 
@@ -305,7 +350,19 @@ async def get_status(request: web.Request) -> web.StreamResponse:
 
 
 async def list_templates(request: web.Request) -> web.StreamResponse:
-    templates = request.app["store"].templates.values()
+    """``GET /metadata/templates/``, filtered by ``type`` and ``is_active`` if asked."""
+    templates = list(request.app["store"].templates.values())
+    wanted = request.query.get("type")
+    if wanted is not None:
+        if wanted not in TEMPLATE_TYPES:
+            raise invalid({"type": [f"Select a valid choice. {wanted} is not one of the "
+                                    f"available choices ({', '.join(TEMPLATE_TYPES)})."]})
+        templates = [t for t in templates if t.type == wanted]
+    active = request.query.get("is_active")
+    if active is not None:
+        if active.lower() not in ("true", "false"):
+            raise invalid({"is_active": ["Must be a valid boolean."]})
+        templates = [] if active.lower() == "false" else templates  # every one is active
     return json_response(paginate(request, [t.out() for t in templates]))
 
 
@@ -317,11 +374,19 @@ async def list_template_fields(request: web.Request) -> web.StreamResponse:
     return json_response(paginate(request, [f.out() for f in _template(request).fields.values()]))
 
 
+async def get_template_field(request: web.Request) -> web.StreamResponse:
+    spec = _template(request).fields.get(request.match_info["field"])
+    if spec is None:
+        raise not_found()
+    return json_response(spec.out())
+
+
 # Paths in registration order: the fixed "files" segment must come before {resource_uid}.
 ROUTES: list[tuple[str, dict[str, Any]]] = [
     ("/datasets/", {"GET": list_datasets, "POST": create_dataset}),
     ("/datasets/{uid}/", {"GET": get_dataset, "PUT": update_dataset, "DELETE": delete_dataset}),
     ("/datasets/{uid}/publish/", {"POST": publish}),
+    ("/datasets/{uid}/publish_metadata/", {"POST": publish_metadata}),
     ("/datasets/{uid}/unpublish/", {"POST": unpublish}),
     ("/datasets/{uid}/abort/", {"POST": abort}),
     ("/datasets/{uid}/status/", {"GET": get_status}),
@@ -346,6 +411,7 @@ ROUTES: list[tuple[str, dict[str, Any]]] = [
     ("/metadata/templates/", {"GET": list_templates}),
     ("/metadata/templates/{template}/", {"GET": get_template}),
     ("/metadata/templates/{template}/fields/", {"GET": list_template_fields}),
+    ("/metadata/templates/{template}/fields/{field}/", {"GET": get_template_field}),
 ]
 
 
@@ -377,4 +443,5 @@ def create_ods_app(store: OdsStore | None = None, *, api_keys: set[str] | None =
         resource = app.router.add_resource(path)
         for method, handler in handlers.items():
             resource.add_route(method, handler)
+    ods_openapi.attach(app)  # the tests' OpenAPI oracle, when one is active
     return app

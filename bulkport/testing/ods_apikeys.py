@@ -1,4 +1,4 @@
-"""API keys of the Opendatasoft simulator: ``/apikeys/`` list, create, show and revoke.
+"""API keys of the Opendatasoft simulator: ``/apikeys/`` list, create, show, edit, revoke.
 
 A domain administrator sees and revokes every key of the domain; another user only their
 own (someone else's key is a 404, as a filtered list would make it). A revoked key no longer
@@ -13,7 +13,14 @@ from typing import Any
 
 from aiohttp import web
 
-from bulkport.testing.ods_http import OdsError, invalid, not_found, paginate, read_json
+from bulkport.testing.ods_http import (
+    OdsError,
+    expect_str,
+    invalid,
+    not_found,
+    paginate,
+    read_json,
+)
 from bulkport.testing.ods_store import ApiKey, ApiKeys, iso
 from bulkport.testing.responses import json_response
 
@@ -37,16 +44,52 @@ async def list_apikeys(request: web.Request) -> web.StreamResponse:
     return json_response(page)
 
 
+# The document's Permission enum: what a key may be granted.
+PERMISSIONS = ("edit_domain", "create_page", "edit_page", "manage_page",
+               "explore_restricted_page", "create_dataset", "edit_dataset", "publish_dataset",
+               "manage_dataset", "explore_restricted_dataset", "edit_reuse",
+               "manage_subdomains", "explore_monitoring", "edit_theme", "edit_form",
+               "submit_private_form")
+
+
+def _permissions(data: dict[str, Any], errors: dict[str, list[str]]) -> list[str] | None:
+    if "permissions" not in data:
+        return None
+    value = data["permissions"]
+    if not isinstance(value, list):
+        errors["permissions"] = [f'Expected a list of items but got type "{type(value).__name__}".']
+        return None
+    unknown = [p for p in value if not isinstance(p, str) or p not in PERMISSIONS]
+    if unknown:
+        errors["permissions"] = [f'"{p}" is not a valid choice.' for p in unknown]
+        return None
+    return list(dict.fromkeys(value))
+
+
 async def create_apikey(request: web.Request) -> web.StreamResponse:
     data = await read_json(request)
-    label = data.get("label", "")
-    permissions = data.get("permissions", [])
-    if not isinstance(label, str):
-        raise invalid({"label": ["Not a valid string."]})
-    if not isinstance(permissions, list) or not all(isinstance(p, str) for p in permissions):
-        raise invalid({"permissions": ['Expected a list of items but got type "dict".']})
+    errors: dict[str, list[str]] = {}
+    label = expect_str(data, "label", errors)
+    permissions = _permissions(data, errors)
+    if errors:
+        raise invalid(errors)
     record = _registry(request).create(request["ods_user"], label, permissions=permissions)
     return json_response(record.out(), 201)
+
+
+async def update_apikey(request: web.Request) -> web.StreamResponse:
+    """``PUT /apikeys/{uid}/``: a new label and permissions (the key and owner stay)."""
+    record = _key_of(request)
+    data = await read_json(request)
+    errors: dict[str, list[str]] = {}
+    label = expect_str(data, "label", errors, default=record.label)
+    permissions = _permissions(data, errors)
+    if errors:
+        raise invalid(errors)
+    record.label = label
+    if permissions is not None:
+        record.permissions = permissions
+    return json_response(record.out())
 
 
 async def get_apikey(request: web.Request) -> web.StreamResponse:
@@ -56,9 +99,10 @@ async def get_apikey(request: web.Request) -> web.StreamResponse:
 async def revoke_apikey(request: web.Request) -> web.StreamResponse:
     record = _key_of(request)
     data = await read_json(request)
-    reason = data.get("reason", "")
-    if not isinstance(reason, str):
-        raise invalid({"reason": ["Not a valid string."]})
+    errors: dict[str, list[str]] = {}
+    reason = expect_str(data, "reason", errors)
+    if errors:
+        raise invalid(errors)
     if record.revoked_at is None:
         record.revoked_at = iso()
         record.revocation_reason = reason
@@ -70,7 +114,11 @@ async def search_key(request: web.Request) -> web.StreamResponse:
         raise OdsError(403, "permission_denied",
                        "You do not have permission to perform this action.")
     data = await read_json(request)
-    record = _registry(request).find(str(data.get("key", "")))
+    errors: dict[str, list[str]] = {}
+    key = expect_str(data, "key", errors)
+    if errors or not key:
+        raise invalid(errors or {"key": ["This field is required."]})
+    record = _registry(request).find(key)
     return json_response({"found": record is not None,
                           "result": record.out() if record else None})
 
@@ -78,7 +126,7 @@ async def search_key(request: web.Request) -> web.StreamResponse:
 ROUTES: list[tuple[str, dict[str, Any]]] = [
     ("/apikeys/", {"GET": list_apikeys, "POST": create_apikey}),
     ("/apikeys/search_key/", {"POST": search_key}),
-    ("/apikeys/{apikey_uid}/", {"GET": get_apikey}),
+    ("/apikeys/{apikey_uid}/", {"GET": get_apikey, "PUT": update_apikey}),
     ("/apikeys/{apikey_uid}/revoke/", {"POST": revoke_apikey}),
 ]
 

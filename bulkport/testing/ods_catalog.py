@@ -156,6 +156,7 @@ def seed_ods(store: OdsStore, datasets: int = 100, resources: int = 2, file_size
                 store.records[dataset.uid] = RecordSet(rows=rng.randint(1, 40), seed=i)
         if dataset.resources:
             dataset.publication = Publication(is_published=True, status="idle")
+            dataset.published_metadata = metadata
         store.add(dataset)
         made.append(dataset.uid)
     return made

@@ -9,7 +9,9 @@ from typing import Any
 from urllib.parse import quote
 
 from aiohttp import BodyPartReader, hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.multipart import content_disposition_filename, parse_content_disposition
+from aiohttp.web_protocol import RequestPayloadError
 
 from bulkport.testing.ods_http import dataset_of, invalid, not_found, paginate, read_json
 from bulkport.testing.ods_store import FileRecord, OdsDataset, OdsStore, iso
@@ -29,34 +31,48 @@ DATASOURCES = {"http": "HTTP", "uploaded_file": "Uploaded file", "ftp": "FTP",
 _disposition = functools.lru_cache(maxsize=1024)(parse_content_disposition)
 
 
+def _bad_multipart(problem: str) -> Exception:
+    # The rest of the body is left unread: the connection closes after the reply.
+    return invalid({"file": [f"Multipart form parse error - {problem}"]}, close=True)
+
+
 async def _receive_file(request: web.Request, prefix: str) -> FileRecord:
-    """Stream the multipart ``file`` field into the blob store."""
+    """Stream the multipart ``file`` field into the blob store; a body that is no valid
+    multipart form (no boundary, garbage, cut before its closing boundary) is a 400."""
     store: OdsStore = request.app["store"]
     # Not request.content_type: aiohttp parses it with the email package, which costs more
     # than the rest of the upload, and a boundary unique to each request defeats its cache.
     media_type = request.headers.get(hdrs.CONTENT_TYPE, "").partition(";")[0]
     if media_type.strip().lower() != "multipart/form-data":
         raise invalid({"file": ["No file was submitted."]})
-    reader = await request.multipart()
-    while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader):
-            continue
-        # One parse for both parameters (part.name and part.filename parse it each).
-        _, params = _disposition(part.headers.get(hdrs.CONTENT_DISPOSITION))
-        if content_disposition_filename(params, "name") != "file":
-            continue
-        filename = content_disposition_filename(params, "filename") or "file"
-        uid = store.new_uid(prefix)
+    try:
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                continue
+            # One parse for both parameters (part.name and part.filename parse it each).
+            _, params = _disposition(part.headers.get(hdrs.CONTENT_DISPOSITION))
+            if content_disposition_filename(params, "name") != "file":
+                continue
+            filename = content_disposition_filename(params, "filename") or "file"
+            uid = store.new_uid(prefix)
 
-        async def chunks(part: BodyPartReader = part) -> AsyncIterator[bytes]:
-            while chunk := await part.read_chunk(65536):
-                yield chunk
+            async def chunks(part: BodyPartReader = part) -> AsyncIterator[bytes]:
+                while chunk := await part.read_chunk(65536):
+                    yield chunk
 
-        blob = await store.blobs.write(uid, chunks())
-        declared = part.headers.get("Content-Type")
-        mimetype = mimetypes.guess_type(filename)[0] or (
-            declared if declared and declared != "application/octet-stream" else None)
-        return FileRecord(uid, filename, mimetype, iso(), blob.size)
+            blob = await store.blobs.write(uid, chunks())  # removes what it wrote if cut
+            if not part.at_eof():  # the body ended inside the file: it is not all there
+                store.blobs.delete(uid)
+                raise _bad_multipart("the body ends before the closing boundary")
+            declared = part.headers.get("Content-Type")
+            mimetype = mimetypes.guess_type(filename)[0] or (
+                declared if declared and declared != "application/octet-stream" else None)
+            return FileRecord(uid, filename, mimetype, iso(), blob.size)
+    # aiohttp's multipart parser (bad or missing boundary, a part header that is no header)
+    # and its body decoding (a Content-Encoding the bytes do not follow).
+    except (ValueError, HttpProcessingError, RequestPayloadError) as error:
+        raise _bad_multipart(str(error).strip() or type(error).__name__) from None
     raise invalid({"file": ["No file was submitted."]})
 
 
@@ -130,6 +146,31 @@ async def download_attachment(request: web.Request) -> web.StreamResponse:
     return await _download(request, _file(dataset.attachments, uid))
 
 
+# Datasource type → the fields the document requires besides ``type``.
+_DATASOURCE_FIELDS = {"http": ("connection",), "ftp": ("connection",),
+                      "sharepoint": ("file_id", "drive_id", "connection"),
+                      "google_drive": ("file_id", "connection"),
+                      "amazon_s3": ("connection",), "azure_blob_storage": ("connection",),
+                      "federated": ("domain", "dataset", "impersonate_permissions"),
+                      "uploaded_file": ("file",)}
+
+
+def _connection_problem(kind: str, connection: Any) -> str | None:
+    """Why ``connection`` is neither ``{"uid"}`` (a saved connection) nor an inline one of
+    the datasource's type (``{"type", "url", ...}``), or None."""
+    if not isinstance(connection, dict):
+        return 'Expected {"uid": ...} or a connection object.'
+    if set(connection) == {"uid"}:
+        return None if isinstance(connection["uid"], str) and connection["uid"] else (
+            '"uid" must be a non-empty string.')
+    if connection.get("type") != kind:
+        return f'An inline connection needs "type": "{kind}".'
+    url = connection.get("url")
+    if kind in ("http", "ftp") and not (isinstance(url, str) and url):
+        return '"url": This field is required.'
+    return None
+
+
 def _datasource(dataset: OdsDataset, source: Any, errors: dict[str, list[str]]
                 ) -> tuple[dict[str, Any], str]:
     """The stored datasource and the resource's display name."""
@@ -137,14 +178,26 @@ def _datasource(dataset: OdsDataset, source: Any, errors: dict[str, list[str]]
         errors["datasource"] = ["This field is required."]
         return {}, ""
     kind = source.get("type")
-    if kind not in DATASOURCES:
+    if not isinstance(kind, str) or kind not in DATASOURCES:
         errors["datasource.type"] = [f'"{kind}" is not a valid choice.']
+        return {}, ""
+    missing = [name for name in _DATASOURCE_FIELDS[kind] if name not in source]
+    for name in missing:
+        errors[f"datasource.{name}"] = ["This field is required."]
+    for name in ("relative_url", "file_id", "drive_id", "url"):
+        if name in source and not isinstance(source[name], str):
+            errors[f"datasource.{name}"] = ["Not a valid string."]
+    if "connection" in source:
+        problem = _connection_problem(kind, source["connection"])
+        if problem:
+            errors["datasource.connection"] = [problem]
+    if missing or any(key.startswith("datasource.") for key in errors):
         return {}, ""
     if kind == "uploaded_file":
         file = source.get("file")
         uid = file.get("uid") if isinstance(file, dict) else None
-        if not uid:
-            errors["datasource.file"] = ["This field is required."]
+        if not isinstance(uid, str) or not uid:
+            errors["datasource.file"] = ['Expected {"uid": the uid of an uploaded file}.']
             return {}, ""
         record = dataset.files.get(uid)
         if record is None:
@@ -152,12 +205,7 @@ def _datasource(dataset: OdsDataset, source: Any, errors: dict[str, list[str]]
             return {}, ""
         return {"type": kind, "file": {"uid": uid}}, record.filename
     if kind == "http":
-        connection = source.get("connection")
-        ok = isinstance(connection, dict) and (connection.get("uid") or connection.get("url"))
-        if not ok:
-            errors["datasource.connection"] = ["This field is required."]
-            return {}, ""
-        assert isinstance(connection, dict)
+        connection = source["connection"]
         display = f"{connection.get('url') or ''}{source.get('relative_url') or ''}"
         return dict(source), display or str(connection.get("uid"))
     return dict(source), DATASOURCES[kind]
@@ -169,11 +217,12 @@ def _build_resource(store: OdsStore, dataset: OdsDataset, body: dict[str, Any],
     kind = body.get("type")
     if not kind:
         errors["type"] = ["This field is required."]
-    elif kind not in EXTRACTORS:
+    elif not isinstance(kind, str) or kind not in EXTRACTORS:
         errors["type"] = [f'"{kind}" is not a valid choice.']
     title = body.get("title")
     if not isinstance(title, str) or not title.strip():
         errors["title"] = ["This field is required." if title is None
+                           else "Not a valid string." if not isinstance(title, str)
                            else "This field may not be blank."]
     params = body.get("params", {})
     if not isinstance(params, dict):

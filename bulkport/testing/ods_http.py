@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from bulkport.testing.faults import Handler
 from bulkport.testing.ods_store import OdsDataset, OdsStore
@@ -22,21 +23,22 @@ class OdsError(Exception):
 
     def __init__(self, status: int, code: str, message: str,
                  detail: dict[str, Any] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, *, close: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.body: dict[str, Any] = {"error_code": code, "message": message}
         if detail is not None:
             self.body["detail"] = detail
         self.headers = headers
+        self.close = close  # the body was not read to its end: the connection cannot go on
 
 
 def not_found() -> OdsError:
     return OdsError(404, "not_found", "Not found.")
 
 
-def invalid(detail: dict[str, Any]) -> OdsError:
-    return OdsError(400, "validation_error", "Invalid input", detail)
+def invalid(detail: dict[str, Any], *, close: bool = False) -> OdsError:
+    return OdsError(400, "validation_error", "Invalid input", detail, close=close)
 
 
 def invalid_status(message: str) -> OdsError:
@@ -62,16 +64,26 @@ def route_label(request: web.Request) -> str:
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn :class:`OdsError` and aiohttp's 404/405 into ODS error bodies."""
+    """Turn :class:`OdsError` and aiohttp's own 4xx replies (404, 405, 413...) into ODS
+    error bodies: a client error is JSON, never aiohttp's plain text."""
     try:
         return await handler(request)
     except OdsError as error:
-        return json_response(error.body, error.status, headers=error.headers)
+        response = json_response(error.body, error.status, headers=error.headers)
+        if error.close:
+            response.force_close()
+        return response
     except web.HTTPMethodNotAllowed:
         return json_response({"error_code": "method_not_allowed",
                               "message": f'Method "{request.method}" not allowed.'}, 405)
     except web.HTTPNotFound:
         return json_response(not_found().body, 404)
+    except web.HTTPRequestEntityTooLarge as error:
+        return json_response({"error_code": "request_entity_too_large",
+                              "message": error.text or "Request body too large."}, 413)
+    except web.HTTPClientError as error:
+        return json_response({"error_code": "bad_request",
+                              "message": error.reason or "Bad request."}, error.status)
 
 
 def auth_middleware(keys: set[str]) -> Any:
@@ -107,16 +119,32 @@ def auth_middleware(keys: set[str]) -> Any:
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
-    """The JSON object in the body."""
-    body = await request.read()
+    """The JSON object in the body; anything else is a 400 ``validation_error`` (what the
+    document declares for a malformed body: never a 5xx, which a client would retry)."""
+    try:
+        body = await request.read()
+    except RequestPayloadError as error:  # e.g. a Content-Encoding the bytes do not follow
+        raise invalid({"non_field_errors": [
+            f"The request body cannot be decoded: {str(error).strip() or 'bad payload'}"]},
+            close=True) from None
     try:
         data = orjson.loads(body) if body.strip() else {}
     except orjson.JSONDecodeError as error:
-        raise OdsError(400, "parse_error", f"JSON parse error - {error}") from None
+        raise invalid({"non_field_errors": [f"JSON parse error - {error}"]}) from None
     if not isinstance(data, dict):
         raise invalid({"non_field_errors": [
             f"Invalid data. Expected a dictionary, but got {type(data).__name__}."]})
     return data
+
+
+def expect_str(data: dict[str, Any], name: str, errors: dict[str, list[str]], *,
+               default: str = "") -> str:
+    """``data[name]`` when it is a string (``default`` when absent); else an error."""
+    value = data.get(name, default)
+    if not isinstance(value, str):
+        errors[name] = ["Not a valid string."]
+        return default
+    return value
 
 
 def dataset_of(request: web.Request) -> OdsDataset:

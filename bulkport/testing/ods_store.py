@@ -121,6 +121,8 @@ class OdsDataset:
     files: dict[str, FileRecord] = field(default_factory=dict)
     attachments: dict[str, FileRecord] = field(default_factory=dict)
     publication: Publication = field(default_factory=Publication)
+    # The metadata the portal shows: set by a publish or a publish_metadata (None: never).
+    published_metadata: dict[str, dict[str, Any]] | None = None
 
     @property
     def is_published(self) -> bool:

@@ -103,6 +103,12 @@ class ThreadedServer:
         self.stop()
 
 
+def _ods_template(text: str) -> tuple[str, list[str]]:
+    from bulkport.testing.ods_site import template_option  # only once --template is given
+
+    return template_option(text)
+
+
 def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``bulkport simulate ckan|portaljs|ods|datapress``."""
     parser.add_argument("portal", choices=("ckan", "portaljs", "ods", "datapress"),
@@ -129,8 +135,13 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retry-after", type=float, default=1.0,
                         help="Retry-After of injected 429s, seconds (default %(default)s)")
     parser.add_argument("--tokens", type=int, default=0,
-                        help="ckan/portaljs: API tokens to seed over up to 20 users, about half "
-                             "named datapusher, for revoke-tokens (default %(default)s)")
+                        help="ckan/portaljs: API tokens (ods: API keys) to seed over up to 20 "
+                             "users, about half named datapusher, for revoke-tokens "
+                             "(default %(default)s)")
+    parser.add_argument("--template", dest="templates", type=_ods_template, action="append",
+                        metavar="NAME:FIELD[,FIELD...]", default=[],
+                        help="ods: a custom metadata template with these fields (repeatable), "
+                             "besides those the shipped job files name")
     parser.add_argument("--api-key", default="simulator-key",
                         help="the key clients must send (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0,
@@ -195,13 +206,11 @@ def build_simulator(args: argparse.Namespace) -> web.Application:
         return simulated_datapress(datasets=datasets, resources=args.resources,
                                    file_size=args.file_size, seed=args.seed,
                                    api_key=args.api_key, prefix=args.prefix, faults=faults)
-    from bulkport.testing.ods import OdsStore, create_ods_app
-    from bulkport.testing.ods_catalog import seed_ods
+    from bulkport.testing.ods_site import simulated_ods
 
-    ods_store = OdsStore(seed=args.seed)
-    seed_ods(ods_store, datasets=datasets, resources=args.resources, file_size=args.file_size,
-             seed=args.seed)
-    return create_ods_app(ods_store, api_keys={args.api_key}, faults=faults)
+    return simulated_ods(datasets=datasets, resources=args.resources, file_size=args.file_size,
+                         seed=args.seed, api_key=args.api_key, tokens=args.tokens,
+                         templates=args.templates, faults=faults)
 
 
 def run_simulator(args: argparse.Namespace) -> int:

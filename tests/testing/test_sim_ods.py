@@ -151,7 +151,9 @@ async def test_metadata_put_replaces_and_fields_are_addressable(domain: Domain) 
     assert set(all_metadata) == {"default", "internal", "extras"}
     _, templates = await domain.call("GET", "/metadata/templates/")
     names = {t["name"]: t for t in templates["results"]}
-    assert set(names) == {"default", "internal", "extras"}
+    # Every domain's built-in templates, and the custom one.
+    assert set(names) == {"default", "internal", "visualization", "asset_content_configuration",
+                          "extras"}
     required = {f["name"] for f in names["default"]["schema"]
                 if f["requirement_level"] == "mandatory"}
     assert required == {"title", "modified", "language"}
