@@ -9,15 +9,15 @@ still compared.
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+
+from bulkport.portals.ckan_tokens import token_id_of
 
 CSV_1 = b"id,value\n1,alpha\n2,beta\n"
 CSV_2 = b"id,value\n1,alpha\n2,beta\n3,gamma\n"
@@ -356,10 +356,5 @@ async def run(server: Server, session: aiohttp.ClientSession) -> dict[str, Any]:
             saved[item.save] = body["result"]
             if item.save == "token":
                 keys["user"] = body["result"]["token"]
-                saved["token_jti"] = _jti(body["result"]["token"])
+                saved["token_jti"] = token_id_of(body["result"]["token"])
     return observed
-
-
-def _jti(token: str) -> str:
-    payload = token.split(".")[1]
-    return str(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["jti"])

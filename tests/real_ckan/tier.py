@@ -10,7 +10,6 @@ tokens, and stops them on Ctrl-C.
 
 from __future__ import annotations
 
-import base64
 import glob
 import json
 import os
@@ -28,6 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from bulkport.portals.ckan_tokens import token_id_of
 
 HERE = Path(__file__).resolve().parent
 VENV = Path(os.environ.get("BULKPORT_CKAN_VENV", Path.home() / ".cache/bulkport/ckan-2.12"))
@@ -181,7 +182,7 @@ class Tier:
             [str(VENV / "bin" / "gunicorn"), "--chdir", str(HERE), "-w", str(WORKERS), "-b",
              f"127.0.0.1:{port}", "--timeout", "120", "wsgi:application"],
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
-        instance = CkanInstance(name, url, token, _jti(token))
+        instance = CkanInstance(name, url, token, token_id_of(token) or "")
         self._wait(instance)
         return instance
 
@@ -211,11 +212,6 @@ class Tier:
             subprocess.run(["runuser", "-u", "postgres", "--", self.pg_ctl, "-D", str(self.root / "pg"),
                             "-m", "immediate", "stop"], capture_output=True)
         shutil.rmtree(self.root, ignore_errors=True)
-
-
-def _jti(token: str) -> str:
-    payload = token.split(".")[1]
-    return str(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["jti"])
 
 
 if __name__ == "__main__":

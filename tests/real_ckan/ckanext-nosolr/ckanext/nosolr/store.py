@@ -80,7 +80,7 @@ class Schema:
     def type_of(self, name: str) -> FieldType:
         if name in self.fields:
             return self.fields[name]
-        for pattern, info in self.dynamic:  # Solr tries longer patterns first
+        for pattern, info in sorted(self.dynamic, key=lambda d: -len(d[0])):  # longest first, as Solr
             if fnmatch.fnmatchcase(name, pattern):
                 return info
         return FieldType("string", False, False)
@@ -332,8 +332,8 @@ class DocumentStore:
                default_field: str, default_and: bool) -> dict[str, list[Any]]:
         """Solr's ``facet_fields``: per field, ``[value, count, value, count, …]``, most first."""
         out: dict[str, list[Any]] = {}
+        where, params = self.where([q, *fq], default_field=default_field, default_and=default_and)
         for name in fields:
-            where, params = self.where([q, *fq], default_field=default_field, default_and=default_and)
             compiler = Compiler(self.schema, datetime.now(timezone.utc), default_field)
             values = compiler.values(name)
             sql = (f"SELECT v.x, count(*) FROM nosolr_doc, {values} WHERE ({where}) AND v.x IS NOT NULL "
