@@ -324,9 +324,9 @@ async def run(server: Server, session: aiohttp.ClientSession) -> dict[str, Any]:
         if isinstance(item, Download):
             async with session.get(resolve(item.url, saved), headers=headers,
                                    allow_redirects=True) as reply:
-                body = await reply.read()
+                content = await reply.read()
                 observed[item.label] = {"status": reply.status,
-                                        "sha256": hashlib.sha256(body).hexdigest()[:16]
+                                        "sha256": hashlib.sha256(content).hexdigest()[:16]
                                         if reply.status == 200 else None}
             continue
         url = f"{server.url}/api/3/action/{item.action}"

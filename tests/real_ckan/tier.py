@@ -127,7 +127,7 @@ class Tier:
         if done.returncode != 0:
             command = " ".join(args[:4])
             raise RuntimeError(f"{command} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
-        return done.stdout
+        return str(done.stdout)
 
     def _start_postgres(self) -> None:
         bindir = Path(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))[-1]).parent
