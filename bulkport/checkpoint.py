@@ -1,9 +1,10 @@
 """The checkpoint journal: what a run has finished, so that a re-run skips it.
 
 One JSON object per line, appended as each unit (a dataset, a file, a token) finishes, in
-``<state-dir>/journal.jsonl``. A kill -9 can tear the last line at most; it is cut off on the
-next open. A lock file keeps two runs off the same state. Lines hold ids and hashes only:
-every line passes through the redactor before it is written.
+``<state-dir>/journal.jsonl``; the first line states the format (``{"journal": 1}``). A kill
+-9 can tear the last line at most; it is cut off on the next open. A lock file keeps two runs
+off the same state. Lines hold ids and hashes only: every line passes through the redactor
+before it is written. Each module that journals names its kinds of entry as constants.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 
 JOURNAL = "journal.jsonl"
 LOCK = "lock"
+FORMAT = 1  # read: 0 (no header line, the same entries) and 1
 
 
 class Journal:
@@ -38,12 +40,14 @@ class Journal:
         self._done: dict[tuple[str, str], dict[str, Any]] = {}
         self._lock_fd: int | None = None
         self._file: Any = None
+        self._headed = False
 
     def __enter__(self) -> Journal:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._take_lock()
         self._replay()
         self._file = self.path.open("ab", buffering=0)
+        self._headed = self.path.stat().st_size > 0  # written with the first entry
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -78,7 +82,10 @@ class Journal:
             for number, line in enumerate(f, 1):
                 try:
                     entry = orjson.loads(line)
-                    self._done[(entry["kind"], entry["key"])] = entry
+                    if number == 1 and isinstance(entry, dict) and "journal" in entry:
+                        self._check_format(entry["journal"])
+                    else:
+                        self._done[(entry["kind"], entry["key"])] = entry
                 except (orjson.JSONDecodeError, KeyError, TypeError):
                     if not line.endswith(b"\n"):
                         break  # torn last line from a crash: dropped below
@@ -87,6 +94,12 @@ class Journal:
         if good_end < self.path.stat().st_size:
             with self.path.open("r+b") as f:
                 f.truncate(good_end)
+
+    def _check_format(self, version: object) -> None:
+        if not isinstance(version, int) or version > FORMAT:
+            raise ConfigError(
+                f"{self.path}: written by a newer bulkport (journal format {version!r}, this "
+                f"one reads up to {FORMAT}); upgrade bulkport or use another --state-dir")
 
     def get(self, kind: str, key: str) -> dict[str, Any] | None:
         """The journal entry of a finished unit, or None."""
@@ -102,6 +115,7 @@ class Journal:
     def clear(self) -> None:
         """Forget everything: a job that finished for good starts its next run afresh."""
         os.ftruncate(self._file.fileno(), 0)
+        self._headed = False
         self._done.clear()
 
     def record(self, kind: str, key: str, **fields: Any) -> None:
@@ -110,5 +124,8 @@ class Journal:
         entry = {"kind": kind, "key": key, **fields,
                  "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         line = redact(orjson.dumps(entry).decode()) + "\n"
+        if not self._headed:
+            line = orjson.dumps({"journal": FORMAT}).decode() + "\n" + line
+            self._headed = True
         self._file.write(line.encode())
         self._done[(kind, key)] = entry

@@ -18,13 +18,13 @@ import anyio
 from bulkport import __version__
 from bulkport.config import JobConfig, load_job
 from bulkport.errors import ConfigError, abort_reason
-from bulkport.migrate import migrate
-from bulkport.mirror import mirror
-from bulkport.mirror_state import prune_reports
-from bulkport.mirror_state import report_path as run_report_path
+from bulkport.jobs.migrate import migrate
+from bulkport.jobs.mirror import mirror
+from bulkport.jobs.mirror_state import prune_reports
+from bulkport.jobs.mirror_state import report_path as run_report_path
+from bulkport.jobs.revoke import revoke_tokens
 from bulkport.redact import RedactingFilter, redact
 from bulkport.report import Report
-from bulkport.revoke import revoke_tokens
 
 EXIT_OK, EXIT_FAILED, EXIT_ABORTED, EXIT_INTERRUPTED = 0, 1, 2, 130
 GC_THRESHOLD = 10_000  # allocations between two young-generation collections
@@ -145,7 +145,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from bulkport.verify import run_verify
+    from bulkport.jobs.verify import run_verify
 
     job = load_job(Path(args.job), connections=args.concurrency)
     return run_verify(job, report_path=Path(args.report) if args.report else None,
@@ -159,9 +159,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from bulkport.testing.server import run_simulator
+    from bulkport.testing.core.server import main as simulate
 
-    return run_simulator(args)
+    return simulate(args.argv)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -208,10 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-progress", action="store_true")
     demo.set_defaults(func=_cmd_demo)
 
-    simulate = commands.add_parser("simulate", help="serve a simulated portal")
-    from bulkport.testing.server import add_simulate_arguments
-
-    add_simulate_arguments(simulate)
+    # The simulators parse their own options (a job never loads them): with no option
+    # prefix, every word after "simulate", --help included, is handed to them as it is.
+    simulate = commands.add_parser("simulate", help="serve a simulated portal", add_help=False,
+                                   prefix_chars="\0")
+    simulate.add_argument("argv", nargs=argparse.REMAINDER)
     simulate.set_defaults(func=_cmd_simulate)
     return parser
 

@@ -6,69 +6,34 @@ the table and the key.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dotenv import dotenv_values
 
 from bulkport.errors import ConfigError
-from bulkport.token_filter import TokenFilter, parse_filter
+from bulkport.jobs.token_filter import TokenFilter, parse_filter
+from bulkport.portals import registry
+from bulkport.portals.base import Limit, Role
+from bulkport.settings import Options, SourceSettings, TargetSettings, from_table
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-KINDS = ("migrate", "mirror", "revoke-tokens")
-PORTAL_TYPES = ("ckan", "portaljs", "ods", "datapress")
-ON_DELETE = ("delete", "private", "keep")
+# What each kind of job needs of its [source] and [target] portals.
+KINDS: dict[str, tuple[Role | None, Role]] = {
+    "migrate": (Role.SOURCE, Role.TARGET),
+    "mirror": (Role.MIRROR_SOURCE, Role.MIRROR_TARGET),
+    "revoke-tokens": (None, Role.TOKENS),
+}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-@dataclass(frozen=True)
-class PortalConfig:
-    """A ``[source]`` or ``[target]`` table."""
-
-    type: str
-    url: str
-    api_key: str | None = None
-    auth_header: str = "Authorization"
-    settings: dict[str, Any] = field(default_factory=dict)  # the portal-specific keys
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.settings.get(key, default)
-
-
-@dataclass(frozen=True)
-class Options:
-    """The ``[options]`` table."""
-
-    connections: int = 16  # per host
-    dataset_workers: int = 0  # 0: four per connection (most of a dataset's time is latency)
-    transfers: int = 8  # files streamed at once
-    rate_limit: float = 0.0  # requests per second per host, 0 = unlimited
-    retries: int = 6
-    page_size: int = 1000
-    page_concurrency: int = 2
-    publish: bool = True
-    status_timeout: float = 600.0
-    status_poll: float = 0.1
-    reason: str = "revoked with bulkport"  # sent with each revocation where the API keeps one
-    # mirror jobs
-    on_delete: str = "delete"  # what a record the source dropped becomes: delete, private, keep
-    max_delete_fraction: float = 0.10  # of the mirrored records, per run
-    max_delete_count: int = 0  # per run, 0 = no limit by count
-    safety_margin: float = 3600.0  # seconds re-read before the watermark ([source] may override)
-    keep_reports: int = 30  # run reports kept in <state dir>/reports/
-
-    @property
-    def workers(self) -> int:
-        return self.dataset_workers or 4 * self.connections
+_URL = re.compile(r"^https?://[^/\s]+")
 
 
 @dataclass(frozen=True)
@@ -76,8 +41,8 @@ class JobConfig:
     path: Path
     name: str
     kind: str
-    source: PortalConfig | None
-    target: PortalConfig | None
+    source: SourceSettings | None
+    target: TargetSettings | None
     options: Options
     mapping: dict[str, Any] = field(default_factory=dict)
     token_filter: TokenFilter | None = None  # revoke-tokens jobs only
@@ -111,59 +76,31 @@ def _environment(job_path: Path) -> dict[str, str]:
     return env
 
 
-def _portal(table: Any, name: str, path: Path) -> PortalConfig | None:
+def _portal(table: Any, side: str, role: Role | None, kind: str, path: Path) -> Any:
+    """A [source] or [target] table as its portal's typed settings (None when absent)."""
+    where = f"{path}: [{side}]"
     if table is None:
         return None
     if not isinstance(table, dict):
-        raise ConfigError(f"{path}: [{name}] must be a table")
-    kind = table.get("type")
-    if kind not in PORTAL_TYPES:
-        raise ConfigError(
-            f"{path}: [{name}] type must be one of {', '.join(PORTAL_TYPES)}, got {kind!r}"
-        )
+        raise ConfigError(f"{where} must be a table")
+    portal = registry.find(table.get("type"), where)
+    if role is not None:
+        registry.require(portal, role, where, why=f" for a {kind} job")
     url = table.get("url")
-    if not isinstance(url, str) or not re.match(r"^https?://[^/\s]+", url):
-        raise ConfigError(f"{path}: [{name}] url must be an http(s) URL, got {url!r}")
-    api_key = table.get("api_key") or None
-    if api_key is not None and not isinstance(api_key, str):
-        raise ConfigError(f"{path}: [{name}] api_key must be a string")
-    settings = {k: v for k, v in table.items() if k not in ("type", "url", "api_key", "auth_header")}
-    return PortalConfig(
-        type=kind, url=url.rstrip("/"), api_key=api_key,
-        auth_header=str(table.get("auth_header", "Authorization")), settings=settings,
-    )
+    if not isinstance(url, str) or not _URL.match(url):
+        raise ConfigError(f"{where} url must be an http(s) URL, got {url!r}")
+    # An empty or absent key is no key: ``api_key = "${KEY}"`` with KEY="" reads anonymously.
+    values = {k: v for k, v in table.items() if not (k == "api_key" and v in ("", None))}
+    values["url"] = url.rstrip("/")
+    settings = portal.source_settings if side == "source" else portal.target_settings
+    return from_table(settings, values, where)
 
 
 def _options(table: Any, path: Path, overrides: dict[str, Any]) -> Options:
-    table = {**(table or {}), **{k: v for k, v in overrides.items() if v is not None}}
-    known = {f.name: f for f in fields(Options)}
-    values: dict[str, Any] = {}
-    for key, value in table.items():
-        if key not in known:
-            hint = difflib.get_close_matches(key, known, n=1)
-            also = f" (did you mean {hint[0]!r}?)" if hint else ""
-            raise ConfigError(f"{path}: [options] unknown key {key!r}{also}")
-        default = getattr(Options, key)
-        expected = type(default)
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            raise ConfigError(
-                f"{path}: [options] {key} must be {expected.__name__}, got {value!r}"
-            )
-        if expected in (int, float) and value < 0:
-            raise ConfigError(f"{path}: [options] {key} must not be negative, got {value!r}")
-        values[key] = value
-    options = Options(**values)
-    if options.connections < 1:
-        raise ConfigError(f"{path}: [options] connections must be at least 1")
-    if options.on_delete not in ON_DELETE:
-        raise ConfigError(f"{path}: [options] on_delete must be one of {', '.join(ON_DELETE)}, "
-                          f"got {options.on_delete!r}")
-    if options.max_delete_fraction > 1:
-        raise ConfigError(f"{path}: [options] max_delete_fraction is a fraction (0.1 = 10 %), "
-                          f"got {options.max_delete_fraction!r}")
-    return options
+    if table is not None and not isinstance(table, dict):
+        raise ConfigError(f"{path}: [options] must be a table")
+    values = {**(table or {}), **{k: v for k, v in overrides.items() if v is not None}}
+    return from_table(Options, values, f"{path}: [options]")
 
 
 def load_job(path: Path, **overrides: Any) -> JobConfig:
@@ -187,13 +124,19 @@ def load_job(path: Path, **overrides: Any) -> JobConfig:
     kind = raw.get("kind", "migrate")
     if kind not in KINDS:
         raise ConfigError(f"{path}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    source_role, target_role = KINDS[kind]
     unknown = set(raw) - {"kind", "name", "source", "target", "options", "mapping", "filter"}
     if unknown:
         raise ConfigError(f"{path}: unknown top-level key(s): {', '.join(sorted(unknown))}")
-    source = _portal(raw.get("source"), "source", path)
-    target = _portal(raw.get("target"), "target", path)
-    if kind in ("migrate", "mirror") and (source is None or target is None):
+    source = _portal(raw.get("source"), "source", source_role, kind, path)
+    target = _portal(raw.get("target"), "target", target_role, kind, path)
+    options = _options(raw.get("options"), path, overrides)
+    if source_role is not None and (source is None or target is None):
         raise ConfigError(f"{path}: a {kind} job needs both a [source] and a [target] table")
+    if kind == "mirror" and options.on_delete == "delete":
+        reason = registry.limit(registry.of(target), Limit.DELETE)
+        if reason:
+            raise ConfigError(f"{path}: [target] {target.url}: {reason}")
     token_filter = None
     if kind == "revoke-tokens":
         token_filter = _revoke_filter(raw, target, path)
@@ -205,23 +148,21 @@ def load_job(path: Path, **overrides: Any) -> JobConfig:
         kind=kind,
         source=source,
         target=target,
-        options=_options(raw.get("options"), path, overrides),
+        options=options,
         mapping=raw.get("mapping") or {},
         token_filter=token_filter,
     )
 
 
-def _revoke_filter(raw: dict[str, Any], target: PortalConfig | None, path: Path) -> TokenFilter:
+def _revoke_filter(raw: dict[str, Any], target: TargetSettings | None,
+                   path: Path) -> TokenFilter:
     if target is None:
         raise ConfigError(f"{path}: a revoke-tokens job needs a [target] table (the portal "
                           "whose tokens to revoke)")
-    if target.type not in ("ckan", "portaljs", "ods"):
-        raise ConfigError(f"{path}: [target] type {target.type!r} has no API tokens bulkport "
-                          "can revoke (supported: ckan, portaljs, ods)")
     if not target.api_key:
         raise ConfigError(f"{path}: [target] api_key is required to list and revoke tokens")
     token_filter = parse_filter(raw.get("filter"), path)
-    if target.type == "ods" and token_filter.uses_last_access:
-        raise ConfigError(f"{path}: [filter] last_access_before / never_used: Opendatasoft API "
-                          "keys carry no last-access date")
+    reason = registry.limit(registry.of(target), Limit.TOKEN_LAST_ACCESS)
+    if token_filter.uses_last_access and reason:
+        raise ConfigError(f"{path}: [filter] last_access_before / never_used: {reason}")
     return token_filter

@@ -12,10 +12,11 @@ import os
 import shutil
 import sys
 import tempfile
+from importlib import resources
 from pathlib import Path
 
 from bulkport.config import load_job
-from bulkport.mappers.ods import EXTRACTORS, dataset_id_for
+from bulkport.portals.ods.mapping import EXTRACTORS, dataset_id_for
 from bulkport.testing import (
     CkanStore,
     Faults,
@@ -26,37 +27,9 @@ from bulkport.testing import (
     seed_ckan,
 )
 
-CKAN_KEY = "demo-ckan-key-0001"
-ODS_KEY = "demo-ods-key-0001"
-JOB = """
-kind = "migrate"
-name = "demo"
-
-[source]
-type = "ckan"
-url = "${DEMO_CKAN_URL}"
-api_key = "${DEMO_CKAN_KEY}"
-include_private = true
-
-[target]
-type = "ods"
-url = "${DEMO_ODS_URL}"
-api_key = "${DEMO_ODS_KEY}"
-extras_template = "bulkport"
-extras_field = "source_extras"
-
-[target.licenses]
-"cc-by" = "cc-by-4.0"
-"cc-by-sa" = "cc-by-sa-4.0"
-"cc-zero" = "cc0"
-"odc-odbl" = "odbl"
-"odc-by" = "odc-by"
-"odc-pddl" = "pddl"
-
-[options]
-connections = 16
-status_poll = 0.05
-"""
+SOURCE_KEY = "demo-source-key-0001"
+TARGET_KEY = "demo-target-key-0001"
+JOB = resources.files("bulkport") / "demo.toml"
 
 
 def check_target(ckan: CkanStore, ods: OdsStore) -> list[str]:
@@ -94,9 +67,9 @@ def run_demo(datasets: int = 300, progress: bool = True) -> int:
     seed_ckan(ckan_store, datasets=datasets, resources=2, file_size=8192, seed=7)
     latency = Faults(latency=0.005)  # a little network, so the concurrency shows
     with (
-        ThreadedServer(lambda: create_ckan_app(ckan_store, api_keys={CKAN_KEY: "admin"},
+        ThreadedServer(lambda: create_ckan_app(ckan_store, api_keys={SOURCE_KEY: "admin"},
                                                faults=latency)) as ckan,
-        ThreadedServer(lambda: create_ods_app(ods_store, api_keys={ODS_KEY},
+        ThreadedServer(lambda: create_ods_app(ods_store, api_keys={TARGET_KEY},
                                               faults=latency)) as ods,
         tempfile.TemporaryDirectory(prefix="bulkport-demo-") as tmp,
     ):
@@ -104,10 +77,10 @@ def run_demo(datasets: int = 300, progress: bool = True) -> int:
         shutil.rmtree(state_dir, ignore_errors=True)  # the demo always starts afresh
         print(f"simulated CKAN at {ckan.url} with {datasets} datasets; "
               f"simulated Opendatasoft at {ods.url}", file=sys.stderr)
-        os.environ.update(DEMO_CKAN_URL=ckan.url, DEMO_CKAN_KEY=CKAN_KEY,
-                          DEMO_ODS_URL=ods.url, DEMO_ODS_KEY=ODS_KEY)
+        os.environ.update(DEMO_SOURCE_URL=ckan.url, DEMO_SOURCE_KEY=SOURCE_KEY,
+                          DEMO_TARGET_URL=ods.url, DEMO_TARGET_KEY=TARGET_KEY)
         job_path = Path(tmp) / "demo.toml"
-        job_path.write_text(JOB)
+        job_path.write_text(JOB.read_text(encoding="utf-8"))
         code = run_job(load_job(job_path), state_dir=state_dir, report_path=None,
                        progress=progress and sys.stderr.isatty(), dry_run=False)
         problems = check_target(ckan_store, ods_store)

@@ -41,6 +41,10 @@ class FatalError(BulkportError):
     """The run cannot go on."""
 
 
+class MirrorRefused(FatalError):
+    """A mirror's guard stopped the run before it deleted anything."""
+
+
 class HttpStatusMixin:
     status: int | None = None
 
@@ -89,17 +93,20 @@ class NotFound(SkippableError):
 
 
 class ValidationError(SkippableError):
-    """The portal refused the content; ``fields`` maps field paths to messages."""
+    """The portal refused the content; ``fields`` maps field paths to messages, ``code`` is
+    the portal's own error code (Opendatasoft's ``error_code``, CKAN's ``__type``)."""
 
     def __init__(
-        self, message: str, status: int | None = None, fields: dict[str, str] | None = None
+        self, message: str, status: int | None = None, fields: dict[str, str] | None = None,
+        code: str | None = None,
     ) -> None:
         super().__init__(message, status)
         self.fields = fields or {}
+        self.code = code
 
 
 class Conflict(ValidationError):
-    """The record already exists (e.g. a name in use)."""
+    """The portal answered 409: the record already exists, or is busy."""
 
 
 class PayloadTooLarge(SkippableError):

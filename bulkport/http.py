@@ -10,6 +10,7 @@ URL or another portal never receives a portal's key, even through a redirect.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.utils
 import functools
 import random
@@ -18,8 +19,8 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
@@ -32,6 +33,7 @@ from bulkport.errors import (
     AuthError,
     BadResponse,
     BulkportError,
+    Conflict,
     NotFound,
     PayloadTooLarge,
     RateLimited,
@@ -44,7 +46,17 @@ from bulkport.redact import redact, register_secret, safe_url
 
 T = TypeVar("T")
 Params = Mapping[str, str | int | float] | None
-ErrorParser = Callable[["Response"], "tuple[str, dict[str, str]]"]
+
+
+class ErrorReply(NamedTuple):
+    """What a portal's error body says, as its ``api`` module reads it."""
+
+    message: str  # one line
+    fields: dict[str, str] = {}  # field path → message  # noqa: RUF012 (never mutated)
+    code: str | None = None  # the portal's own error code, where it has one
+
+
+ErrorParser = Callable[["Response"], ErrorReply]
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 5
@@ -107,6 +119,18 @@ class Response:
             ) from None
 
 
+# What aiohttp raises when the network, not the portal, fails (translated only here).
+NETWORK_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+
+
+def transport_error(exc: BaseException, url: str, what: str) -> TransportError:
+    """The one message of a network failure: where, what was under way, the error (redacted,
+    the URL's query never quoted)."""
+    where = safe_url(url, keep_query=False)
+    detail = redact(str(exc).replace(url, where))
+    return TransportError(f"{where}: {what} failed: {type(exc).__name__} {detail}".strip())
+
+
 class StreamResponse:
     """A reply whose body is read chunk by chunk."""
 
@@ -121,10 +145,8 @@ class StreamResponse:
         try:
             async for chunk in self._raw.content.iter_chunked(size):
                 yield chunk
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise TransportError(
-                f"{safe_url(self.url, keep_query=False)}: download interrupted ({type(exc).__name__})"
-            ) from exc
+        except NETWORK_ERRORS as exc:
+            raise transport_error(exc, self.url, "download") from exc
 
 
 @dataclass
@@ -136,7 +158,7 @@ class Upload:
     chunks: AsyncIterator[bytes]
     size: int | None = None
     content_type: str = "application/octet-stream"
-    fields: Mapping[str, str] = field(default_factory=dict)
+    fields: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 class _SizedStream(aiohttp.payload.AsyncIterablePayload):
@@ -180,8 +202,8 @@ def _host_of_prefix(prefix: str) -> tuple[str, str]:
     return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}", parts.netloc
 
 
-def _default_error_parser(response: Response) -> tuple[str, dict[str, str]]:
-    return (response.snippet(200) or f"HTTP {response.status}"), {}
+def _default_error_parser(response: Response) -> ErrorReply:
+    return ErrorReply(response.snippet(200) or f"HTTP {response.status}")
 
 
 def field_messages(errors: Mapping[str, Any], skip: tuple[str, ...] = ()) -> dict[str, str]:
@@ -192,7 +214,7 @@ def field_messages(errors: Mapping[str, Any], skip: tuple[str, ...] = ()) -> dic
 
 def error_for(response: Response, parse: ErrorParser | None = None) -> BulkportError:
     """The typed error for a failed ``response`` (status >= 400)."""
-    message, fields = (parse or _default_error_parser)(response)
+    message, fields, code = (parse or _default_error_parser)(response)
     where = safe_url(response.url, keep_query=False)
     text = redact(f"{where}: HTTP {response.status}: {message}")
     status = response.status
@@ -206,7 +228,25 @@ def error_for(response: Response, parse: ErrorParser | None = None) -> BulkportE
         return RateLimited(text, status, _retry_after(response.headers.get("Retry-After")))
     if status >= 500:
         return ServerError(text, status, _retry_after(response.headers.get("Retry-After")))
-    return ValidationError(text, status, fields)
+    if status == 409:
+        return Conflict(text, status, fields, code)
+    return ValidationError(text, status, fields, code)
+
+
+class Attempt:
+    """One of :meth:`HttpClient.attempts`: keeps the RetriableError its block raised."""
+
+    def __init__(self) -> None:
+        self.error: RetriableError | None = None
+
+    def __enter__(self) -> Attempt:
+        return self
+
+    def __exit__(self, kind: object, error: BaseException | None, trace: object) -> bool:
+        if isinstance(error, RetriableError):
+            self.error = error
+            return True
+        return False
 
 
 class HttpClient:
@@ -279,6 +319,25 @@ class HttpClient:
                     raise
                 await anyio.sleep(self.retry.delay(attempt, error))
 
+    async def attempts(self) -> AsyncIterator[Attempt]:
+        """Attempts at work the caller must start over itself (a stream read again from its
+        start), under the same policy as every request::
+
+            async for attempt in client.attempts():
+                with attempt:
+                    ...  # a RetriableError here is retried; the last one is raised
+        """
+        failures = 0
+        while True:
+            attempt = Attempt()
+            yield attempt
+            if attempt.error is None:
+                return
+            failures += 1
+            if failures >= self.retry.attempts:
+                raise attempt.error
+            await anyio.sleep(self.retry.delay(failures, attempt.error))
+
     async def create_once(self, create: Callable[[], Awaitable[T]],
                           lookup: Callable[[], Awaitable[T | None]]) -> T:
         """Run a create that is not idempotent, with retries: before each retry, ``lookup``
@@ -332,12 +391,8 @@ class HttpClient:
                             continue
                         yield raw, url
                         return
-                except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-                    where = safe_url(url, keep_query=False)
-                    detail = redact(str(exc).replace(url, where))
-                    raise TransportError(
-                        f"{where}: {method} failed: {type(exc).__name__} {detail}".strip()
-                    ) from exc
+                except NETWORK_ERRORS as exc:
+                    raise transport_error(exc, url, method) from exc
         raise BadResponse(f"{safe_url(url, keep_query=False)}: too many redirects")
 
     async def request(
@@ -375,11 +430,8 @@ class HttpClient:
             ):
                 try:
                     content = await raw.read()
-                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                    raise TransportError(
-                        f"{safe_url(final_url, keep_query=False)}: reply interrupted "
-                        f"({type(exc).__name__})"
-                    ) from exc
+                except NETWORK_ERRORS as exc:
+                    raise transport_error(exc, final_url, "reading the reply") from exc
                 response = Response(raw.status, final_url, raw.headers, content)
             if response.status >= 400:
                 raise error_for(response, errors)

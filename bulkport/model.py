@@ -7,8 +7,8 @@ mapper did not consume is kept in ``extras`` so that nothing is dropped silently
 
 from __future__ import annotations
 
-import functools
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import unquote
@@ -20,9 +20,27 @@ TABULAR_FORMATS = frozenset(
 )
 
 
-@functools.cache
-def _field_names(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in fields(cls))
+# The pivot's optional text fields: each mapper reads every one from some place in a record.
+TEXT_FIELDS = ("license_id", "license_title", "publisher", "organization", "author",
+               "author_email", "maintainer", "maintainer_email", "version", "landing_page",
+               "language", "created", "modified")
+VALUE_FIELDS = frozenset({"title", "description", "keywords", "themes", *TEXT_FIELDS})
+
+_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
+
+
+def text(value: Any) -> str | None:
+    """A source value as text; None when blank (absent, null, "", an empty list or object)."""
+    if value is None or value in ("", [], {}):
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def _field_names(cls: type[Any]) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
 
 
 @dataclass
@@ -98,6 +116,29 @@ class Dataset:
     resources: list[Resource] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def from_fields(cls, source_id: str, name: str, values: Mapping[str, Any], *,
+                    private: bool, resources: list[Resource],
+                    extras: dict[str, Any]) -> Dataset:
+        """The one way a mapper builds a pivot dataset.
+
+        Args:
+            values: pivot field (of :data:`VALUE_FIELDS`) → what the source holds; each text
+                field is taken as text (None when blank), the title falls back to the name.
+
+        Raises:
+            ValueError: ``values`` names a field the pivot does not have (a mapper's bug).
+        """
+        unknown = set(values) - VALUE_FIELDS
+        if unknown:
+            raise ValueError(f"not pivot fields: {', '.join(sorted(unknown))}")
+        return cls(source_id=source_id, name=name, title=text(values.get("title")) or name,
+                   description=text(values.get("description")) or "",
+                   keywords=[str(k) for k in values.get("keywords") or []],
+                   themes=[str(t) for t in values.get("themes") or []],
+                   private=private, resources=resources, extras=extras,
+                   **{f: text(values.get(f)) for f in TEXT_FIELDS})
+
     def as_dict(self) -> dict[str, Any]:
         """The record as plain data, as ``dataclasses.asdict`` gives it but without its deep
         copies (a tenth of the cost): the values are shared, do not mutate them."""
@@ -126,3 +167,26 @@ class Token:
         """The token as the report and the journal show it."""
         return {"id": self.id, "user": self.user, "name": self.name,
                 "created_at": self.created_at, "last_access": self.last_access}
+
+def lookup(record: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted ``path`` in ``record`` (None when absent).
+
+    A CKAN-style extras list (``[{"key": k, "value": v}]``) is searched by key, so
+    ``extras.language`` finds the extra named ``language``.
+    """
+    current: Any = record
+    for part in path.split("."):
+        if isinstance(current, Mapping):
+            current = current.get(part)
+        elif isinstance(current, list) and all(isinstance(e, Mapping) and "key" in e for e in current):
+            current = next((e.get("value") for e in current if e["key"] == part), None)
+        else:
+            return None
+    return current
+
+
+def object_at(record: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """``record[key]`` when it is a JSON object, else an empty one: a portal's record is
+    read defensively, a field of the wrong shape is as good as absent."""
+    value = record.get(key)
+    return value if isinstance(value, Mapping) else {}

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import anyio
-from anyio.abc import ObjectReceiveStream, ObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from bulkport.errors import RetriableError, SkippableError
 
@@ -22,7 +22,7 @@ PageFetcher = Callable[[int, int], Awaitable[tuple[int, Sequence[T]]]]
 
 async def fan_out_pages(
     fetch: PageFetcher[T],
-    send: ObjectSendStream[T],
+    send: MemoryObjectSendStream[T],
     *,
     page_size: int,
     concurrency: int,
@@ -55,7 +55,7 @@ async def fan_out_pages(
             return total
         offsets = iter(range(step, total, step))
 
-        async def page_worker(out: ObjectSendStream[T]) -> None:
+        async def page_worker(out: MemoryObjectSendStream[T]) -> None:
             async with out:
                 for offset in offsets:  # shared iterator: each offset is taken once
                     try:
@@ -75,7 +75,7 @@ async def fan_out_pages(
 
 
 async def run_workers(
-    receive: ObjectReceiveStream[T],
+    receive: MemoryObjectReceiveStream[T],
     handle: Callable[[T], Awaitable[None]],
     *,
     workers: int,
@@ -85,7 +85,7 @@ async def run_workers(
     ``handle`` owns its errors: one that escapes cancels the whole stage.
     """
 
-    async def worker(items: ObjectReceiveStream[T]) -> None:
+    async def worker(items: MemoryObjectReceiveStream[T]) -> None:
         async with items:
             async for item in items:
                 await handle(item)
@@ -96,7 +96,7 @@ async def run_workers(
 
 
 async def pipeline(
-    produce: Callable[[ObjectSendStream[T]], Awaitable[object]],
+    produce: Callable[[MemoryObjectSendStream[T]], Awaitable[object]],
     handle: Callable[[T], Awaitable[None]],
     *,
     workers: int,

@@ -18,7 +18,8 @@ _SENSITIVE_PARAM = re.compile(
     r"(?i)([?&](?:apikey|api_key|key|token|access_token|signature|sig|x-amz-[a-z-]+|"
     r"x-goog-[a-z-]+|awsaccesskeyid|credential|policy|se|sp|sv|sr|skoid|sktid)=)[^&#\s\"']*"
 )
-_AUTH_HEADER = re.compile(r"(?i)((?:authorization|x-ckan-api-key|x-api-key)[\"']?\s*[:=]\s*[\"']?)"
+# Authorization, and the X-...-API-Key headers portals take keys in.
+_AUTH_HEADER = re.compile(r"(?i)((?:authorization|x-(?:[a-z0-9]+-)*api-key)[\"']?\s*[:=]\s*[\"']?)"
                           r"(?:apikey\s+|bearer\s+|token\s+)?[^\s\"',}]+")
 
 _lock = threading.Lock()

@@ -8,15 +8,17 @@ import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import anyio
 
-from bulkport.config import JobConfig
 from bulkport.errors import ConfigError, TransportError
 from bulkport.http import HttpClient, StreamResponse, Upload, origin
 from bulkport.model import Resource
 from bulkport.redact import safe_url
+
+if TYPE_CHECKING:
+    from bulkport.config import JobConfig
 
 T = TypeVar("T")
 

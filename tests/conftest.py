@@ -45,14 +45,14 @@ def real_ckan_target(ckan_tier: list[CkanInstance]) -> CkanInstance:
 
 
 # ---- Opendatasoft simulator replies checked against Opendatasoft's OpenAPI document ----
-# (bulkport/testing/ods_openapi.py). Without the document the check is skipped, saying so;
+# (bulkport/testing/ods/openapi.py). Without the document the check is skipped, saying so;
 # a $BULKPORT_ODS_OPENAPI that names no readable document is an error.
 _ods_oracle_reason = ""
 
 
 def pytest_configure(config: pytest.Config) -> None:
     global _ods_oracle_reason
-    from bulkport.testing import ods_openapi
+    from bulkport.testing.ods import openapi as ods_openapi
 
     oracle, _ods_oracle_reason = ods_openapi.load()
     if oracle is None and os.environ.get(ods_openapi.ENV_VAR):
@@ -61,7 +61,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    from bulkport.testing import ods_openapi
+    from bulkport.testing.ods import openapi as ods_openapi
 
     state = "on" if ods_openapi.active() else "SKIPPED"
     return f"Opendatasoft simulator replies vs its OpenAPI document: {state} — {_ods_oracle_reason}"
@@ -70,7 +70,7 @@ def pytest_report_header(config: pytest.Config) -> str:
 @pytest.fixture(autouse=True)
 def _ods_replies_match_openapi(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail a test during which an Opendatasoft simulator broke its OpenAPI document."""
-    from bulkport.testing import ods_openapi
+    from bulkport.testing.ods import openapi as ods_openapi
 
     oracle = ods_openapi.active()
     start = oracle.mark() if oracle else 0
@@ -85,7 +85,7 @@ def _ods_replies_match_openapi(request: pytest.FixtureRequest) -> Iterator[None]
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    from bulkport.testing import ods_openapi
+    from bulkport.testing.ods import openapi as ods_openapi
 
     oracle = ods_openapi.active()
     line = oracle.summary() if oracle else f"skipped: {_ods_oracle_reason}"

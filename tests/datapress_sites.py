@@ -20,9 +20,9 @@ from aiohttp import web
 from mirror_sites import WRITES, linkify
 
 from bulkport.cli import main
-from bulkport.mappers.ckan import MARK as CKAN_MARK
-from bulkport.mappers.ckan import slug
-from bulkport.mappers.datapress import LICENCES, MARK, RESOURCES, licence_id
+from bulkport.portals.ckan.mapping import MARK as CKAN_MARK
+from bulkport.portals.ckan.mapping import slug
+from bulkport.portals.datapress.mapping import LICENCES, MARK, RESOURCES, licence_id
 from bulkport.testing import (
     CkanStore,
     DataPressStore,
@@ -33,10 +33,10 @@ from bulkport.testing import (
     seed_ckan,
     seed_datapress,
 )
-from bulkport.testing.datapress_files import attach_file
-from bulkport.testing.datapress_schema import EMPTY_QA, build_dataset
-from bulkport.testing.datapress_store import iso
-from bulkport.testing.files import SyntheticFile
+from bulkport.testing.core.files import SyntheticFile
+from bulkport.testing.datapress.files import attach_file
+from bulkport.testing.datapress.schema import EMPTY_QA, build_dataset
+from bulkport.testing.datapress.store import iso
 
 CKAN_KEY, DP_KEY = "ckan-key-5d1e90", "datapress-key-c47a21"
 PART = 1024  # the part size of these tests (the simulator's minimum is lowered to match)

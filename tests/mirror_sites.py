@@ -21,10 +21,10 @@ import orjson
 from aiohttp import web
 
 from bulkport.cli import main
-from bulkport.mappers.ckan import MARK
+from bulkport.portals.ckan.mapping import MARK
 from bulkport.testing import CkanStore, Faults, ThreadedServer, create_ckan_app, seed_ckan
-from bulkport.testing.ckan_model import now_iso
-from bulkport.testing.files import SyntheticFile
+from bulkport.testing.ckan.model import now_iso
+from bulkport.testing.core.files import SyntheticFile
 
 SOURCE_KEY, TARGET_KEY = "mirror-source-key-5e1f", "mirror-target-key-8c2a"
 WRITES = ("package_create", "package_update", "package_patch", "package_delete",

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from bulkport.http import HttpClient, Upload
-from bulkport.portals.ods import API_PATH, parse_error
+from bulkport.portals.ods.api import API_PATH, parse_error
 
 
 async def _chunks(body: bytes) -> AsyncIterator[bytes]:

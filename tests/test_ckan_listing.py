@@ -12,10 +12,11 @@ import anyio
 import pytest
 from aiohttp import web
 
-from bulkport.config import PortalConfig
 from bulkport.errors import ServerError, first_error
 from bulkport.http import HttpClient, RetryPolicy
-from bulkport.portals.ckan import CkanPortal, solr_date
+from bulkport.portals.ckan.settings import CkanSourceSettings
+from bulkport.portals.ckan.source import CkanSource, solr_date
+from bulkport.settings import Options
 from bulkport.testing import CkanStore, create_ckan_app, seed_ckan, serve
 
 KEY = "listing-key"
@@ -47,9 +48,10 @@ async def site() -> AsyncIterator[Site]:
     site.store.close()
 
 
-def portal(client: HttpClient, url: str, **settings: Any) -> CkanPortal:
-    return CkanPortal(client, PortalConfig("ckan", url, KEY, settings={
-        "include_private": True, "rows": 50, **settings}))
+def portal(client: HttpClient, url: str, **settings: Any) -> CkanSource:
+    return CkanSource(CkanSourceSettings(**{"type": "ckan", "url": url, "api_key": KEY,
+                                            "include_private": True, "rows": 50, **settings}),
+                      client, Options())
 
 
 async def collect(produce: Any) -> list[Any]:

@@ -8,6 +8,8 @@ import pytest
 
 from bulkport.config import load_job
 from bulkport.errors import ConfigError
+from bulkport.portals.ckan.settings import CkanSourceSettings
+from bulkport.portals.ods.settings import OdsTargetSettings
 
 GOOD = """
 kind = "migrate"
@@ -42,8 +44,9 @@ def test_good_job_reads_env_and_dotenv(tmp_path: Path, monkeypatch: pytest.Monke
     assert job.source.api_key == "ck"  # the environment wins over .env
     assert job.target.api_key == "from-dotenv"
     assert job.source.url == "https://ckan.example.org"
-    assert job.source.get("fq") == "organization:city"
-    assert job.target.get("licenses") == {"cc-by": "38js5ao"}
+    assert isinstance(job.source, CkanSourceSettings) and job.source.fq == "organization:city"
+    assert isinstance(job.target, OdsTargetSettings)
+    assert job.target.licenses == {"cc-by": "38js5ao"}
     assert job.options.connections == 8
     assert job.options.workers == 32
 
@@ -62,10 +65,11 @@ def test_command_line_overrides_options(tmp_path: Path, monkeypatch: pytest.Monk
         (GOOD.replace('type = "ods"', 'type = "ftp"'), r"\[target\] type must be one of"),
         (GOOD.replace("https://city", "city"), r"\[target\] url must be an http\(s\) URL"),
         (GOOD.replace("connections = 8", "conections = 8"), "did you mean 'connections'"),
-        (GOOD.replace("connections = 8", 'connections = "8"'), "connections must be int"),
+        (GOOD.replace("connections = 8", 'connections = "8"'), "connections must be int, got '8'"),
         (GOOD.replace('kind = "migrate"', 'kind = "copy"'), "kind must be one of"),
         (GOOD.replace("connections = 8", 'on_delete = "purge"'), "on_delete must be one of"),
-        (GOOD.replace("connections = 8", "max_delete_fraction = 10"), "is a fraction"),
+        (GOOD.replace("connections = 8", "max_delete_fraction = 10"),
+         "max_delete_fraction must be float <= 1.0"),
     ],
 )
 def test_bad_job_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str,

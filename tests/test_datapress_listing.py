@@ -12,13 +12,14 @@ import anyio
 import pytest
 from aiohttp import web
 
-from bulkport.config import PortalConfig
 from bulkport.errors import ServerError, TransportError, first_error
 from bulkport.http import HttpClient, RetryPolicy
 from bulkport.moments import parse_time
-from bulkport.portals.datapress import DataPressPortal
+from bulkport.portals.datapress.settings import DataPressSourceSettings
+from bulkport.portals.datapress.source import DataPressSource
+from bulkport.settings import Options
 from bulkport.testing import DataPressStore, create_datapress_app, seed_datapress, serve
-from bulkport.testing.responses import DROP_AFTER_KEY, drop_connection
+from bulkport.testing.core.responses import DROP_AFTER_KEY, drop_connection
 
 ADMIN, READER = "dp-listing-admin", "dp-listing-reader"  # an editor of all, a visitor's key
 
@@ -62,8 +63,9 @@ async def site() -> AsyncIterator[Site]:
     site.store.close()
 
 
-def portal(client: HttpClient, site: Site, key: str = ADMIN) -> DataPressPortal:
-    return DataPressPortal(client, PortalConfig("datapress", site.url, key))
+def portal(client: HttpClient, site: Site, key: str = ADMIN) -> DataPressSource:
+    return DataPressSource(DataPressSourceSettings(type="datapress", url=site.url, api_key=key),
+                           client, Options())
 
 
 async def collect(produce: Any) -> list[Any]:

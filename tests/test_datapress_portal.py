@@ -9,16 +9,17 @@ import anyio
 import orjson
 from aiohttp import web
 
-from bulkport.config import PortalConfig
 from bulkport.http import HttpClient, RetryPolicy
-from bulkport.portals.datapress import DataPressPortal, iter_export
+from bulkport.portals.datapress.settings import DataPressSourceSettings
+from bulkport.portals.datapress.source import DataPressSource, iter_export
+from bulkport.settings import Options
 from bulkport.testing import DataPressStore, create_datapress_app, seed_datapress, serve
-from bulkport.testing.responses import DROP_AFTER_KEY, drop_connection
+from bulkport.testing.core.responses import DROP_AFTER_KEY, drop_connection
 
 KEY = "dp-source-key-e1f2"
 
 
-async def _collect(portal: DataPressPortal) -> tuple[int, list[Any]]:
+async def _collect(portal: DataPressSource) -> tuple[int, list[Any]]:
     send, receive = anyio.create_memory_object_stream[Any](0)
     got: list[Any] = []
     async with anyio.create_task_group() as tg:
@@ -51,8 +52,8 @@ async def test_an_export_cut_mid_way_is_read_again_without_duplicates() -> None:
     app = create_datapress_app(store, prefix="/api")
     app.middlewares.insert(0, cut_first_export)
     async with serve(app) as url, HttpClient(retry=RetryPolicy(backoff_base=0.01)) as client:
-        portal = DataPressPortal(client, PortalConfig("datapress", url, KEY,
-                                                      settings={"prefix": "/api"}))
+        portal = DataPressSource(DataPressSourceSettings(type="datapress", url=url, api_key=KEY,
+                                                         prefix="/api"), client, Options())
         total, got = await _collect(portal)
     assert cuts == ["/api/datasets/export.json"]
     assert store.stats["datapress:export"] == 2 and store.stats["datapress:whoami"] == 1

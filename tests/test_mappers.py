@@ -9,8 +9,8 @@ import orjson
 import pytest
 
 from bulkport.errors import MappingError
-from bulkport.mappers.ckan import package_to_dataset
-from bulkport.mappers.ods import OdsMapOptions, dataset_id_for, resource_body, to_ods
+from bulkport.portals.ckan.mapping import package_to_dataset
+from bulkport.portals.ods.mapping import OdsMapOptions, dataset_id_for, resource_body, to_ods
 
 PACKAGE = {
     "id": "0b1c", "name": "trees-2024", "title": "Arbres de la ville 🌳", "notes": "All *trees*.",

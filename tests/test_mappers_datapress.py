@@ -11,9 +11,10 @@ from hypothesis import strategies as st
 
 from bulkport.errors import MappingError
 from bulkport.http import Response
-from bulkport.mappers.ckan import MARK as CKAN_MARK
-from bulkport.mappers.ckan import dataset_to_package, package_to_dataset, resource_to_ckan
-from bulkport.mappers.datapress import (
+from bulkport.model import Dataset
+from bulkport.portals.ckan.mapping import MARK as CKAN_MARK
+from bulkport.portals.ckan.mapping import dataset_to_package, package_to_dataset, resource_to_ckan
+from bulkport.portals.datapress.mapping import (
     LICENCES,
     MARK,
     RESOURCES,
@@ -21,14 +22,13 @@ from bulkport.mappers.datapress import (
     file_format,
     link_id,
 )
-from bulkport.mappers.datapress_target import (
+from bulkport.portals.datapress.mapping_write import (
     DataPressMapOptions,
     dataset_to_datapress,
     minimal_patch,
     upload_name,
 )
-from bulkport.model import Dataset
-from bulkport.portals.datapress import parse_error
+from bulkport.portals.datapress.source import parse_error
 
 OPTIONS = DataPressMapOptions(team="team1", masthead="simulator")
 DOC: dict[str, Any] = {
@@ -162,12 +162,13 @@ def test_parse_error_reports_each_field() -> None:
             b'field is required", "data": [{"code": "too_small", "message": "This field is '
             b'required", "path": ["title"]}, {"message": "Unknown", "path": ["resources", '
             b'"b2c", "format"]}]}')
-    message, fields = parse_error(Response(400, "u", {}, body))
+    message, fields, _ = parse_error(Response(400, "u", {}, body))
     assert fields == {"title": "This field is required", "resources.b2c.format": "Unknown"}
     assert message == ("There are validation errors.: title: This field is required; "
                        "resources.b2c.format: Unknown")
     forbidden = b'{"statusCode": 403, "statusMessage": "Forbidden", "message": "No editor."}'
-    assert parse_error(Response(403, "u", {}, forbidden)) == ("Forbidden: No editor.", {})
+    assert parse_error(Response(403, "u", {}, forbidden)) == ("Forbidden: No editor.", {},
+                                                              "Forbidden")
     assert parse_error(Response(502, "u", {}, b"<html>bad gateway</html>"))[0].startswith("<html>")
 
 

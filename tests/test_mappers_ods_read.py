@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bulkport.errors import MappingError
-from bulkport.mappers.ckan import package_to_dataset
-from bulkport.mappers.ods import EXTRACTORS, LANGUAGES, OdsDataset, OdsMapOptions, to_ods
-from bulkport.mappers.ods_read import OdsReadOptions, from_ods, organization_slug, remote_url
+from bulkport.portals.ckan.mapping import package_to_dataset
+from bulkport.portals.ods.mapping import EXTRACTORS, LANGUAGES, OdsDataset, OdsMapOptions, to_ods
+from bulkport.portals.ods.mapping_read import OdsReadOptions, from_ods, organization_slug, remote_url
 from tests.test_mappers import PACKAGE
 
 API = "https://x.test/api/automation/v1.0"

@@ -19,7 +19,7 @@ from leaks import assert_no_key
 
 from bulkport.cli import main
 from bulkport.demo import check_target
-from bulkport.mappers.ods import dataset_id_for
+from bulkport.portals.ods.mapping import dataset_id_for
 from bulkport.testing import (
     CkanStore,
     Faults,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import sys
@@ -24,8 +23,8 @@ from datapress_sites import (
 )
 
 from bulkport.cli import main
-from bulkport.testing.files import SyntheticFile
-from bulkport.testing.server import ThreadedServer, add_simulate_arguments, build_simulator
+from bulkport.testing.core.files import SyntheticFile
+from bulkport.testing.core.server import ThreadedServer, build_simulator, parse_args
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -174,10 +173,8 @@ def test_the_shipped_job_runs_against_the_simulators_as_its_header_says(
     simulate ckan` and `bulkport simulate datapress` serve: its team and masthead exist."""
     shipped = Path(__file__).parents[1] / "jobs" / "ckan-to-datapress.toml"
     target = tomllib.loads(shipped.read_text())["target"]
-    parser = argparse.ArgumentParser()
-    add_simulate_arguments(parser)
-    ckan = ThreadedServer(lambda: build_simulator(parser.parse_args(["ckan", "--datasets", "3"])))
-    datapress = ThreadedServer(lambda: build_simulator(parser.parse_args(["datapress"])))
+    ckan = ThreadedServer(lambda: build_simulator(parse_args(["ckan", "--datasets", "3"])))
+    datapress = ThreadedServer(lambda: build_simulator(parse_args(["datapress"])))
     with ckan, datapress:
         assert datapress.app is not None and ckan.app is not None
         store = datapress.app["store"]

@@ -24,7 +24,7 @@ from datapress_sites import (
 from interrupt import kill_when_journaled
 
 from bulkport.testing import Faults
-from bulkport.testing.responses import drop_connection
+from bulkport.testing.core.responses import drop_connection
 
 
 @pytest.fixture
@@ -91,7 +91,8 @@ def test_a_wrong_prefix_or_field_map_is_one_clear_line(sites, tmp_path: Path, ca
     assert "is [target] prefix right ('/api/v3' or '/api')?" in capsys.readouterr().err
     job = write_job(tmp_path, s, extra='[target.fields]\nlanguag = "custom.lang"')
     assert run(job, tmp_path / "state") == 2
-    assert "[target.fields] unknown pivot field(s): languag" in capsys.readouterr().err
+    assert "[target] fields: unknown pivot field(s) languag (known: name, title" in (
+        capsys.readouterr().err)
     assert s.dp.stats.requests == 1 and not s.dp.datasets
 
 

@@ -19,12 +19,14 @@ from interrupt import kill_when_journaled
 from leaks import assert_no_key
 
 from bulkport.cli import main
-from bulkport.config import PortalConfig, load_job
+from bulkport.config import load_job
 from bulkport.errors import ConfigError
 from bulkport.http import HttpClient
-from bulkport.mappers.ckan import MARK
-from bulkport.migrate import open_source
-from bulkport.portals.ods_source import OdsSource
+from bulkport.portals import registry
+from bulkport.portals.ckan.mapping import MARK
+from bulkport.portals.ods.settings import OdsSourceSettings
+from bulkport.portals.ods.source import OdsSource
+from bulkport.settings import from_table
 from bulkport.testing import (
     CkanStore,
     Faults,
@@ -35,8 +37,8 @@ from bulkport.testing import (
     seed_ckan,
     seed_ods,
 )
-from bulkport.testing.ods_catalog import LICENSES
-from bulkport.testing.ods_explore import render
+from bulkport.testing.ods.explore import render
+from bulkport.testing.ods.seed import LICENSES
 
 ODS_KEY, CKAN_KEY = "ods-source-key-5e1f", "ckan-target-key-8c2a"
 WRITES = ("package_create", "package_update", "package_patch", "package_delete",
@@ -341,7 +343,7 @@ def test_the_example_job_file_reads_an_ods_source(monkeypatch) -> None:
     job = load_job(Path(__file__).parent.parent / "jobs" / "ods-to-ckan.toml")
     assert job.source is not None and job.target is not None
     assert (job.source.type, job.target.type) == ("ods", "ckan")
-    source = open_source(HttpClient(), job.source, job.options.page_size)
+    source = registry.open_source(job.source, HttpClient(), job.options)
     assert isinstance(source, OdsSource) and source.limit == 1000
     assert source.read.export == "auto" and source.read.export_format == "csv"
 
@@ -352,7 +354,7 @@ def test_the_example_job_file_reads_an_ods_source(monkeypatch) -> None:
     ({"export_format": "pdf"}, "export_format must be one of"),
 ])
 def test_source_settings_are_checked(settings: dict[str, Any], message: str) -> None:
-    config = PortalConfig(type="ods", url="https://x.test", settings=settings,
-                          api_key=None if not settings else "k" * 12)
+    table = {"type": "ods", "url": "https://x.test", **settings,
+             **({"api_key": "k" * 12} if settings else {})}
     with pytest.raises(ConfigError, match=message):
-        OdsSource(HttpClient(), config)
+        from_table(OdsSourceSettings, table, "job.toml: [source]")

@@ -13,12 +13,13 @@ from mirror_sites import replace_file
 
 from bulkport.checkpoint import Journal
 from bulkport.cli import main
-from bulkport.config import PortalConfig
 from bulkport.http import HttpClient, RetryPolicy
-from bulkport.mappers.ckan import MARK, slug_variant
 from bulkport.model import Dataset, Resource
-from bulkport.portals.ckan_target import CkanTarget
+from bulkport.portals.ckan.mapping import MARK, slug_variant
+from bulkport.portals.ckan.settings import CkanTargetSettings
+from bulkport.portals.ckan.target import CkanTarget
 from bulkport.report import Report
+from bulkport.settings import Options
 from bulkport.testing import (
     CkanStore,
     ThreadedServer,
@@ -177,13 +178,13 @@ def _twins(count: int) -> list[Dataset]:
 async def _upsert_all(url: str, writers: int, datasets: list[Dataset], tmp_path: Path) -> None:
     """Upsert ``datasets`` all at once, spread over ``writers`` CkanTargets (each as another
     run would be: its own journal, no lock shared)."""
-    config = PortalConfig("ckan", url, TARGET_KEY, settings={"organization": "copies"})
+    config = CkanTargetSettings(type="ckan", url=url, api_key=TARGET_KEY, organization="copies")
     async with HttpClient(retry=RetryPolicy(attempts=4, backoff_base=0.01)) as client:
         journals = [Journal(tmp_path / f"run-{n}") for n in range(writers)]
         for journal in journals:
             journal.__enter__()
         try:
-            targets = [CkanTarget(client, config, journal=j, report=Report("twins", "migrate"))
+            targets = [CkanTarget(config, client, Options(), j, Report("twins", "migrate"))
                        for j in journals]
             transfer = FileTransfer(client, _NoFiles(), 2)  # type: ignore[arg-type]
             async with anyio.create_task_group() as tg:

@@ -27,7 +27,7 @@ from mirror_sites import (
 )
 
 from bulkport.checkpoint import Journal
-from bulkport.mappers.ckan import MARK
+from bulkport.portals.ckan.mapping import MARK
 
 
 @pytest.fixture

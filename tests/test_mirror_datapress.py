@@ -30,7 +30,7 @@ from datapress_sites import (
 from mirror_sites import add, drop, edit, last_report, state_of
 from mirror_sites import by_mark as ckan_by_mark
 
-from bulkport.mappers.ckan import MARK as CKAN_MARK
+from bulkport.portals.ckan.mapping import MARK as CKAN_MARK
 
 
 @pytest.fixture

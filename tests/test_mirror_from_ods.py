@@ -17,7 +17,7 @@ from mirror_sites import TARGET_KEY, WRITES, by_mark, environment
 from ods_edits import ByHand
 
 from bulkport.cli import main
-from bulkport.mappers.ods import dataset_id_for
+from bulkport.portals.ods.mapping import dataset_id_for
 from bulkport.testing import (
     CkanStore,
     OdsStore,

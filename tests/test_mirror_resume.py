@@ -27,9 +27,9 @@ from mirror_sites import (
     write_job,
 )
 
-from bulkport.mappers.ckan import VERSION
+from bulkport.portals.ckan.mapping import VERSION
 from bulkport.testing import CkanStore
-from bulkport.testing.ckan_model import now_iso
+from bulkport.testing.ckan.model import now_iso
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 
 from bulkport.checkpoint import Journal
 from bulkport.errors import ConfigError
-from bulkport.mirror_state import (
+from bulkport.jobs.mirror_state import (
     STATE_FILE,
     Entry,
     Guards,
@@ -22,7 +22,7 @@ from bulkport.mirror_state import (
     report_path,
 )
 from bulkport.moments import canonical_time
-from bulkport.portals import Listing
+from bulkport.portals.base import Listing
 
 SRC, DST = "https://source.example", "https://target.example"
 

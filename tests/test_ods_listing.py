@@ -13,10 +13,11 @@ import pytest
 from aiohttp import web
 from ods_edits import ByHand
 
-from bulkport.config import PortalConfig
 from bulkport.errors import ServerError, first_error
 from bulkport.http import HttpClient, RetryPolicy
-from bulkport.portals.ods_source import OdsSource
+from bulkport.portals.ods.settings import OdsSourceSettings
+from bulkport.portals.ods.source import OdsSource
+from bulkport.settings import Options
 from bulkport.testing import OdsStore, create_ods_app, seed_ods, serve
 
 KEY = "ods-listing-key"
@@ -54,7 +55,8 @@ async def site() -> AsyncIterator[Site]:
 
 
 def source(client: HttpClient, url: str) -> OdsSource:
-    return OdsSource(client, PortalConfig("ods", url, KEY, settings={"page_size": 50}))
+    return OdsSource(OdsSourceSettings(type="ods", url=url, api_key=KEY, page_size=50), client,
+                     Options())
 
 
 def stated(value: str) -> datetime:

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from bulkport.cli import main
-from bulkport.mappers.ckan import MARK
-from bulkport.mappers.datapress import MARK as DP_MARK
-from bulkport.mappers.datapress import datapress_to_dataset
-from bulkport.mappers.ods import dataset_id_for
+from bulkport.portals.ckan.mapping import MARK
+from bulkport.portals.datapress.mapping import MARK as DP_MARK
+from bulkport.portals.datapress.mapping import datapress_to_dataset
+from bulkport.portals.ods.mapping import dataset_id_for
 from bulkport.testing import (
     CkanStore,
     DataPressStore,
@@ -30,7 +30,7 @@ from bulkport.testing import (
     seed_datapress,
     seed_ods,
 )
-from bulkport.testing.ods_explore import render
+from bulkport.testing.ods.explore import render
 
 KEY = "pair-test-key-0042"
 DATASETS = 12

@@ -23,9 +23,9 @@ from bulkport.testing import (
     create_ckan_app,
     create_portaljs_app,
 )
-from bulkport.testing.ckan_tokens import seed_tokens
-from bulkport.testing.ods import create_ods_app
-from bulkport.testing.ods_apikeys import seed_apikeys
+from bulkport.testing.ckan.tokens import seed_tokens
+from bulkport.testing.ods.apikeys import seed_apikeys
+from bulkport.testing.ods.app import create_ods_app
 
 ADMIN_KEY = "legacy-sysadmin-key-5e1f"
 

@@ -13,10 +13,10 @@ from test_mappers_ods_read import READ as ODS_READ
 from test_mappers_ods_read import ods_metadata
 from test_mappers_ods_read import record as ods_record
 
-from bulkport.mappers.ckan import MARK, dataset_to_package, package_to_dataset, slug
-from bulkport.mappers.ods import OdsMapOptions, resource_body, to_ods
-from bulkport.mappers.ods_read import OdsReadOptions, from_ods
-from bulkport.testing.ods_metadata import dcat_template, default_templates
+from bulkport.portals.ckan.mapping import MARK, dataset_to_package, package_to_dataset, slug
+from bulkport.portals.ods.mapping import OdsMapOptions, resource_body, to_ods
+from bulkport.portals.ods.mapping_read import OdsReadOptions, from_ods
+from bulkport.testing.ods.metadata import dcat_template, default_templates
 
 text = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=40)
 word = st.from_regex(r"[a-z][a-z0-9_-]{1,20}", fullmatch=True)
@@ -135,7 +135,7 @@ def test_ckan_to_ods_to_ckan_keeps_every_mapped_field(pkg: dict[str, Any]) -> No
     assert sorted((r.name, r.format) for r in again.resources if r.hosted) == sorted(hosted)
 
 
-# The target domain's field types, as OdsPortal.check() reads them: CKAN keeps a list as
+# The target domain's field types, as OdsTarget.check() reads them: CKAN keeps a list as
 # JSON text, and the type says to decode it on the way back.
 SCHEMA = {t.name: {f.name: f.type for f in t.fields.values()}
           for t in (*default_templates().values(), dcat_template())}

@@ -10,8 +10,8 @@ import pytest
 
 from bulkport.config import load_job
 from bulkport.errors import ConfigError
+from bulkport.jobs.token_filter import name_matcher, parse_filter, parse_moment
 from bulkport.model import Token
-from bulkport.token_filter import name_matcher, parse_filter, parse_moment
 
 NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
 JOB = Path("job.toml")
@@ -97,7 +97,7 @@ def test_job_file_checks(tmp_path: Path) -> None:
         load_job(job)
     job.write_text('kind = "revoke-tokens"\n[target]\ntype = "datapress"\n'
                    'url = "https://x.org"\napi_key = "k"\n')
-    with pytest.raises(ConfigError, match="no API tokens bulkport can revoke"):
+    with pytest.raises(ConfigError, match=r"type 'datapress' cannot be a token store"):
         load_job(job)
     job.write_text('kind = "revoke-tokens"\n[target]\ntype = "ckan"\nurl = "https://x.org"\n'
                    '[filter]\nname = "datapusher"\n[options]\nreason = "leak"\n')

@@ -10,10 +10,11 @@ import anyio
 import pytest
 from aiohttp import web
 
-from bulkport.config import JobConfig, Options, PortalConfig
+from bulkport.config import JobConfig
 from bulkport.errors import ConfigError
 from bulkport.http import HttpClient, Limits, StreamResponse, Upload
 from bulkport.model import Resource
+from bulkport.settings import Options, SourceSettings, TargetSettings
 from bulkport.testing import ThreadedServer
 from bulkport.transfer import FileTransfer, transfer_limit
 
@@ -22,7 +23,8 @@ BODY = b"x" * 200_000
 
 def job(source: str, target: str, **options: int) -> JobConfig:
     return JobConfig(path=Path("job.toml"), name="t", kind="migrate",
-                     source=PortalConfig("ckan", source), target=PortalConfig("ckan", target),
+                     source=SourceSettings(type="ckan", url=source),
+                     target=TargetSettings(type="ckan", url=target),
                      options=Options(**options))
 
 

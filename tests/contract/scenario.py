@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 
-from bulkport.portals.ckan_tokens import token_id_of
+from bulkport.portals.ckan.tokens import token_id_of
 
 CSV_1 = b"id,value\n1,alpha\n2,beta\n"
 CSV_2 = b"id,value\n1,alpha\n2,beta\n3,gamma\n"

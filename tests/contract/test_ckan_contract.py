@@ -17,9 +17,10 @@ from compare import compare, explained
 from real_ckan.tier import CkanInstance
 from scenario import SCENARIO, Server, run
 
-from bulkport.testing.ckan import CkanStore, create_ckan_app
-from bulkport.testing.portaljs import create_portaljs_app
-from bulkport.testing.server import serve
+from bulkport.testing.ckan.app import create_ckan_app
+from bulkport.testing.ckan.store import CkanStore
+from bulkport.testing.core.server import serve
+from bulkport.testing.portaljs.app import create_portaljs_app
 
 pytestmark = pytest.mark.real_ckan
 

@@ -31,7 +31,7 @@ import pytest
 from datapress_suite_skips import SKIPS
 
 from bulkport.testing import DataPressStore, ThreadedServer, create_datapress_app
-from bulkport.testing.datapress_schema import build_dataset
+from bulkport.testing.datapress.schema import build_dataset
 
 pytestmark = pytest.mark.oracle
 

@@ -19,10 +19,11 @@ import pytest
 
 from bulkport.errors import ValidationError
 from bulkport.http import HttpClient, RetryPolicy
-from bulkport.portals.ods import parse_error
-from bulkport.testing import ods_openapi
-from bulkport.testing.ods import OdsStore, create_ods_app
-from bulkport.testing.server import serve
+from bulkport.portals.ods.api import parse_error
+from bulkport.testing.core.server import serve
+from bulkport.testing.ods import openapi as ods_openapi
+from bulkport.testing.ods.app import create_ods_app
+from bulkport.testing.ods.store import OdsStore
 
 KEY = "malformed-key"
 API = "/api/automation/v1.0"

@@ -22,9 +22,9 @@ from aiohttp import web
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from bulkport.testing import ods_openapi
-from bulkport.testing.ods import create_ods_app
-from bulkport.testing.server import serve
+from bulkport.testing.core.server import serve
+from bulkport.testing.ods import openapi as ods_openapi
+from bulkport.testing.ods.app import create_ods_app
 
 PREFIX = ods_openapi.PREFIX
 
@@ -55,7 +55,7 @@ def test_the_document_is_looked_for_in_the_environment_then_beside_the_repositor
     monkeypatch.setenv(ods_openapi.ENV_VAR, str(tmp_path / "nowhere.json"))
     locations = ods_openapi.default_locations()
     assert locations[0] == tmp_path / "nowhere.json"
-    assert locations[1] == (Path(ods_openapi.__file__).resolve().parents[3] / "shared"
+    assert locations[1] == (Path(ods_openapi.__file__).resolve().parents[4] / "shared"
                             / "api-docs" / ods_openapi.DOCUMENT_NAME)
     assert locations[2] == Path("/work/shared/api-docs") / ods_openapi.DOCUMENT_NAME
     # A variable that names no file is an error, not a silent fallback elsewhere.

@@ -6,7 +6,6 @@ Every reply here is also checked against the OpenAPI document by the conftest or
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import re
 from collections.abc import AsyncIterator
@@ -19,18 +18,20 @@ import pytest
 from aiohttp import web
 
 from bulkport.cli import main
-from bulkport.config import PortalConfig
 from bulkport.errors import BadResponse
 from bulkport.http import HttpClient
-from bulkport.mappers.ods import iso_datetime
-from bulkport.portals.ods_tokens import OdsTokens
-from bulkport.testing import ods_openapi
-from bulkport.testing.catalog import seed_ckan
-from bulkport.testing.ckan import CkanStore, create_ckan_app
-from bulkport.testing.ods import OdsStore, create_ods_app
-from bulkport.testing.ods_metadata import TEMPLATE_TYPES, dcat_template
-from bulkport.testing.ods_site import JOB_TEMPLATES
-from bulkport.testing.server import ThreadedServer, add_simulate_arguments, build_simulator, serve
+from bulkport.portals.ods.mapping import iso_datetime
+from bulkport.portals.ods.settings import OdsTargetSettings
+from bulkport.portals.ods.tokens import OdsTokens
+from bulkport.testing.ckan.app import create_ckan_app
+from bulkport.testing.ckan.seed import seed_ckan
+from bulkport.testing.ckan.store import CkanStore
+from bulkport.testing.core.server import ThreadedServer, build_simulator, parse_args, serve
+from bulkport.testing.ods import openapi as ods_openapi
+from bulkport.testing.ods.app import create_ods_app
+from bulkport.testing.ods.metadata import TEMPLATE_TYPES, dcat_template
+from bulkport.testing.ods.seed import JOB_TEMPLATES
+from bulkport.testing.ods.store import OdsStore
 
 KEY = "ops-key"
 API = "/api/automation/v1.0"
@@ -196,9 +197,7 @@ async def test_a_datetime_must_be_rfc_3339_and_bulkport_writes_one(domain: Domai
 # ---- what `bulkport simulate ods` serves ----------------------------------------------
 
 def _simulate(*argv: str) -> web.Application:
-    parser = argparse.ArgumentParser()
-    add_simulate_arguments(parser)
-    return build_simulator(parser.parse_args(["ods", *argv]))
+    return build_simulator(parse_args(["ods", *argv]))
 
 
 async def test_simulate_ods_seeds_listed_api_keys_and_templates() -> None:
@@ -323,8 +322,7 @@ async def test_tokens_read_a_string_total_and_refuse_a_missing_one(null_total: b
     app["null_total"] = null_total
     app.router.add_get(API + "/apikeys/", _keys_page)
     async with serve(app) as url, HttpClient() as client:
-        config = PortalConfig(type="ods", url=url, api_key="k9")
-        tokens = OdsTokens(client, config)
+        tokens = OdsTokens(OdsTargetSettings(type="ods", url=url, api_key="k9"), client)
         original = tokens._page
 
         async def small_pages(offset: int, limit: int) -> Any:

@@ -20,12 +20,13 @@ from real_ckan.tier import CkanInstance
 
 from bulkport.checkpoint import Journal
 from bulkport.cli import main
-from bulkport.config import PortalConfig
 from bulkport.http import HttpClient
-from bulkport.mappers.ckan import MARK, slug_variant
 from bulkport.model import Dataset, Resource
-from bulkport.portals.ckan_target import CkanTarget
+from bulkport.portals.ckan.mapping import MARK, slug_variant
+from bulkport.portals.ckan.settings import CkanTargetSettings
+from bulkport.portals.ckan.target import CkanTarget
 from bulkport.report import Report
+from bulkport.settings import Options
 from bulkport.transfer import FileTransfer
 
 pytestmark = pytest.mark.real_ckan
@@ -175,10 +176,10 @@ async def test_concurrent_creates_of_one_name_make_two_datasets(
     target = real_ckan_target
     names = [f"budget-{n}" for n in range(4)]
     twins = [_twin(name, f"{side}-{name}") for name in names for side in ("east", "west")]
-    config = PortalConfig("ckan", target.url, target.token, settings={"organization": "copies"})
+    config = CkanTargetSettings(type="ckan", url=target.url, api_key=target.token, organization="copies")
     async with HttpClient() as client:
         with Journal(tmp_path) as journal:
-            writer = CkanTarget(client, config, journal=journal, report=Report("twins", "migrate"))
+            writer = CkanTarget(config, client, Options(), journal, Report("twins", "migrate"))
             transfer = FileTransfer(client, _NoFiles(), 2)  # type: ignore[arg-type]
             async with anyio.create_task_group() as tg:
                 for ds in twins:  # all at once: two creates of each name race on the server

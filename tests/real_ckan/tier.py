@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bulkport.portals.ckan_tokens import token_id_of
+from bulkport.portals.ckan.tokens import token_id_of
 
 HERE = Path(__file__).resolve().parent
 VENV = Path(os.environ.get("BULKPORT_CKAN_VENV", Path.home() / ".cache/bulkport/ckan-2.12"))

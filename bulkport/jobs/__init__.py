@@ -1,0 +1,1 @@
+"""The jobs a job file names: ``migrate``, ``mirror`` and ``revoke-tokens``, and ``verify``."""

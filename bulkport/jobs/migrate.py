@@ -1,0 +1,89 @@
+"""The ``migrate`` job: every dataset of a source portal, with its files, into a target."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+from anyio.streams.memory import MemoryObjectSendStream
+from tqdm import tqdm
+
+from bulkport.checkpoint import Journal
+from bulkport.config import JobConfig
+from bulkport.errors import RetriableError, SkippableError
+from bulkport.http import HttpClient, Limits, RetryPolicy
+from bulkport.portals import registry
+from bulkport.queue import pipeline
+from bulkport.report import Report
+from bulkport.transfer import FileTransfer, transfer_limit
+
+DATASET_ENTRY = "dataset"  # journal: source id → name and fingerprint of what was written
+
+
+def make_client(job: JobConfig) -> HttpClient:
+    options = job.options
+    return HttpClient(
+        limits=Limits(connections_per_host=options.connections,
+                      requests_per_second=options.rate_limit or None),
+        retry=RetryPolicy(attempts=max(1, options.retries)),
+    )
+
+
+def _label(raw: Any) -> str:
+    if isinstance(raw, dict):
+        return f"dataset {raw.get('name') or raw.get('id') or '?'}"
+    return "dataset ?"
+
+
+async def migrate(job: JobConfig, *, state_dir: Path, report: Report, dry_run: bool = False,
+                  progress: bool = False, stop: anyio.Event | None = None) -> None:
+    """Run a migration; everything it did or failed to do lands in ``report``.
+
+    Raises:
+        FatalError: the run had to stop (e.g. AuthError); finished work is journaled.
+    """
+    assert job.source is not None and job.target is not None
+    async with make_client(job) as client:
+        with Journal(state_dir) as journal:
+            source = registry.open_source(job.source, client, job.options)
+            target = registry.open_target(job.target, client, job.options, journal, report)
+            transfer = FileTransfer(client, source, transfer_limit(job))
+            await target.check()
+            bar = tqdm(desc="datasets", unit="ds", disable=not progress, file=sys.stderr,
+                       dynamic_ncols=True)
+
+            async def produce(send: MemoryObjectSendStream[Any]) -> None:
+                total = await source.produce(send, page_concurrency=job.options.page_concurrency,
+                                             on_total=lambda n: setattr(bar, "total", n),
+                                             on_page_error=lambda offset, error: report.fail(
+                                                 f"listing page at offset {offset}", error))
+                report.count("datasets_listed_by_source", total)
+
+            async def handle(raw: Any) -> None:
+                label = _label(raw)
+                try:
+                    ds = source.to_pivot(raw)
+                    label = f"dataset {ds.name}"
+                    fingerprint = ds.fingerprint()
+                    done = journal.get(DATASET_ENTRY, ds.source_id)
+                    if done is not None and done.get("hash") == fingerprint:
+                        report.count("datasets_already_done")
+                    elif dry_run:
+                        report.planned(await target.plan(ds), label,
+                                       files=sum(r.hosted for r in ds.resources))
+                    else:
+                        outcome = await target.upsert(ds, transfer)
+                        journal.record(DATASET_ENTRY, ds.source_id, name=ds.name, hash=fingerprint)
+                        report.count(f"datasets_{outcome}")
+                except (SkippableError, RetriableError) as error:
+                    report.fail(label, error)
+                finally:
+                    bar.update()
+
+            try:
+                await pipeline(produce, handle, workers=job.options.workers, stop=stop)
+            finally:
+                bar.close()
+                report.requests = dict(client.requests)

@@ -1,0 +1,214 @@
+"""What a mirror remembers between runs, and the diff and guards of one run.
+
+``<state-dir>/mirror.json`` holds the watermark (the newest source modified date of the last
+successful run) and the map of every source record the mirror holds on the target: its key
+there, the hash of its content, its modified date at the source. The file is only ever
+replaced whole (temp file, fsync, ``os.replace``), at the end of a run, so a killed run leaves
+the previous one intact. During a run, progress goes to the checkpoint journal instead; the
+next run replays it on top of the file, and a finished run folds it into the file and
+empties the journal, so neither grows with the number of runs.
+
+A run's diff is rclone's march reduced to ids: records listed by the source but not held
+(or held with another modified date) are read in full; records held but no longer listed
+are deletion candidates, which the guards may refuse as a whole.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import orjson
+
+from bulkport.checkpoint import Journal
+from bulkport.errors import ConfigError
+from bulkport.moments import canonical_time
+from bulkport.portals.base import Listing
+from bulkport.redact import safe_url
+
+STATE_FILE = "mirror.json"
+REPORTS_DIR = "reports"
+FORMAT = 1
+JOURNAL_KIND = "mirror"  # one journal line per record written or removed
+
+
+@dataclass
+class Entry:
+    """One record held on the target."""
+
+    key: str  # where it is on the target (CKAN name, Opendatasoft dataset_id)
+    hash: str  # fingerprint of the pivot record last written
+    modified: str | None  # its modified date at the source then (canonical form)
+
+
+@dataclass
+class MirrorState:
+    """The watermark and the source → target map of one mirror job."""
+
+    source: str
+    target: str
+    watermark: str | None = None
+    committed_at: str | None = None
+    datasets: dict[str, Entry] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, state_dir: Path, *, source: str, target: str) -> MirrorState:
+        """Read the state of ``state_dir`` (an empty one on the first run).
+
+        Args:
+            source, target: the portals' URLs (kept without user info or query, so that
+                no credential a URL may carry is written to disk).
+
+        Raises:
+            ConfigError: the file is unreadable, was written by a newer bulkport, or belongs
+                to a mirror of other portals.
+        """
+        source, target = safe_url(source, keep_query=False), safe_url(target, keep_query=False)
+        path = state_dir / STATE_FILE
+        if not path.exists():
+            return cls(source=source, target=target)
+        try:
+            raw = orjson.loads(path.read_bytes())
+            datasets = {sid: Entry(*row) for sid, row in raw["datasets"].items()}
+        except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{path}: unreadable mirror state ({exc}); move it away to "
+                              "start a full mirror again") from None
+        if raw.get("format", FORMAT) > FORMAT:
+            raise ConfigError(f"{path}: written by a newer bulkport (state format "
+                              f"{raw.get('format')}); upgrade bulkport to use it")
+        if (raw.get("source"), raw.get("target")) != (source, target):
+            raise ConfigError(
+                f"{path}: this state belongs to the mirror {raw.get('source')} → "
+                f"{raw.get('target')}, not {source} → {target}; pass another --state-dir")
+        return cls(source=source, target=target, watermark=raw.get("watermark"),
+                   committed_at=raw.get("committed_at"), datasets=datasets)
+
+    def replay(self, journal: Journal) -> int:
+        """Apply what an interrupted run journaled; return how many records it touched."""
+        entries = journal.entries(JOURNAL_KIND)  # the last line of each record wins
+        for entry in entries:
+            if entry.get("removed"):
+                self.datasets.pop(entry["key"], None)
+            else:
+                self.datasets[entry["key"]] = Entry(entry["target"], entry["hash"],
+                                                    entry.get("modified"))
+        return len(entries)
+
+    def mirrored(self, journal: Journal, source_id: str, entry: Entry) -> None:
+        """Record a record written to the target (journaled at once, committed later)."""
+        journal.record(JOURNAL_KIND, source_id, target=entry.key, hash=entry.hash,
+                       modified=entry.modified)
+        self.datasets[source_id] = entry
+
+    def removed(self, journal: Journal, source_id: str, outcome: str) -> None:
+        """Record a record the mirror no longer holds (deleted, hidden or not ours)."""
+        journal.record(JOURNAL_KIND, source_id, removed=outcome)
+        self.datasets.pop(source_id, None)
+
+    def commit(self, state_dir: Path, journal: Journal, *, watermark: str | None) -> None:
+        """Write the state atomically with ``watermark``, then empty the journal.
+
+        A kill between the two leaves a journal that replays to the same state.
+        """
+        self.watermark = watermark
+        self.committed_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        body = {"format": FORMAT, "source": self.source, "target": self.target,
+                "watermark": self.watermark, "committed_at": self.committed_at,
+                "datasets": {sid: list(asdict(e).values())
+                             for sid, e in sorted(self.datasets.items())}}
+        write_atomically(state_dir / STATE_FILE, orjson.dumps(body))
+        journal.clear()
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data``: readers see the old file or the new one, whole."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the rename itself survives a power cut
+    finally:
+        os.close(directory)
+
+
+@dataclass
+class Plan:
+    """One run's diff between the source listing and the state."""
+
+    listed: int
+    fetch: set[str]  # listed ids new to the mirror or with another modified date
+    gone: set[str]  # held ids the source no longer lists (deletion candidates)
+    watermark: str | None  # the newest modified date listed
+
+
+def march(listing: Listing, state: MirrorState) -> Plan:
+    """Compare the source's ids and dates with what the mirror holds."""
+    fetch: set[str] = set()
+    newest: str | None = None
+    for sid, modified in listing.modified.items():
+        stamp = canonical_time(modified)
+        if stamp is not None and (newest is None or stamp > newest):
+            newest = stamp
+        held = state.datasets.get(sid)
+        if held is None or stamp is None or held.modified != stamp:
+            fetch.add(sid)
+    gone = set(state.datasets) - set(listing.modified)
+    return Plan(listed=len(listing.modified), fetch=fetch, gone=gone, watermark=newest)
+
+
+@dataclass(frozen=True)
+class Guards:
+    """How much one run may delete."""
+
+    max_fraction: float = 0.10
+    max_count: int = 0  # 0: no limit by count
+
+
+def refusal(plan: Plan, held: int, guards: Guards) -> str | None:
+    """Why the run must not delete (then it deletes nothing), or None when it may."""
+    if plan.listed == 0 and held:
+        return (f"the source lists 0 datasets while the mirror holds {held:,}: refusing to "
+                "delete anything (a source outage or a wrong filter?)")
+    count = len(plan.gone)
+    if not count:
+        return None
+    if guards.max_count and count > guards.max_count:
+        return (f"this run would delete {count:,} datasets, more than max_delete_count "
+                f"{guards.max_count:,}; nothing was written. If the source is right, allow "
+                f"it for one run with --max-delete-count {count}")
+    fraction = count / held if held else 1.0
+    if fraction > guards.max_fraction:
+        return (f"this run would delete {count:,} of the {held:,} mirrored datasets "
+                f"({fraction:.0%}, more than max_delete_fraction {guards.max_fraction:.0%}); "
+                "nothing was written. If the source is right, allow it for one run with "
+                f"--max-delete-fraction {min(1.0, fraction + 0.005):.2f}")
+    return None
+
+
+def report_path(state_dir: Path, started: datetime) -> Path:
+    """A new file under ``<state-dir>/reports/`` named after the run's start (UTC)."""
+    folder = state_dir / REPORTS_DIR
+    stem = started.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    path, n = folder / f"{stem}.json", 1
+    while path.exists():  # two runs in one second (a dry run, then the real one)
+        n += 1
+        path = folder / f"{stem}-{n}.json"
+    return path
+
+
+def prune_reports(state_dir: Path, keep: int) -> list[Path]:
+    """Delete all but the ``keep`` newest run reports; return those deleted."""
+    folder = state_dir / REPORTS_DIR
+    if keep <= 0 or not folder.is_dir():
+        return []
+    reports = sorted(folder.glob("*.json"), key=lambda p: (p.stat().st_mtime, p.name))
+    old = reports[:-keep]
+    for path in old:
+        path.unlink(missing_ok=True)
+    return old

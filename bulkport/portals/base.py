@@ -1,0 +1,195 @@
+"""What a portal package provides, as Protocols a type checker holds, and how it declares it.
+
+A migration reads from a :class:`Source` and writes into a :class:`Target`; both speak the
+pivot model (:mod:`bulkport.model`). A mirror needs a little more of each
+(:class:`MirrorSource`, :class:`MirrorTarget`), a revocation a :class:`TokenStore`. Each
+portal package declares a :class:`Portal`: its type names, its settings classes, the
+adapters for the roles it plays, and what it cannot do and why.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Collection, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+from anyio.streams.memory import MemoryObjectSendStream
+
+from bulkport.http import HttpClient, StreamResponse
+from bulkport.model import Dataset, Resource, Token
+from bulkport.settings import Options, SourceSettings, TargetSettings
+
+if TYPE_CHECKING:
+    from bulkport.checkpoint import Journal
+    from bulkport.report import Report
+    from bulkport.transfer import FileTransfer
+
+
+class Source(Protocol):
+    """Reads a catalog: raw records streamed out, mapped one by one, files opened as streams."""
+
+    def describe(self) -> str: ...
+
+    async def produce(self, send: MemoryObjectSendStream[Any], *, page_concurrency: int,
+                      on_total: Callable[[int], None] | None = None,
+                      on_page_error: Callable[[int, Exception], None] | None = None) -> int:
+        """Send every raw record into ``send`` (then close it); return the announced total."""
+        ...
+
+    def to_pivot(self, raw: Any) -> Dataset:
+        """Map one raw record. Raises MappingError when it cannot be mapped."""
+        ...
+
+    def open_file(self, resource: Resource) -> AbstractAsyncContextManager[StreamResponse]:
+        """Stream a hosted file's bytes."""
+        ...
+
+
+class Target(Protocol):
+    """Writes datasets: idempotent upserts, found again by a name derived from the source."""
+
+    def describe(self) -> str: ...
+
+    async def check(self) -> None:
+        """Fail fast (wrong URL, key or configuration) before any write."""
+        ...
+
+    async def plan(self, ds: Dataset) -> str:
+        """What :meth:`upsert` would do (``"create"`` or ``"update"``), writing nothing."""
+        ...
+
+    async def upsert(self, ds: Dataset, transfer: FileTransfer) -> str:
+        """Write ``ds`` with its files; return ``"created"``, ``"updated"`` or ``"unchanged"``."""
+        ...
+
+
+@dataclass
+class Listing:
+    """A catalog's record ids, each with its modified date as the portal states it."""
+
+    modified: dict[str, str | None] = field(default_factory=dict)
+    announced: int = 0  # the total the portal announced (pages can shift while listed)
+
+
+class MirrorSource(Source, Protocol):
+    """A source a mirror can read incrementally and list cheaply."""
+
+    async def produce(self, send: MemoryObjectSendStream[Any], *, page_concurrency: int,
+                      on_total: Callable[[int], None] | None = None,
+                      on_page_error: Callable[[int, Exception], None] | None = None,
+                      since: datetime | None = None) -> int:
+        """As :meth:`Source.produce`; with ``since``, only records modified at or after it
+        (CKAN ``metadata_modified`` or ``indexed_ts``, Opendatasoft the later of
+        ``updated_at`` and ``modified``, DataPress ``updatedAt``)."""
+        ...
+
+    async def list_ids(self, *, page_concurrency: int,
+                       ids: Collection[str] | None = None) -> Listing:
+        """Every record id with its modified date, without the full records; with ``ids``,
+        only those of them the catalog still holds. Raises rather than return a partial
+        listing."""
+        ...
+
+    async def produce_ids(self, send: MemoryObjectSendStream[Any], ids: Collection[str]) -> None:
+        """Send the raw records of ``ids`` (those that still exist), then close ``send``."""
+        ...
+
+
+class MirrorTarget(Target, Protocol):
+    """A target a mirror can also delete from, only ever what it wrote itself."""
+
+    def remember(self, source_id: str, key: str) -> None:
+        """Where an earlier run wrote ``source_id`` (so a renamed record finds its copy)."""
+        ...
+
+    def key_for(self, ds: Dataset) -> str:
+        """The target's key (name, dataset id) of ``ds`` once upserted."""
+        ...
+
+    async def delete(self, source_id: str, key: str) -> str:
+        """Delete the copy of ``source_id`` held under ``key`` if it carries the ownership
+        mark; return ``"deleted"``, ``"absent"`` or ``"not_owned"`` (left alone)."""
+        ...
+
+    async def hide(self, source_id: str, key: str) -> str:
+        """Make that copy private (unpublish it); ``"hidden"``, ``"absent"`` or
+        ``"not_owned"``."""
+        ...
+
+    async def owned_records(self) -> list[tuple[str, Any]]:
+        """Every target record that carries the ownership mark, as (source id, record)."""
+        ...
+
+    def differences(self, ds: Dataset, record: Any) -> list[str]:
+        """What differs between ``ds`` and its copy ``record`` (empty when they match)."""
+        ...
+
+    def is_hidden(self, record: Any) -> bool:
+        """Whether ``record`` is hidden the way :meth:`hide` hides one."""
+        ...
+
+
+class TokenStore(Protocol):
+    """A portal's API tokens, as a revocation lists and revokes them."""
+
+    def describe(self) -> str: ...
+
+    def own_token_id(self) -> str | None:
+        """The id of the token this run authenticates with (never revoked by it)."""
+        ...
+
+    async def collect(self, wanted: tuple[str, ...] | None, *, concurrency: int,
+                      on_error: Callable[[str, Exception], None]) -> list[Token]:
+        """The tokens of the ``wanted`` users (None: every user the key can see)."""
+        ...
+
+    async def revoke(self, token: Token, reason: str) -> str:
+        """Revoke ``token``; ``"revoked"`` or ``"already_gone"``."""
+        ...
+
+
+class Role(enum.Enum):
+    """What a portal can be in a job."""
+
+    SOURCE = "source"
+    TARGET = "target"
+    MIRROR_SOURCE = "mirror source"
+    MIRROR_TARGET = "mirror target"
+    TOKENS = "token store"
+
+
+class Limit(enum.Enum):
+    """Something a portal that plays a role still cannot do (each with its reason)."""
+
+    DELETE = "delete"  # a mirror target that can only hide or keep what the source dropped
+    TOKEN_LAST_ACCESS = "token last access"  # tokens listed without a last-use date
+
+
+SS = TypeVar("SS", bound=SourceSettings)
+TS = TypeVar("TS", bound=TargetSettings)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Portal(Generic[SS, TS]):
+    """One portal type as a package declares it to the registry."""
+
+    name: str  # the ``type`` in a job file
+    title: str  # how messages name it ("CKAN")
+    source_settings: type[SS]
+    target_settings: type[TS]
+    source: Callable[[SS, HttpClient, Options], Source] | None = None
+    mirror_source: Callable[[SS, HttpClient, Options], MirrorSource] | None = None
+    target: Callable[[TS, HttpClient, Options, Journal, Report], Target] | None = None
+    mirror_target: Callable[[TS, HttpClient, Options, Journal, Report], MirrorTarget] | None = None
+    tokens: Callable[[TS, HttpClient], TokenStore] | None = None
+    limits: Mapping[Limit, str] = field(default_factory=dict)  # what it cannot do, and why
+
+    @property
+    def roles(self) -> frozenset[Role]:
+        factories = {Role.SOURCE: self.source, Role.MIRROR_SOURCE: self.mirror_source,
+                     Role.TARGET: self.target, Role.MIRROR_TARGET: self.mirror_target,
+                     Role.TOKENS: self.tokens}
+        return frozenset(role for role, factory in factories.items() if factory is not None)

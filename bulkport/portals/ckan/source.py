@@ -1,0 +1,197 @@
+"""CKAN Action API adapter (also the base of PortalJS Cloud)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime, timezone
+from functools import partial
+from typing import Any
+
+import anyio
+from anyio.streams.memory import MemoryObjectSendStream
+
+from bulkport.errors import BadResponse, ValidationError
+from bulkport.http import HttpClient, StreamResponse
+from bulkport.model import Dataset, Resource, text
+from bulkport.moments import parse_time
+from bulkport.portals.base import Listing
+from bulkport.portals.ckan.api import CkanApi, parse_error
+from bulkport.portals.ckan.mapping import package_to_dataset
+from bulkport.portals.ckan.settings import CkanSourceSettings
+from bulkport.queue import fan_out_pages
+from bulkport.settings import Options
+
+ROWS_MAX = 1000  # CKAN's default ckan.search.rows_max
+ID_BATCH = 50  # ids per ``id:(...)`` filter: short enough for a GET URL
+# A sysadmin's resource_delete (and a package_update that sends metadata_modified back)
+# leaves metadata_modified as it was, but every write reindexes the dataset, and Solr
+# stamps each document it indexes with indexed_ts (stored, default NOW in schema.xml).
+CHANGE_DATES = ("metadata_modified", "indexed_ts")
+LISTED_FIELDS = ",".join(("id", *CHANGE_DATES))
+
+
+def solr_date(moment: datetime) -> str:
+    """A date as Solr reads and writes it: UTC, milliseconds at most, a trailing ``Z``."""
+    utc = moment.astimezone(timezone.utc) if moment.tzinfo else moment
+    text = utc.replace(tzinfo=None, microsecond=utc.microsecond // 1000 * 1000).isoformat()
+    return (text[:-3] if "." in text else text) + "Z"
+
+
+def changed_since(since: datetime) -> str:
+    """The ``fq`` of packages changed at or after ``since``: either date moved."""
+    stamp = solr_date(since)
+    # In parentheses: it is joined to the job's own fq by a space (q.op=AND), and a bare
+    # OR next to that would make both ranges optional.
+    return "(" + " OR ".join(f"{field}:[{stamp} TO *]" for field in CHANGE_DATES) + ")"
+
+
+def listed_date(row: Mapping[str, Any]) -> str | None:
+    """When a listed package last changed: the later of its :data:`CHANGE_DATES`.
+
+    A search-index rebuild moves every ``indexed_ts``: the next mirror run then reads the
+    whole catalog once, and writes nothing, since every content hash still matches.
+    """
+    dated = [(moment, stated) for stated in (text(row.get(f)) for f in CHANGE_DATES)
+             if (moment := parse_time(stated)) is not None]
+    return max(dated)[1] if dated else None
+
+
+class CkanSource:
+    """Reads a CKAN catalog: ``package_search`` pages fanned out, files streamed."""
+
+    def __init__(self, settings: CkanSourceSettings, client: HttpClient,
+                 options: Options) -> None:
+        self.settings = settings
+        self.client = client
+        self.api = CkanApi(settings, client)
+        # [source] rows wins over [options] page_size; the server may clamp it further.
+        self.rows = max(1, min(settings.rows or options.page_size, ROWS_MAX))
+        self._search_by_post = settings.search_by_post  # set for good once GET is refused
+        self._seen: set[str] = set()  # ids already listed (pages can overlap when data moves)
+
+    def describe(self) -> str:
+        return self.api.describe()
+
+    def _search_params(self, offset: int, limit: int, *, fq: str | None = None,
+                       fields: str | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "q": self.settings.q,
+            "rows": limit,
+            "start": offset,
+            "sort": "id asc",  # stable across pages, unlike the default score sort
+            "include_private": self.settings.include_private,
+            "include_drafts": self.settings.include_drafts,
+        }
+        # CKAN sends q.op=AND to Solr: clauses joined by spaces must all hold.
+        filters = " ".join(f for f in (self.settings.fq, fq) if f)
+        if filters:
+            params["fq"] = filters
+        if fields:
+            params["fl"] = fields
+        return params
+
+    async def search_page(self, offset: int, limit: int, *, fq: str | None = None,
+                          fields: str | None = None,
+                          seen: set[str] | None = None) -> tuple[int, Sequence[Any]]:
+        """One ``package_search`` page, with duplicates from earlier pages removed.
+
+        Args:
+            fq: a filter added to the job's own ``fq``.
+            fields: ``fl``: only these fields of each record (Solr's stored values).
+            seen: the ids already listed (default: those of :meth:`produce`).
+        """
+        params = self._search_params(offset, limit, fq=fq, fields=fields)
+        if not self._search_by_post:
+            try:
+                result = await self.api.call("package_search", params)
+            except ValidationError as error:
+                # Some deployments (or proxies) refuse GET here: 400 "use POST", 405, 414.
+                if error.status not in (400, 405, 414):
+                    raise
+                self._search_by_post = True
+        if self._search_by_post:
+            result = await self.api.call("package_search", params, post=True)
+        if not isinstance(result, dict) or not isinstance(result.get("results"), list):
+            raise BadResponse(f"{self.api.base}package_search: unexpected result shape")
+        known = self._seen if seen is None else seen
+        fresh = []
+        for pkg in result["results"]:
+            pkg_id = pkg.get("id") if isinstance(pkg, dict) else None
+            if pkg_id is not None:
+                if pkg_id in known:
+                    continue
+                known.add(pkg_id)
+            fresh.append(pkg)
+        return int(result.get("count", 0)), fresh
+
+    async def produce(self, send: MemoryObjectSendStream[Any], *, page_concurrency: int,
+                      on_total: Callable[[int], None] | None = None,
+                      on_page_error: Callable[[int, Exception], None] | None = None,
+                      since: datetime | None = None) -> int:
+        """Send every package of the catalog (raw dicts) into ``send``.
+
+        Args:
+            since: only the packages modified or reindexed at or after this moment
+                (:func:`changed_since`).
+        """
+        fq = changed_since(since) if since is not None else None
+        return await fan_out_pages(partial(self.search_page, fq=fq), send, page_size=self.rows,
+                                   concurrency=page_concurrency, on_total=on_total,
+                                   on_page_error=on_page_error)
+
+    async def list_ids(self, *, page_concurrency: int,
+                       ids: Collection[str] | None = None) -> Listing:
+        """Every package id with its change date (:func:`listed_date`), never the full
+        records.
+
+        Args:
+            ids: list only those of these ids that the catalog (with the job's filters)
+                still holds.
+
+        Raises:
+            BulkportError: a page failed: a listing is complete or it is an error.
+        """
+        listing = Listing()
+        wanted = sorted(ids) if ids is not None else None
+        batches: list[str | None] = [None] if wanted is None else [
+            "id:(" + " OR ".join(f'"{i}"' for i in wanted[n:n + ID_BATCH]) + ")"
+            for n in range(0, len(wanted), ID_BATCH)]
+        seen: set[str] = set()
+        send, receive = anyio.create_memory_object_stream[Any](self.rows)
+        async with anyio.create_task_group() as tg:
+            async def pages(fq: str | None, out: MemoryObjectSendStream[Any]) -> None:
+                fetch = partial(self.search_page, fq=fq, fields=LISTED_FIELDS, seen=seen)
+                total = await fan_out_pages(fetch, out, page_size=self.rows,
+                                            concurrency=page_concurrency)
+                listing.announced += total
+
+            async def all_batches() -> None:
+                async with send:
+                    for fq in batches:  # few: a handful of deletion candidates at most
+                        await pages(fq, send.clone())
+
+            tg.start_soon(all_batches)
+            async with receive:
+                async for row in receive:
+                    if isinstance(row, dict) and row.get("id"):
+                        listing.modified[str(row["id"])] = listed_date(row)
+        return listing
+
+    async def produce_ids(self, send: MemoryObjectSendStream[Any], ids: Collection[str]) -> None:
+        """Send the full packages of ``ids`` (those the job's filters still select)."""
+        wanted = sorted(ids)
+        async with send:
+            for n in range(0, len(wanted), ID_BATCH):
+                batch = wanted[n:n + ID_BATCH]
+                fq = "id:(" + " OR ".join(f'"{i}"' for i in batch) + ")"
+                _, found = await self.search_page(0, len(batch), fq=fq, seen=set())
+                for pkg in found:
+                    await send.send(pkg)
+
+    def to_pivot(self, raw: Any) -> Dataset:
+        return package_to_dataset(raw, fields=self.settings.fields)
+
+    def open_file(self, resource: Resource) -> AbstractAsyncContextManager[StreamResponse]:
+        """Stream a hosted file. The key goes along only if the file is on the portal's host."""
+        return self.client.stream(resource.url, errors=parse_error)

@@ -1,0 +1,455 @@
+"""DataPress as a migration target: find-or-create, minimal JSON Patches, chunked files.
+
+DataPress assigns dataset ids, so the id made for a source record is journaled, and the
+dataset carries the source id in ``custom.bulkport_source_id``: with a fresh state
+directory one pass over ``export.json`` finds bulkport's datasets again. Updates are RFC
+6902 patches computed with ``jsonpatch`` between the current document and the fields
+bulkport owns, so what people edit on the site (other custom fields, their own links and
+files) survives and a re-run sends no PATCH at all. Files go through the chunked upload,
+replaced in place when the source says they changed, skipped when size, version or MD5
+say they did not.
+
+As a mirror target it hides what the source dropped (``sharing: "private"``) but cannot
+delete it: the DataPress API documents no way to delete a dataset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable, Mapping
+from contextlib import aclosing
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import Any
+
+import anyio
+
+from bulkport.checkpoint import Journal
+from bulkport.errors import (
+    AuthError,
+    BadResponse,
+    ConfigError,
+    FilesRefused,
+    NotFound,
+    PayloadTooLarge,
+    SkippableError,
+    ValidationError,
+)
+from bulkport.http import HttpClient, Upload
+from bulkport.model import Dataset, Resource
+from bulkport.portals.datapress.api import parse_error, refused_key, whoami
+from bulkport.portals.datapress.mapping import MARK, RESOURCES, link_id, md5_of
+from bulkport.portals.datapress.mapping_write import (
+    DataPressMapOptions,
+    as_document,
+    dataset_to_datapress,
+    minimal_patch,
+    patch_label,
+    upload_fields,
+    upload_name,
+)
+from bulkport.portals.datapress.settings import NO_DELETE, DataPressTargetSettings
+from bulkport.portals.datapress.source import iter_export
+from bulkport.portals.datapress.upload import ChunkedUploader, Uploaded, UploadState
+from bulkport.report import Report
+from bulkport.settings import Options
+from bulkport.transfer import FileTransfer
+
+ID_ENTRY = "datapress_id"  # journal: source id → the DataPress dataset id
+FILE_ENTRY = "datapress_file"  # journal: "<source id>/<resource id>" → file resource, version
+Operations = list[dict[str, Any]]
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class DataPressTarget:
+    """Writes datasets into a DataPress site."""
+
+    def __init__(self, settings: DataPressTargetSettings, client: HttpClient, options: Options,
+                 journal: Journal, report: Report) -> None:
+        self.client = client
+        self.settings = settings
+        self.journal = journal
+        self.report = report
+        self.api = settings.api
+        self.create_url = f"{settings.url}/api/dataset"  # documented there for every generation
+        self.options = DataPressMapOptions(
+            team=settings.team, masthead=settings.masthead, teams=settings.teams,
+            mastheads=settings.mastheads, licences=settings.licenses,
+            # An empty [target.topics] table is no map: topics set by hand stay.
+            topics=settings.topics or None, fields=settings.fields)
+        self.max_size = settings.max_file_size
+        self.touch = settings.touch_updated_at
+        self.uploader = ChunkedUploader(client, self.api, settings.part_size)
+        self._index: dict[str, str] | None = None  # source id → dataset id, from the export
+        self._ids: dict[str, str] = {}  # source id → dataset id: remembered, found or made
+        self._index_lock = anyio.Lock()
+        client.bind(settings.url, {settings.auth_header: settings.api_key})
+
+    def describe(self) -> str:
+        return f"DataPress {self.settings.url}"
+
+    async def _call(self, method: str, url: str, *, retry: bool = True, **kwargs: Any) -> Any:
+        """One API call. A 403 here is about one dataset (the key itself was checked)."""
+        try:
+            response = await self.client.request(method, url, errors=parse_error, retry=retry,
+                                                 **kwargs)
+        except AuthError as error:
+            raise SkippableError(f"no permission: {error}", error.status) from None
+        return response.json()
+
+    async def check(self) -> None:
+        """Fail fast on a wrong key, or a key that may not write into the configured teams.
+
+        Raises:
+            AuthError: the site does not know the key.
+            ConfigError: the key's user is neither an admin nor a member of a team used, or
+                the URL and prefix lead to no DataPress API.
+        """
+        me = await whoami(self.client, self.api, "target")
+        if me is None:
+            raise refused_key(self.describe(), "target")
+        if not isinstance(me, dict):
+            raise BadResponse(f"{self.api}/whoami: unexpected reply (is this a DataPress API?)")
+        if me.get("admin"):
+            return
+        member = {m.get("id") if isinstance(m, dict) else m for m in me.get("memberships") or []}
+        missing = sorted({self.options.team, *self.options.teams.values()} - member)
+        if missing:
+            raise ConfigError(f"[target] team(s) {', '.join(missing)}: the key's user "
+                              f"{me.get('title')!r} is not a member of them on {self.settings.url}")
+
+    async def _get(self, dataset_id: str) -> dict[str, Any]:
+        found = await self._call("GET", f"{self.api}/dataset/{dataset_id}")
+        if not isinstance(found, dict) or "id" not in found:
+            raise BadResponse(f"{self.api}/dataset/{dataset_id}: unexpected reply")
+        return found
+
+    async def _marked(self) -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
+        """(source id, record) of every dataset of the export that carries the mark; the
+        export shows private datasets to their editors, so hidden copies are included."""
+        records = iter_export(self.client, f"{self.api}/datasets/export.json")
+        async with aclosing(records):
+            async for record in records:
+                custom = record.get("custom") if isinstance(record, dict) else None
+                mark = custom.get(MARK) if isinstance(custom, dict) else None
+                if isinstance(mark, str) and isinstance(record.get("id"), str):
+                    yield mark, record
+
+    async def _scan(self, stop_at: str | None = None) -> dict[str, str]:
+        """Source id → dataset id of bulkport's datasets, from one pass over the export
+        (ids only are kept, never whole records)."""
+        index: dict[str, str] = {}
+        marked = self._marked()
+        async with aclosing(marked):
+            async for mark, record in marked:
+                index.setdefault(mark, record["id"])
+                if mark == stop_at:
+                    break
+        return index
+
+    async def _indexed(self, source_id: str) -> str | None:
+        async with self._index_lock:  # one export read, however many workers ask at once
+            if self._index is None:
+                self._index = await self._scan()
+        return self._index.get(source_id)
+
+    async def _resolve(self, ds: Dataset) -> dict[str, Any] | None:
+        """The dataset written for ``ds`` before, as the site shows it now, or None."""
+        dataset_id = self._known_id(ds.source_id) or await self._indexed(ds.source_id)
+        if dataset_id is None:
+            return None
+        try:
+            current = await self._get(dataset_id)
+        except NotFound:  # deleted on the site since: made again
+            if self._index is not None:
+                self._index.pop(ds.source_id, None)
+            self._ids.pop(ds.source_id, None)
+            return None
+        if _mark(current) != ds.source_id:
+            raise ValidationError(f"dataset {dataset_id} on {self.describe()} no longer carries "
+                                  f"custom.{MARK} = {ds.source_id!r}; restore it or remove the "
+                                  "state directory entry")
+        self._ids[ds.source_id] = dataset_id
+        return current
+
+    def _known_id(self, source_id: str) -> str | None:
+        """The dataset id journaled in this run, or remembered from an earlier one."""
+        known = self.journal.get(ID_ENTRY, source_id)
+        return known["id"] if known else self._ids.get(source_id)
+
+    async def _create(self, ds: Dataset, wanted: dict[str, Any]) -> dict[str, Any]:
+        body = {k: v for k, v in wanted.items() if k != "resources"}  # files come by upload
+
+        async def create() -> dict[str, Any]:
+            reply = await self._call("POST", self.create_url, json=body, retry=False)
+            made = reply.get("dataset") if isinstance(reply, dict) else None
+            if not isinstance(made, dict) or "id" not in made:
+                raise BadResponse(f"{self.create_url}: the reply has no dataset")
+            return made
+
+        async def lookup() -> dict[str, Any] | None:
+            found = (await self._scan(stop_at=ds.source_id)).get(ds.source_id)
+            return await self._get(found) if found else None
+
+        made = await self.client.create_once(create, lookup)
+        self.journal.record(ID_ENTRY, ds.source_id, id=made["id"])
+        self._ids[ds.source_id] = made["id"]
+        if self._index is not None:
+            self._index[ds.source_id] = made["id"]
+        return made
+
+    async def plan(self, ds: Dataset) -> str:
+        """``"create"`` or ``"update"``, reading only."""
+        return "create" if await self._resolve(ds) is None else "update"
+
+    async def upsert(self, ds: Dataset, transfer: FileTransfer) -> str:
+        """Create or update ``ds`` with its files and links.
+
+        Returns:
+            ``"created"``, ``"updated"`` or ``"unchanged"``.
+
+        Raises:
+            ValidationError: the site refused a field (``fields`` maps each path to why).
+            SkippableError: this dataset failed; the run goes on.
+        """
+        wanted, notes = dataset_to_datapress(ds, self.options)
+        for note in notes:
+            self.report.note(note)
+        current = await self._resolve(ds)
+        created = current is None
+        if current is None:
+            current = await self._create(ds, wanted)
+        files = self._known_files(ds, current)
+        current, uploaded, refused = await self._sync_files(ds, current, files, transfer)
+        wanted, _ = dataset_to_datapress(ds, self.options, files=files)
+        patched = await self._patch(current, lambda doc: minimal_patch(doc, wanted))
+        FilesRefused.check(refused)  # after the patch: the rest of the dataset is written
+        if created:
+            return "created"
+        return "updated" if patched or uploaded else "unchanged"
+
+    async def _patch(self, current: dict[str, Any],
+                     diff: Callable[[dict[str, Any]], Operations]) -> bool:
+        """PATCH the operations ``diff`` finds for the dataset (recomputed from the site
+        before a retry); True when a PATCH was sent."""
+        dataset_id = current["id"]
+        first, sent = True, False
+
+        async def attempt() -> None:
+            nonlocal first, current, sent
+            if not first:  # a lost reply may have applied it: diff again from the site
+                current = await self._get(dataset_id)
+            first = False
+            operations = diff(current)
+            if not operations:
+                return
+            if self.touch:  # DataPress does not bump updatedAt for you
+                operations.append({"op": "replace", "path": "/updatedAt", "value": _now()})
+            sent = True
+            await self._call("PATCH", f"{self.api}/dataset/{dataset_id}", json=operations,
+                             retry=False)
+
+        await self.client.with_retries(attempt)
+        return sent
+
+    # ---- what a mirror needs besides upserts ------------------------------------------
+
+    def remember(self, source_id: str, key: str) -> None:
+        """The dataset id an earlier run wrote ``source_id`` as."""
+        self._ids[source_id] = key
+
+    def key_for(self, ds: Dataset) -> str:
+        """The 5-character id of the dataset ``ds`` was written as (known once upserted).
+
+        Raises:
+            KeyError: ``ds`` was not upserted in this run nor remembered.
+        """
+        dataset_id = self._known_id(ds.source_id)
+        if dataset_id is None:
+            raise KeyError(f"no DataPress dataset known for source record {ds.source_id}")
+        return dataset_id
+
+    async def delete(self, source_id: str, key: str) -> str:
+        """Refused: DataPress cannot delete a dataset (a mirror checks this before it runs).
+
+        Raises:
+            ConfigError: always.
+        """
+        raise ConfigError(f"{self.describe()}: {NO_DELETE}")
+
+    async def hide(self, source_id: str, key: str) -> str:
+        """Make the copy of ``source_id`` (dataset ``key``) private, if it still carries the
+        mark; an upsert of the same record makes it public again.
+
+        Returns:
+            ``"hidden"``, ``"absent"`` (no such dataset) or ``"not_owned"`` (left alone).
+        """
+        try:
+            current = await self._get(key)
+        except NotFound:
+            return "absent"
+        if _mark(current) != source_id:
+            return "not_owned"
+        await self._patch(current, _hide_operations)
+        return "hidden"
+
+    def is_hidden(self, record: Any) -> bool:
+        """Whether a dataset is private, as :meth:`hide` leaves it."""
+        return isinstance(record, Mapping) and record.get("sharing") == "private"
+
+    async def owned_records(self) -> list[tuple[str, Any]]:
+        """Every dataset of the export carrying the mark, private ones included (the key
+        edits the target's teams, and the export shows private datasets to their editors)."""
+        found: list[tuple[str, Any]] = []
+        marked = self._marked()
+        async with aclosing(marked):
+            async for mark, record in marked:
+                found.append((mark, record))
+        return found
+
+    def differences(self, ds: Dataset, record: Any) -> list[str]:
+        """What differs between ``ds`` and its copy ``record`` (from the export or a GET):
+        the fields bulkport writes, its links and files (found by the resource map in
+        ``custom``), and the files' sizes and MD5 where both sides state one."""
+        doc = as_document(record)
+        files = self._known_files(ds, doc)
+        wanted, _ = dataset_to_datapress(ds, self.options, files=files)
+        names = {link_id(ds.source_id, r.source_id): r.name for r in ds.resources}
+        names.update({entry["id"]: r.name for r in ds.resources
+                      if (entry := files.get(r.source_id))})
+        found = dict.fromkeys(patch_label(op, names) for op in minimal_patch(doc, wanted))
+        held = doc.get("resources") or {}
+        for res in ds.resources:
+            if not res.hosted:
+                continue
+            label = f"resource {res.name!r}"
+            copy = held.get(files[res.source_id]["id"]) if res.source_id in files else None
+            if copy is None:
+                found[f"{label} file missing"] = None
+            elif None not in (res.size, copy.get("size")) and copy["size"] != res.size:
+                found[f"{label} size {copy['size']} (source {res.size})"] = None
+            elif (md5 := md5_of(res)) and copy.get("hash") and copy["hash"] != md5:
+                found[f"{label} hash differs"] = None
+        return list(found)
+
+    def _known_files(self, ds: Dataset, current: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        """Source resource id → ``{id, version}`` of the files already on the site: from
+        the journal (written as each upload completes), else from the dataset's map."""
+        custom = current.get("custom")
+        custom = custom if isinstance(custom, dict) else {}
+        entries = custom.get(RESOURCES)
+        entries = entries if isinstance(entries, dict) else {}
+        held = current.get("resources") or {}
+        known: dict[str, dict[str, Any]] = {}
+        for res in ds.resources:
+            if not res.hosted:
+                continue
+            for found in (self.journal.get(FILE_ENTRY, f"{ds.source_id}/{res.source_id}"),
+                          entries.get(res.source_id)):
+                if isinstance(found, dict) and found.get("id") in held:
+                    known[res.source_id] = {"id": found["id"], "version": found.get("version")}
+                    break
+        return known
+
+    async def _sync_files(self, ds: Dataset, current: dict[str, Any],
+                          known: dict[str, dict[str, Any]],
+                          transfer: FileTransfer) -> tuple[dict[str, Any], bool, list[str]]:
+        """Upload the files the site lacks or holds an old version of; ``known`` is
+        updated in place. Returns the dataset as it now is, whether anything was sent, and
+        the files the site refused for their size."""
+        wrote, refused = False, []
+        referenced = {entry["id"] for entry in known.values()}
+        hosted = [res for res in ds.resources if res.hosted]
+        for position, res in enumerate(hosted):
+            version, md5 = res.content_version, md5_of(res)
+            held_all = current.get("resources") or {}
+            have = known.get(res.source_id)
+            if have is None and (adopted := _orphan(held_all, res, referenced, md5)):
+                # A file an interrupted run uploaded before it could record it.
+                have = known[res.source_id] = {"id": adopted, "version": None}
+                referenced.add(adopted)
+            held = held_all.get(have["id"]) if have else None
+            if held is not None and _same(held, have, res, version, md5):
+                if have and have.get("version") != version:
+                    have["version"] = version
+                continue
+            try:
+                uploaded = await self._upload(current, res, have["id"] if held is not None and have
+                                              else None, position, transfer)
+            except PayloadTooLarge as error:
+                refused.append(f"file {upload_name(res)}: {error}")
+                continue
+            current = uploaded.dataset
+            known[res.source_id] = {"id": uploaded.resource_id, "version": version}
+            referenced.add(uploaded.resource_id)
+            self.journal.record(FILE_ENTRY, f"{ds.source_id}/{res.source_id}",
+                                id=uploaded.resource_id, version=version)
+            wrote = True
+        return current, wrote, refused
+
+    async def _upload(self, current: dict[str, Any], res: Resource, resource_id: str | None,
+                      position: int, transfer: FileTransfer) -> Uploaded:
+        """Stream one file in.
+
+        Raises:
+            PayloadTooLarge: the site refuses it for its size (checked first against
+                ``max_file_size``, so a known-size file is not sent just to be refused).
+        """
+        if self.max_size is not None and res.size is not None and res.size > self.max_size:
+            raise PayloadTooLarge(f"{res.size:,} bytes is over the site's limit of "
+                                  f"{self.max_size:,} (max_file_size)")
+        fields, name = upload_fields(res), upload_name(res)
+        if resource_id is None:
+            fields["order"] = position  # new files keep the source's order
+        state = UploadState(before=frozenset(current.get("resources") or {}))
+
+        async def fetch() -> dict[str, Any]:
+            return await self._get(current["id"])
+
+        async def put(upload: Upload, attempt: int) -> Uploaded:
+            return await self.uploader.send(current["id"], replace(upload, filename=name),
+                                            fields, state, fetch, resource_id=resource_id)
+
+        try:
+            uploaded, _ = await transfer.send(res, put)
+        except PayloadTooLarge as error:
+            raise PayloadTooLarge(f"refused as too large ({res.size or '?'} bytes): {error}",
+                                  error.status) from None
+        except AuthError as error:
+            raise SkippableError(f"no permission: {error}", error.status) from None
+        return uploaded
+
+
+def _same(held: Mapping[str, Any], have: Mapping[str, Any] | None, res: Resource,
+          version: str | None, md5: str | None) -> bool:
+    """Whether the file on the site is the source's: by MD5 when the source gives one,
+    else by the version recorded at upload and the size."""
+    if res.size is not None and held.get("size") != res.size:
+        return False
+    if md5 is not None:
+        return held.get("hash") == md5
+    return version is not None and have is not None and have.get("version") == version
+
+
+def _orphan(held: Mapping[str, Any], res: Resource, referenced: set[str],
+            md5: str | None) -> str | None:
+    """An unrecorded file with this resource's title and size (and MD5, if known)."""
+    for rid, item in held.items():
+        if (rid not in referenced and isinstance(item, dict) and item.get("title") == res.name
+                and res.size is not None and item.get("size") == res.size
+                and (md5 is None or item.get("hash") == md5)):
+            return rid
+    return None
+
+
+def _mark(doc: Mapping[str, Any]) -> Any:
+    custom = doc.get("custom")
+    return custom.get(MARK) if isinstance(custom, Mapping) else None
+
+
+def _hide_operations(doc: Mapping[str, Any]) -> Operations:
+    if doc.get("sharing") == "private":
+        return []
+    return [{"op": "replace", "path": "/sharing", "value": "private"}]

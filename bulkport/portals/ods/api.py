@@ -1,0 +1,62 @@
+"""Opendatasoft Automation API v1.0: the key bound to its domain, calls, error replies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from bulkport.http import ErrorReply, HttpClient, Response, field_messages
+from bulkport.settings import PortalSettings
+
+API_PATH = "/api/automation/v1.0"
+
+
+def parse_error(response: Response) -> ErrorReply:
+    """ODS's ``{"error_code", "message", "detail"?}``."""
+    try:
+        body = orjson.loads(response.body)
+    except orjson.JSONDecodeError:
+        return ErrorReply(response.snippet() or f"HTTP {response.status}")
+    if not isinstance(body, dict):
+        return ErrorReply(str(body))
+    detail = body.get("detail")
+    fields = field_messages(detail) if isinstance(detail, dict) else {}
+    message = f"{body.get('error_code', 'error')}: {body.get('message', '')}".strip(": ")
+    if fields:
+        message += " (" + "; ".join(f"{k}: {v}" for k, v in fields.items()) + ")"
+    code = body.get("error_code")
+    return ErrorReply(message, fields, code if isinstance(code, str) else None)
+
+
+def total_count(page: Any) -> int | None:
+    """A list page's ``total_count`` as a number. The document types it as a string (or
+    null) while the API sends integers: both are taken. None when the page states none."""
+    value = page.get("total_count") if isinstance(page, dict) else None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+class OdsApi:
+    """One domain's Automation API; the key is sent to that domain only."""
+
+    def __init__(self, settings: PortalSettings, client: HttpClient) -> None:
+        self.settings = settings
+        self.client = client
+        self.base = settings.url + API_PATH
+        client.bind(settings.url, {"Authorization": f"apikey {settings.api_key}"},
+                    secrets=(settings.api_key or "",))
+
+    def describe(self) -> str:
+        return f"Opendatasoft {self.settings.url}"
+
+    async def call(self, method: str, path: str, *, retry: bool = True, **kwargs: Any) -> Any:
+        """A request to ``path`` under the API; its JSON reply (None when empty)."""
+        response = await self.client.request(method, self.base + path, errors=parse_error,
+                                             retry=retry, **kwargs)
+        return response.json() if response.body else None

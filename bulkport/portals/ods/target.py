@@ -1,0 +1,513 @@
+"""Opendatasoft Automation API v1.0 adapter (target side).
+
+A dataset is found by its ``dataset_id``. Opendatasoft has no free-form extras, so the
+ownership mark a mirror and ``verify`` need is a field of a custom metadata template named
+by ``[target] mark_field`` ("template.field"), which receives the source id. Without it the
+mirror's state is the only proof that bulkport wrote a dataset, and verify cannot run.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, cast
+
+import anyio
+
+from bulkport.checkpoint import Journal
+from bulkport.errors import ConfigError, Conflict, NotFound, SkippableError, ValidationError
+from bulkport.http import HttpClient, Upload
+from bulkport.model import Dataset, Resource
+from bulkport.moments import parse_time
+from bulkport.portals.ods.api import OdsApi, parse_error, total_count
+from bulkport.portals.ods.mapping import OdsDataset, resource_body, to_ods
+from bulkport.portals.ods.settings import OdsTargetSettings
+from bulkport.portals.ods.source import OdsSource
+from bulkport.report import Report
+from bulkport.settings import Options
+from bulkport.transfer import Digest, FileTransfer
+
+FILE_ENTRY = "file"  # journal: "<source id>/<resource id>" → the file's uid on the domain
+BUSY = frozenset({"queued", "processing", "aborting_processing", "deleting", "saving_version"})
+# The metadata keys bulkport writes, per template; any other key on the target is kept.
+OWNED = {
+    "default": {"title", "description", "keyword", "modified", "language", "publisher",
+                "references"},
+    "internal": {"license_id", "theme_id"},
+}
+
+
+def _plain(values: dict[str, Any]) -> dict[str, Any]:
+    """Metadata values without the read-only parts (``remote_value``)."""
+    return {k: {"value": v.get("value")} for k, v in values.items() if isinstance(v, dict)}
+
+
+def _template_changes(have: dict[str, Any], ours: dict[str, Any], owned: set[str]) -> list[str]:
+    """The fields of one template bulkport owns whose value differs from ``ours``."""
+    return sorted(k for k in owned | set(ours) if have.get(k) != ours.get(k))
+
+
+def _mark_of(dataset: Any, mark: tuple[str, str]) -> Any:
+    """The value of the ownership mark in a dataset as the API lists it (None: unmarked)."""
+    template, name = mark
+    metadata = dataset.get("metadata") if isinstance(dataset, dict) else None
+    value = ((metadata or {}).get(template) or {}).get(name)
+    return value.get("value") if isinstance(value, dict) else None
+
+
+def _unmatched(kind: str, want: Counter[str], have: Counter[str]) -> list[str]:
+    """What the target lacks and what it holds beyond ``want``, by name."""
+    return ([f"{kind} {name!r} missing" for name in sorted(want - have)]
+            + [f"{kind} {name!r} on the target only" for name in sorted(have - want)])
+
+
+def _outdated(res: Resource, found: dict[str, Any], is_attachment: bool) -> bool:
+    """Whether the source's file is newer than the copy on the domain: the source's date
+    against the moment the copy was written there (a resource's ``updated_at``, an
+    attachment's ``created_at``). Without both dates the copy is kept."""
+    written = found.get("created_at" if is_attachment else "updated_at")
+    source = parse_time(res.modified)
+    copy = parse_time(written if isinstance(written, str) else None)
+    return source is not None and copy is not None and source > copy
+
+
+def _nth(items: list[dict[str, Any]], key: Callable[[dict[str, Any]], Any], value: Any,
+         n: int) -> dict[str, Any] | None:
+    """The ``n``-th item (0-based) whose ``key`` equals ``value``."""
+    matches = [item for item in items if key(item) == value]
+    return matches[n] if n < len(matches) else None
+
+
+class OdsTarget:
+    """Writes datasets into an Opendatasoft domain: find-or-create, metadata, files, publish."""
+
+    def __init__(self, settings: OdsTargetSettings, client: HttpClient, options: Options,
+                 journal: Journal, report: Report) -> None:
+        self.client = client
+        self.settings = settings
+        self.site = OdsApi(settings, client)
+        self.api = self.site.base
+        self.journal = journal
+        self.report = report
+        self.run_options = options
+        self.publish = options.publish
+        self.status_poll = options.status_poll
+        self.status_timeout = options.status_timeout
+        self._empty_at_start = False  # set by check(): no dataset can pre-exist then
+        self._known: dict[str, str] = {}  # source id → dataset_id an earlier run wrote it as
+        self.options = settings.map_options()
+        self.owned = {**OWNED}
+        mark = self.options.mark_field
+        paths = [*self.options.fields, *([mark] if mark else [])]
+        if self.options.extras_template:
+            paths.append(f"{self.options.extras_template}.{self.options.extras_field}")
+        for path in paths:
+            template, _, name = path.partition(".")
+            self.owned[template] = self.owned.get(template, set()) | {name}
+
+    def describe(self) -> str:
+        return self.site.describe()
+
+    async def check(self) -> None:
+        """Fail fast on a wrong key or a missing extras or mark template, before any write;
+        learn the domain's templates, so that fields kept from another Opendatasoft domain
+        only go back where this one has them."""
+        page = await self.site.call("GET", "/datasets/", params={"limit": 0})
+        self._empty_at_start = total_count(page) == 0
+        listed = await self._list("/metadata/templates/")
+        schema = {t["name"]: {f["name"]: f.get("type") or "text" for f in t.get("schema") or []
+                              if isinstance(f, dict) and isinstance(f.get("name"), str)}
+                  for t in listed if isinstance(t, dict) and isinstance(t.get("name"), str)}
+        self.options = replace(self.options, schema=schema)
+        template = self.options.extras_template
+        if template:
+            if template not in schema:
+                raise ConfigError(
+                    f"[target] extras_template {template!r} does not exist on {self.settings.url}")
+            if self.options.extras_field not in schema[template]:
+                raise ConfigError(
+                    f"[target] extras_field {self.options.extras_field!r} is not a field of "
+                    f"template {template!r} on {self.settings.url}"
+                )
+        if self.options.mark is not None:
+            template, name = self.options.mark
+            if template not in schema:
+                raise ConfigError(f"[target] mark_field {self.options.mark_field!r}: template "
+                                  f"{template!r} does not exist on {self.settings.url}")
+            if name not in schema[template]:
+                raise ConfigError(f"[target] mark_field {self.options.mark_field!r}: {name!r} "
+                                  f"is not a field of template {template!r} on {self.settings.url}")
+
+    async def find(self, dataset_id: str) -> dict[str, Any] | None:
+        page = await self.site.call("GET", "/datasets/", params={"dataset_id": dataset_id})
+        results = page.get("results", []) if isinstance(page, dict) else []
+        return next((d for d in results if d.get("dataset_id") == dataset_id), None)
+
+
+    async def plan(self, ds: Dataset) -> str:
+        """What :meth:`upsert` would do, read-only."""
+        mapped = self._mapped(ds)
+        return "update" if await self.find(mapped.dataset_id) else "create"
+
+    async def upsert(self, ds: Dataset, transfer: FileTransfer) -> str:
+        """Create or update one dataset with its files; return created/updated/unchanged.
+
+        Raises:
+            SkippableError: this dataset failed (the run goes on).
+        """
+        mapped = self._mapped(ds)
+        for note in mapped.notes:
+            self.report.note(note)
+        # On a domain that was empty when the run began, a dataset can only exist if this
+        # run made it, so it is created without a lookup first. dataset_id is unique on a
+        # domain: a create that finds it taken is refused, never duplicated.
+        existing = None if self._empty_at_start else await self.find(mapped.dataset_id)
+        created = False
+        if existing is None:
+            existing, created = await self._create_or_find(ds, mapped)
+        if not created:
+            self._check_owner(existing, ds.source_id)
+        if created:
+            outcome, changed = "created", True
+        else:
+            changed = await self._update_metadata(existing, mapped)
+            outcome = "updated" if changed else "unchanged"
+        uid = existing["uid"]
+        if await self._sync_files(ds, uid, mapped, transfer, fresh=outcome == "created"):
+            changed = True
+            outcome = "updated" if outcome == "unchanged" else outcome
+        if self.publish:
+            await self._publish(uid, mapped, changed or not existing.get("is_published"))
+        return outcome
+
+    async def _create_or_find(self, ds: Dataset,
+                              mapped: OdsDataset) -> tuple[dict[str, Any], bool]:
+        """Create the dataset, or find it when the domain says its dataset_id is taken.
+
+        Returns:
+            The dataset, and whether this call created it.
+        """
+        body = {"dataset_id": mapped.dataset_id, "is_restricted": ds.private,
+                "metadata": mapped.metadata}
+        try:
+            return await self.client.create_once(
+                lambda: self.site.call("POST", "/datasets/", json=body, retry=False),
+                lambda: self.find(mapped.dataset_id),
+            ), True
+        except ValidationError as error:
+            if isinstance(error, Conflict) or "dataset_id" in error.fields:
+                found = await self.find(mapped.dataset_id)
+                if found is not None:
+                    return found, False
+            raise
+
+    def _metadata_changes(self, current: dict[str, Any],
+                          mapped: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+        """Per template, the fields bulkport owns whose value on the target is not the
+        mapped one (fields restored from "ods:" extras are bulkport's too, once written)."""
+        changes: dict[str, list[str]] = {}
+        for template in set(mapped) | (set(self.owned) & set(current)):
+            differing = _template_changes(_plain(current.get(template) or {}),
+                                          mapped.get(template, {}),
+                                          self.owned.get(template, set()))
+            if differing:
+                changes[template] = differing
+        return changes
+
+    async def _update_metadata(self, existing: dict[str, Any], mapped: OdsDataset) -> bool:
+        current = existing.get("metadata") or {}
+        changes = self._metadata_changes(current, mapped.metadata)
+        for template in changes:
+            ours = mapped.metadata.get(template, {})
+            owned = self.owned.get(template, set()) | set(ours)
+            # PUT replaces the template: keep the keys bulkport does not own.
+            merged = {**{k: v for k, v in _plain(current.get(template) or {}).items()
+                         if k not in owned}, **ours}
+            await self.site.call("PUT", f"/datasets/{existing['uid']}/metadata/{template}/",
+                             json=merged)
+        return bool(changes)
+
+    async def _sync_files(self, ds: Dataset, uid: str, mapped: OdsDataset,
+                          transfer: FileTransfer, *, fresh: bool) -> bool:
+        """Upload what the target lacks, or holds an older copy of (by the source's date);
+        True when something was written."""
+        if not mapped.resources and not mapped.attachments:
+            return False
+        resources = [] if fresh else await self._list(f"/datasets/{uid}/resources/")
+        attachments = [] if fresh or not mapped.attachments else await self._list(
+            f"/datasets/{uid}/attachments/")
+        wrote = False
+        seen: Counter[tuple[str, str]] = Counter()
+
+        async def one(res: Resource, is_attachment: bool) -> None:
+            nonlocal wrote
+            key = f"{ds.source_id}/{res.source_id}"
+            if is_attachment:
+                match_key, value = (lambda a: a.get("filename")), res.filename
+            else:
+                match_key, value = (lambda r: r.get("title")), resource_body(res, "")["title"]
+            n = seen[(str(is_attachment), value)]
+            seen[(str(is_attachment), value)] += 1
+            found = _nth(attachments if is_attachment else resources, match_key, value, n)
+            if found is not None and not _outdated(res, found, is_attachment):
+                if self.journal.get(FILE_ENTRY, key) is None:
+                    self.journal.record(FILE_ENTRY, key, target=found.get("uid"))
+                return
+            if found is not None and is_attachment:
+                # An attachment cannot be replaced: the old one goes, then the new one comes
+                # (killed in between, the next run finds none and adds it).
+                await self._delete(f"/datasets/{uid}/attachments/{found['uid']}/")
+            if is_attachment:
+                target, digest = await transfer.send(
+                    res, lambda up, attempt: self._attach(uid, up, attempt, value, n))
+            elif found is not None:
+                target, digest = await self._replace_file(uid, found, res, transfer)
+            else:
+                target, digest = await self._add_resource(uid, res, transfer)
+            self.journal.record(FILE_ENTRY, key, target=target.get("uid"), size=digest.size,
+                                sha256=digest.sha256)
+            self.report.count("files_transferred")
+            self.report.count("bytes_transferred", digest.size)
+            wrote = True
+
+        async with anyio.create_task_group() as tg:
+            for res in mapped.resources:
+                tg.start_soon(one, res, False)
+            for res in mapped.attachments:
+                tg.start_soon(one, res, True)
+        return wrote
+
+    async def _list(self, path: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        while True:
+            page = await self.site.call("GET", path, params={"limit": 1000, "offset": len(items)})
+            if isinstance(page, list):  # some list endpoints are not paginated
+                return page
+            batch = page.get("results", []) if isinstance(page, dict) else []
+            items.extend(batch)
+            if not batch or not page.get("next"):
+                return items
+
+    async def _attach(self, uid: str, upload: Upload, attempt: int, filename: str,
+                      n: int) -> dict[str, Any]:
+        path = f"/datasets/{uid}/attachments/"
+        if attempt > 1:
+            found = _nth(await self._list(path), lambda a: a.get("filename"), filename, n)
+            if found is not None:
+                return found
+        response = await self.client.upload("POST", self.api + path, upload, errors=parse_error)
+        return cast(dict[str, Any], response.json())
+
+    async def _upload_file(self, uid: str, res: Resource,
+                           transfer: FileTransfer) -> tuple[dict[str, Any], Digest]:
+        """Upload the bytes of ``res`` to the dataset's file store (not yet a resource)."""
+        async def put(upload: Upload, _attempt: int) -> dict[str, Any]:
+            # A retried upload leaves at most an unused file; it is never a dataset resource.
+            response = await self.client.upload(
+                "POST", f"{self.api}/datasets/{uid}/resources/files/", upload, errors=parse_error)
+            return cast(dict[str, Any], response.json())
+
+        return await transfer.send(res, put)
+
+    async def _replace_file(self, uid: str, found: dict[str, Any], res: Resource,
+                            transfer: FileTransfer) -> tuple[dict[str, Any], Digest]:
+        """Point the resource ``found`` at a new upload of ``res`` (a PUT: safe to retry)."""
+        file, digest = await self._upload_file(uid, res, transfer)
+        updated = await self.site.call("PUT", f"/datasets/{uid}/resources/{found['uid']}/",
+                                   json=resource_body(res, file["uid"]))
+        return updated if isinstance(updated, dict) else found, digest
+
+    async def _delete(self, path: str) -> None:
+        try:
+            await self.site.call("DELETE", path)
+        except NotFound:  # an earlier attempt went through, its reply was lost
+            pass
+
+    async def _add_resource(self, uid: str, res: Resource,
+                            transfer: FileTransfer) -> tuple[dict[str, Any], Digest]:
+        file, digest = await self._upload_file(uid, res, transfer)
+        body = resource_body(res, file["uid"])
+
+        async def lookup() -> dict[str, Any] | None:
+            listed = await self._list(f"/datasets/{uid}/resources/")
+            return next((r for r in listed
+                         if (r.get("datasource") or {}).get("file", {}).get("uid") == file["uid"]),
+                        None)
+
+        created = await self.client.create_once(
+            lambda: self.site.call("POST", f"/datasets/{uid}/resources/", json=body, retry=False),
+            lookup)
+        return created, digest
+
+    # ---- what a mirror needs besides upserts ------------------------------------------
+    # Without [target] mark_field, Opendatasoft records carry no ownership mark: the
+    # mirror's state is the only proof that it wrote a dataset, so it only ever deletes
+    # what its state lists.
+
+    def remember(self, source_id: str, key: str) -> None:
+        """An earlier run wrote ``source_id`` as ``key``: its copy stays there, also once
+        the source renames the dataset (a published ``dataset_id`` is not to move)."""
+        self._known[source_id] = key
+
+    def key_for(self, ds: Dataset) -> str:
+        """The ``dataset_id`` of ``ds`` on the domain."""
+        return self._known.get(ds.source_id) or to_ods(ds, self.options).dataset_id
+
+    def _mapped(self, ds: Dataset) -> OdsDataset:
+        mapped = to_ods(ds, self.options)
+        known = self._known.get(ds.source_id)
+        return replace(mapped, dataset_id=known) if known else mapped
+
+    def _check_owner(self, existing: dict[str, Any], source_id: str) -> None:
+        """Refuse to write over a dataset the mark shows bulkport did not make.
+
+        Without a ``mark_field`` nothing tells them apart. A copy without the mark is
+        bulkport's when an earlier run recorded it (written before the field was set).
+
+        Raises:
+            SkippableError: the dataset is someone else's; it is left as it is.
+        """
+        mark = self.options.mark
+        if mark is None:
+            return
+        value = _mark_of(existing, mark)
+        dataset_id = existing.get("dataset_id")
+        if value == source_id or (not value and self._known.get(source_id) == dataset_id):
+            return
+        raise SkippableError(
+            f"dataset_id {dataset_id!r} on {self.describe()} holds a dataset bulkport did not "
+            f"make ({self.options.mark_field} is {value or 'empty'!r}): left alone; rename "
+            "one of them")
+
+    async def _owned(self, source_id: str, key: str) -> tuple[str, dict[str, Any] | None]:
+        """The dataset held as ``key``, if it is the copy of ``source_id``."""
+        found = await self.find(key)
+        if found is None:
+            return "absent", None
+        mark = self.options.mark
+        if mark is not None and _mark_of(found, mark) != source_id:
+            return "not_owned", None  # made or taken over by hand: never touched
+        return "owned", found
+
+    async def delete(self, source_id: str, key: str) -> str:
+        """``DELETE /datasets/{uid}/`` for the dataset the mirror wrote as ``key``."""
+        status, found = await self._owned(source_id, key)
+        if found is None:
+            return status
+        try:
+            await self.site.call("DELETE", f"/datasets/{found['uid']}/")
+        except NotFound:  # an earlier attempt went through, its reply was lost
+            return "absent"
+        return "deleted"
+
+    async def hide(self, source_id: str, key: str) -> str:
+        """Unpublish the dataset the mirror wrote as ``key`` (it stays, unpublished)."""
+        status, found = await self._owned(source_id, key)
+        if found is None:
+            return status
+        if found.get("is_published"):
+            await self.site.call("POST", f"/datasets/{found['uid']}/unpublish/")
+        return "hidden"
+
+    def is_hidden(self, record: Any) -> bool:
+        """Whether a copy is unpublished, as :meth:`hide` leaves it."""
+        return not (record.get("dataset") or {}).get("is_published")
+
+    async def owned_records(self) -> list[tuple[str, Any]]:
+        """Every dataset carrying the mark, as raw records with their resources and
+        attachments (two more requests per copy, as many at once as connections).
+
+        Raises:
+            ConfigError: there is no ``mark_field`` to tell bulkport's copies apart.
+        """
+        mark = self.options.mark
+        if mark is None:
+            raise ConfigError(f"verify needs [target] mark_field on {self.describe()}: without "
+                              "an ownership mark it cannot tell bulkport's copies from others")
+        reader = OdsSource(self.settings.as_source(), self.client, self.run_options)
+        send, receive = anyio.create_memory_object_stream[Any](0)
+        found: list[tuple[str, Any]] = []
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: reader.produce_where(
+                send, lambda d: _mark_of(d, mark) is not None, page_concurrency=2))
+            async with receive:
+                async for record in receive:
+                    if isinstance(record.get("error"), Exception):
+                        raise record["error"]  # a copy that cannot be read: no verdict
+                    found.append((str(_mark_of(record["dataset"], mark)), record))
+        return found
+
+    def differences(self, ds: Dataset, record: Any) -> list[str]:
+        """What differs between ``ds`` and its copy ``record`` (from :meth:`owned_records`),
+        reading and writing nothing: the metadata fields bulkport owns (as ``to_ods`` maps
+        them), the publication of a copy with data, and the resources (by title) and
+        attachments (by file name) bulkport uploads, with their counts. File contents are
+        not compared: the API states no size or hash of a file.
+        """
+        mapped = to_ods(ds, self.options)
+        dataset = record.get("dataset") or {}
+        found = [f"{template}.{name}" for template, names in sorted(self._metadata_changes(
+            dataset.get("metadata") or {}, mapped.metadata).items()) for name in names]
+        if self.publish and mapped.resources and not dataset.get("is_published"):
+            found.append("not published")
+        found += _unmatched("resource",
+                            Counter(resource_body(r, "")["title"] for r in mapped.resources),
+                            Counter(str(r.get("title")) for r in record.get("resources") or []))
+        found += _unmatched("attachment", Counter(r.filename for r in mapped.attachments),
+                            Counter(str(a.get("filename"))
+                                    for a in record.get("attachments") or []))
+        for files, held, name in ((mapped.resources, record.get("resources") or [], "title"),
+                                  (mapped.attachments, record.get("attachments") or [],
+                                   "filename")):
+            is_attachment = name == "filename"
+            copies = {str(c.get(name)): c for c in reversed(held) if isinstance(c, dict)}
+            for res in files:
+                label = res.filename if is_attachment else resource_body(res, "")["title"]
+                copy = copies.get(label)
+                if copy is not None and _outdated(res, copy, is_attachment):
+                    found.append(f"{'attachment' if is_attachment else 'resource'} {label!r} "
+                                 "is older than the source's file")
+        return found
+
+    async def _status(self, uid: str) -> dict[str, Any]:
+        status = await self.site.call("GET", f"/datasets/{uid}/status/")
+        return status if isinstance(status, dict) else {}
+
+    async def _settle(self, uid: str) -> dict[str, Any]:
+        """Poll the processing status until it leaves the busy states."""
+        delay = self.status_poll
+        with anyio.fail_after(self.status_timeout):
+            while True:
+                status = await self._status(uid)
+                if status.get("status") not in BUSY:
+                    return status
+                await anyio.sleep(delay)
+                delay = min(delay * 1.5, 5.0)
+
+    async def _publish(self, uid: str, mapped: OdsDataset, needed: bool) -> None:
+        if not needed:
+            return
+        if not mapped.resources:
+            self.report.note("dataset has no tabular resource: left unpublished (ODS refuses "
+                             "to publish a dataset without one)")
+            return
+        try:
+            with anyio.fail_after(self.status_timeout):
+                try:
+                    await self.site.call("POST", f"/datasets/{uid}/publish/")
+                except ValidationError as error:
+                    # Busy: with a publish whose reply was lost, or with earlier work.
+                    if error.code != "invalid_dataset_status":
+                        raise
+                    if not (await self._settle(uid)).get("is_published"):
+                        await self.site.call("POST", f"/datasets/{uid}/publish/")
+                await anyio.sleep(self.status_poll)
+                status = await self._settle(uid)
+        except TimeoutError:
+            raise SkippableError(
+                f"dataset {uid} still processing after {self.status_timeout:.0f}s") from None
+        if status.get("status") != "idle" or not status.get("is_published", True):
+            message = status.get("message") or status.get("errors") or status.get("status")
+            raise SkippableError(f"dataset {uid}: processing ended in {status.get('status')!r}: "
+                                 f"{message}")
