@@ -8,12 +8,12 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_mappers import PACKAGE
 
 from bulkport.errors import MappingError
 from bulkport.portals.ckan.mapping import package_to_dataset
 from bulkport.portals.ods.mapping import EXTRACTORS, LANGUAGES, OdsDataset, OdsMapOptions, to_ods
 from bulkport.portals.ods.mapping_read import OdsReadOptions, from_ods, organization_slug, remote_url
-from tests.test_mappers import PACKAGE
 
 API = "https://x.test/api/automation/v1.0"
 READ = OdsReadOptions(api=API, explore="https://x.test/api/explore/v2.1")

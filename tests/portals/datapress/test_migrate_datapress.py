@@ -171,7 +171,7 @@ def test_the_shipped_job_runs_against_the_simulators_as_its_header_says(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """jobs/ckan-to-datapress.toml, only its URLs changed, against the sites `bulkport
     simulate ckan` and `bulkport simulate datapress` serve: its team and masthead exist."""
-    shipped = Path(__file__).parents[1] / "jobs" / "ckan-to-datapress.toml"
+    shipped = Path(__file__).parents[3] / "jobs" / "ckan-to-datapress.toml"
     target = tomllib.loads(shipped.read_text())["target"]
     ckan = ThreadedServer(lambda: build_simulator(parse_args(["ckan", "--datasets", "3"])))
     datapress = ThreadedServer(lambda: build_simulator(parse_args(["datapress"])))

@@ -340,7 +340,7 @@ extras_template = "bulkport"
 def test_the_example_job_file_reads_an_ods_source(monkeypatch) -> None:
     monkeypatch.setenv("ODS_API_KEY", "k" * 12)
     monkeypatch.setenv("CKAN_API_KEY", "c" * 12)
-    job = load_job(Path(__file__).parent.parent / "jobs" / "ods-to-ckan.toml")
+    job = load_job(Path(__file__).parents[3] / "jobs" / "ods-to-ckan.toml")
     assert job.source is not None and job.target is not None
     assert (job.source.type, job.target.type) == ("ods", "ckan")
     source = registry.open_source(job.source, HttpClient(), job.options)
