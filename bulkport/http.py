@@ -202,6 +202,16 @@ def _host_of_prefix(prefix: str) -> tuple[str, str]:
     return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}", parts.netloc
 
 
+def error_body(response: Response) -> dict[str, Any] | ErrorReply:
+    """A portal's JSON error body as an object; a body that is none is already the whole
+    reply (its start, or its JSON text)."""
+    try:
+        body = orjson.loads(response.body)
+    except orjson.JSONDecodeError:
+        return ErrorReply(response.snippet() or f"HTTP {response.status}")
+    return body if isinstance(body, dict) else ErrorReply(str(body))
+
+
 def _default_error_parser(response: Response) -> ErrorReply:
     return ErrorReply(response.snippet(200) or f"HTTP {response.status}")
 

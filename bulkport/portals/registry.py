@@ -6,9 +6,9 @@ the role the job needs (:class:`~bulkport.portals.base.Role`), and open its adap
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from bulkport.checkpoint import Journal
 from bulkport.errors import ConfigError
@@ -80,44 +80,38 @@ def of(settings: PortalSettings) -> AnyPortal:
     return _PORTALS[settings.type]
 
 
-def _missing(settings: PortalSettings, role: Role) -> ConfigError:
-    return ConfigError(f"{of(settings).title} {settings.url} cannot be a {role.value} "
-                       f"(supported: {', '.join(names(role))})")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _needed(factory: F | None, settings: PortalSettings, role: Role) -> F:
+    """``factory``, or the ConfigError of a portal that does not play ``role``."""
+    if factory is None:
+        raise ConfigError(f"{of(settings).title} {settings.url} cannot be a {role.value} "
+                          f"(supported: {', '.join(names(role))})")
+    return factory
 
 
 def open_source(settings: SourceSettings, client: HttpClient, options: Options) -> Source:
-    factory = of(settings).source
-    if factory is None:
-        raise _missing(settings, Role.SOURCE)
-    return factory(settings, client, options)
+    return _needed(of(settings).source, settings, Role.SOURCE)(settings, client, options)
 
 
 def open_mirror_source(settings: SourceSettings, client: HttpClient,
                        options: Options) -> MirrorSource:
-    factory = of(settings).mirror_source
-    if factory is None:
-        raise _missing(settings, Role.MIRROR_SOURCE)
+    factory = _needed(of(settings).mirror_source, settings, Role.MIRROR_SOURCE)
     return factory(settings, client, options)
 
 
 def open_target(settings: TargetSettings, client: HttpClient, options: Options,
                 journal: Journal, report: Report) -> Target:
-    factory = of(settings).target
-    if factory is None:
-        raise _missing(settings, Role.TARGET)
+    factory = _needed(of(settings).target, settings, Role.TARGET)
     return factory(settings, client, options, journal, report)
 
 
 def open_mirror_target(settings: TargetSettings, client: HttpClient, options: Options,
                        journal: Journal, report: Report) -> MirrorTarget:
-    factory = of(settings).mirror_target
-    if factory is None:
-        raise _missing(settings, Role.MIRROR_TARGET)
+    factory = _needed(of(settings).mirror_target, settings, Role.MIRROR_TARGET)
     return factory(settings, client, options, journal, report)
 
 
 def open_tokens(settings: TargetSettings, client: HttpClient) -> TokenStore:
-    factory = of(settings).tokens
-    if factory is None:
-        raise _missing(settings, Role.TOKENS)
-    return factory(settings, client)
+    return _needed(of(settings).tokens, settings, Role.TOKENS)(settings, client)

@@ -5,19 +5,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
-
 from bulkport.errors import BadResponse
-from bulkport.http import ErrorReply, HttpClient, Response, field_messages
+from bulkport.http import ErrorReply, HttpClient, Response, error_body, field_messages
 from bulkport.settings import PortalSettings
 
 
 def parse_error(response: Response) -> ErrorReply:
     """CKAN's ``{"success": false, "error": {"__type", "message", field: [...]}}``."""
-    try:
-        error = orjson.loads(response.body).get("error") or {}
-    except (orjson.JSONDecodeError, AttributeError):
-        return ErrorReply(response.snippet() or f"HTTP {response.status}")
+    body = error_body(response)
+    if isinstance(body, ErrorReply):
+        return body
+    error = body.get("error") or {}
     if not isinstance(error, dict):
         return ErrorReply(str(error))
     fields = field_messages(error, skip=("__type", "message"))

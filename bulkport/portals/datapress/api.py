@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from bulkport.errors import AuthError, ConfigError, NotFound
-from bulkport.http import ErrorReply, HttpClient, Response
+from bulkport.http import ErrorReply, HttpClient, Response, error_body
 
 DEFAULT_PREFIX = "/api/v3"
 
@@ -19,12 +17,9 @@ def parse_error(response: Response) -> ErrorReply:
         One line of text, and the field messages keyed by dotted path (``title``,
         ``resources.b3k.format``).
     """
-    try:
-        body = orjson.loads(response.body)
-    except orjson.JSONDecodeError:
-        return ErrorReply(response.snippet() or f"HTTP {response.status}")
-    if not isinstance(body, dict):
-        return ErrorReply(str(body))
+    body = error_body(response)
+    if isinstance(body, ErrorReply):
+        return body
     fields: dict[str, str] = {}
     issues = body.get("data")
     for issue in issues if isinstance(issues, list) else []:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
-from bulkport.http import ErrorReply, HttpClient, Response, field_messages
+from bulkport.http import ErrorReply, HttpClient, Response, error_body, field_messages
 from bulkport.settings import PortalSettings
 
 API_PATH = "/api/automation/v1.0"
@@ -14,12 +12,9 @@ API_PATH = "/api/automation/v1.0"
 
 def parse_error(response: Response) -> ErrorReply:
     """ODS's ``{"error_code", "message", "detail"?}``."""
-    try:
-        body = orjson.loads(response.body)
-    except orjson.JSONDecodeError:
-        return ErrorReply(response.snippet() or f"HTTP {response.status}")
-    if not isinstance(body, dict):
-        return ErrorReply(str(body))
+    body = error_body(response)
+    if isinstance(body, ErrorReply):
+        return body
     detail = body.get("detail")
     fields = field_messages(detail) if isinstance(detail, dict) else {}
     message = f"{body.get('error_code', 'error')}: {body.get('message', '')}".strip(": ")
