@@ -2,15 +2,16 @@
 
 One JSON object per line, appended as each unit (a dataset, a file, a token) finishes, in
 ``<state-dir>/journal.jsonl``; the first line states the format (``{"journal": 1}``). A kill
--9 can tear the last line at most; it is cut off on the next open. A lock file keeps two runs
-off the same state. Lines hold ids and hashes only: every line passes through the redactor
-before it is written. Each module that journals names its kinds of entry as constants.
+-9 can tear the last line at most; it is cut off on the next open. Any other unreadable line
+stops the run with one line naming the file: a damaged journal is never half-trusted. A lock
+file keeps two runs off the same state. Lines hold ids and hashes only: every line passes
+through the redactor before it is written. Each module that journals names its kinds of entry
+as constants.
 """
 
 from __future__ import annotations
 
 import fcntl
-import logging
 import os
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,13 +20,21 @@ from typing import Any
 import orjson
 
 from bulkport.errors import ConfigError
+from bulkport.outputs import check_directory
 from bulkport.redact import redact
-
-log = logging.getLogger(__name__)
 
 JOURNAL = "journal.jsonl"
 LOCK = "lock"
 FORMAT = 1  # read: 0 (no header line, the same entries) and 1
+
+
+def check_state_dir(path: Path) -> None:
+    """Refuse, before any request, a state directory a run could not keep its journal in.
+
+    Raises:
+        ConfigError: ``path`` is a file, or cannot be created or written.
+    """
+    check_directory(path, "state directory")
 
 
 class Journal:
@@ -43,7 +52,17 @@ class Journal:
         self._headed = False
 
     def __enter__(self) -> Journal:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        check_state_dir(self.state_dir)
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"state directory {self.state_dir}: cannot create it: "
+                              f"{exc.strerror}") from None
+        for name in (JOURNAL, LOCK):
+            path = self.state_dir / name
+            if path.exists() and not path.is_file():
+                raise ConfigError(f"{path}: not a file, so not bulkport's {name}; move it away "
+                                  "or pass another --state-dir")
         self._take_lock()
         self._replay()
         self._file = self.path.open("ab", buffering=0)
@@ -77,23 +96,34 @@ class Journal:
     def _replay(self) -> None:
         if not self.path.exists():
             return
-        good_end = 0
+        good_end, unended = 0, False
         with self.path.open("rb") as f:
             for number, line in enumerate(f, 1):
                 try:
                     entry = orjson.loads(line)
                     if number == 1 and isinstance(entry, dict) and "journal" in entry:
                         self._check_format(entry["journal"])
-                    else:
+                    elif (isinstance(entry, dict) and isinstance(entry.get("kind"), str)
+                          and isinstance(entry.get("key"), str)):
                         self._done[(entry["kind"], entry["key"])] = entry
-                except (orjson.JSONDecodeError, KeyError, TypeError):
-                    if not line.endswith(b"\n"):
+                    else:
+                        raise TypeError("not an entry")
+                except (orjson.JSONDecodeError, TypeError):
+                    # A crash can tear the last line only, and every line starts an object.
+                    if not line.endswith(b"\n") and line.startswith(b"{"):
                         break  # torn last line from a crash: dropped below
-                    log.warning("%s:%d: unreadable journal line skipped", self.path, number)
+                    raise ConfigError(
+                        f"{self.path}: line {number} is not a journal entry (the file is "
+                        "damaged or not bulkport's); move it away to start over: the next "
+                        "run reads the whole source again, nothing is lost") from None
                 good_end = f.tell()
+                unended = not line.endswith(b"\n")
         if good_end < self.path.stat().st_size:
             with self.path.open("r+b") as f:
                 f.truncate(good_end)
+        elif good_end and unended:  # whole but cut before its newline: end it, or the next
+            with self.path.open("ab") as f:  # entry would be glued onto it
+                f.write(b"\n")
 
     def _check_format(self, version: object) -> None:
         if not isinstance(version, int) or version > FORMAT:

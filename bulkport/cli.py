@@ -15,18 +15,22 @@ from pathlib import Path
 
 import anyio
 
-from bulkport import __version__
+from bulkport import __version__, watchdog
+from bulkport.checkpoint import JOURNAL, check_state_dir
 from bulkport.config import JobConfig, load_job
 from bulkport.errors import ConfigError, abort_reason
 from bulkport.jobs.migrate import migrate
 from bulkport.jobs.mirror import mirror
-from bulkport.jobs.mirror_state import prune_reports
+from bulkport.jobs.mirror_state import REPORTS_DIR, STATE_FILE, prune_reports
 from bulkport.jobs.mirror_state import report_path as run_report_path
 from bulkport.jobs.revoke import revoke_tokens
+from bulkport.outputs import check_directory, check_distinct, check_output
 from bulkport.redact import RedactingFilter, redact
 from bulkport.report import Report
 
 EXIT_OK, EXIT_FAILED, EXIT_ABORTED, EXIT_INTERRUPTED = 0, 1, 2, 130
+REPORT_FILE = "report.json"  # in the state directory, unless --report says otherwise
+VERIFY_KINDS = ("migrate", "mirror")  # the jobs with a source and a target to compare
 GC_THRESHOLD = 10_000  # allocations between two young-generation collections
 log = logging.getLogger("bulkport")
 
@@ -39,7 +43,9 @@ def _setup_logging(verbose: bool, log_file: str | None = None, quiet: bool = Fal
     handler.setLevel(logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING)
     handlers: list[logging.Handler] = [handler]
     if log_file:
+        check_output(Path(log_file), "--log-file")
         try:
+            Path(log_file).parent.mkdir(parents=True, exist_ok=True)
             to_file = logging.FileHandler(log_file, encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"--log-file {log_file}: {exc.strerror}") from None
@@ -57,10 +63,12 @@ def _setup_logging(verbose: bool, log_file: str | None = None, quiet: bool = Fal
 
 
 async def _watch_signals(stop: anyio.Event, cancel: anyio.CancelScope) -> None:
-    """First SIGINT/SIGTERM: stop taking work and drain. Second one: stop at once."""
+    """First SIGINT/SIGTERM: stop taking work and drain. Second one: stop at once (the
+    requests in flight are cancelled; what is journaled stays journaled)."""
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for signum in signals:
             if stop.is_set():
+                print(f"{signal.Signals(signum).name} again: stopping now", file=sys.stderr)
                 cancel.cancel()
                 return
             print(f"\n{signal.Signals(signum).name}: finishing the work in flight "
@@ -70,24 +78,45 @@ async def _watch_signals(stop: anyio.Event, cancel: anyio.CancelScope) -> None:
 
 async def execute(job: JobConfig, *, state_dir: Path, report: Report, dry_run: bool,
                   progress: bool, quiet: bool = False, full: bool = False) -> bool:
-    """Run ``job``; return True when it was interrupted by a signal."""
+    """Run ``job``; return True when it was interrupted by a signal.
+
+    Raises:
+        Stalled: nothing moved for ``[options] stall_timeout`` seconds; the run was
+            cancelled as by a second Ctrl-C.
+    """
     stop = anyio.Event()
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(_watch_signals, stop, tg.cancel_scope)
-        if job.kind == "migrate":
-            await migrate(job, state_dir=state_dir, report=report, dry_run=dry_run,
-                          progress=progress, stop=stop)
-        elif job.kind == "mirror":
-            await mirror(job, state_dir=state_dir, report=report, dry_run=dry_run,
-                         progress=progress, stop=stop, full=full,
-                         out=None if quiet else sys.stdout)
-        elif job.kind == "revoke-tokens":
-            await revoke_tokens(job, state_dir=state_dir, report=report, confirmed=not dry_run,
-                                progress=progress, stop=stop)
-        else:
-            raise ConfigError(f"{job.path}: kind {job.kind!r} is not available in this version")
-        tg.cancel_scope.cancel()
+    activity = watchdog.Activity()
+    try:
+        with watchdog.using(activity):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_watch_signals, stop, tg.cancel_scope)
+                tg.start_soon(watchdog.watch, activity, job.options.stall_timeout,
+                              tg.cancel_scope)
+                await _run_kind(job, state_dir=state_dir, report=report, dry_run=dry_run,
+                                progress=progress, quiet=quiet, full=full, stop=stop)
+                tg.cancel_scope.cancel()
+    except Exception as exc:
+        if activity.stalled is None:
+            raise
+        raise watchdog.Stalled(activity.stalled) from exc  # the stall caused what followed
+    if activity.stalled is not None:
+        raise watchdog.Stalled(activity.stalled)
     return stop.is_set()
+
+
+async def _run_kind(job: JobConfig, *, state_dir: Path, report: Report, dry_run: bool,
+                    progress: bool, quiet: bool, full: bool, stop: anyio.Event) -> None:
+    if job.kind == "migrate":
+        await migrate(job, state_dir=state_dir, report=report, dry_run=dry_run,
+                      progress=progress, stop=stop)
+    elif job.kind == "mirror":
+        await mirror(job, state_dir=state_dir, report=report, dry_run=dry_run,
+                     progress=progress, stop=stop, full=full, out=None if quiet else sys.stdout)
+    elif job.kind == "revoke-tokens":
+        await revoke_tokens(job, state_dir=state_dir, report=report, confirmed=not dry_run,
+                            progress=progress, stop=stop)
+    else:
+        raise ConfigError(f"{job.path}: kind {job.kind!r} is not available in this version")
 
 
 def run_job(job: JobConfig, *, state_dir: Path, report_path: Path | None, dry_run: bool,
@@ -98,6 +127,9 @@ def run_job(job: JobConfig, *, state_dir: Path, report_path: Path | None, dry_ru
     A mirror keeps one report per run in ``<state dir>/reports/`` (the newest
     ``keep_reports``) unless ``report_path`` is given.
     """
+    rotate = job.kind == "mirror" and report_path is None
+    check_paths(job, state_dir=state_dir, report_path=report_path, csv_path=csv_path,
+                rotate=rotate)
     report = Report(job.name, job.kind, dry_run=dry_run)
     interrupted = False
     try:
@@ -111,15 +143,18 @@ def run_job(job: JobConfig, *, state_dir: Path, report_path: Path | None, dry_ru
     report.finish()
     if interrupted:
         report.aborted = "interrupted; run the same command again to resume"
-    rotate = job.kind == "mirror" and report_path is None
     path = report_path or (run_report_path(state_dir, report.started) if rotate
-                           else state_dir / "report.json")
-    report.write(path)
-    if rotate:
-        prune_reports(state_dir, job.options.keep_reports)
-    if csv_path is not None:
-        report.write_csv(csv_path)
+                           else state_dir / REPORT_FILE)
     summary = report.summary()
+    try:
+        report.write(path, "--report" if report_path else "report")
+        if rotate:
+            prune_reports(state_dir, job.options.keep_reports)
+        if csv_path is not None:
+            report.write_csv(csv_path)
+    except ConfigError:  # checked before the run, so a race or a full disk: say what was done
+        print(summary, file=sys.stderr)
+        raise
     log.info("%s (report: %s)", summary, path)
     if not quiet or not report.ok:
         print(summary, file=sys.stderr)
@@ -131,6 +166,27 @@ def run_job(job: JobConfig, *, state_dir: Path, report_path: Path | None, dry_ru
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
+def check_paths(job: JobConfig, *, state_dir: Path, report_path: Path | None,
+                csv_path: Path | None, rotate: bool) -> None:
+    """Refuse, before any request, a state directory or output the run could not write.
+
+    Raises:
+        ConfigError: one line naming the path and what is wrong with it.
+    """
+    check_state_dir(state_dir)
+    if report_path is not None:
+        check_output(report_path, "--report")
+    elif rotate:
+        check_directory(state_dir / REPORTS_DIR, "mirror reports folder")
+    else:
+        check_output(state_dir / REPORT_FILE, "report")
+    if csv_path is not None:
+        check_output(csv_path, "--csv")
+    check_distinct({"the job file": job.path, "the journal": state_dir / JOURNAL,
+                    "the mirror state": state_dir / STATE_FILE,
+                    "--report": report_path, "--csv": csv_path})
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     job = load_job(Path(args.job), connections=args.concurrency, reason=args.reason,
                    max_delete_fraction=args.max_delete_fraction,
@@ -139,16 +195,31 @@ def _cmd_run(args: argparse.Namespace) -> int:
     progress = not args.no_progress and sys.stderr.isatty()
     # Revocation cannot be undone: it stays a dry run until confirmed.
     dry_run = args.dry_run or (job.kind == "revoke-tokens" and not args.yes)
-    return run_job(job, state_dir=state_dir, report_path=Path(args.report) if args.report else None,
-                   dry_run=dry_run, progress=progress and not args.quiet, quiet=args.quiet,
-                   csv_path=Path(args.csv) if args.csv else None, full=args.full)
+    report_path, csv_path = _path(args.report), _path(args.csv)
+    check_distinct({"the job file": job.path, "--report": report_path, "--csv": csv_path,
+                    "--log-file": _path(args.log_file)})
+    return run_job(job, state_dir=state_dir, report_path=report_path, dry_run=dry_run,
+                   progress=progress and not args.quiet, quiet=args.quiet, csv_path=csv_path,
+                   full=args.full)
+
+
+def _path(given: str | None) -> Path | None:
+    return Path(given) if given else None
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     from bulkport.jobs.verify import run_verify
 
     job = load_job(Path(args.job), connections=args.concurrency)
-    return run_verify(job, report_path=Path(args.report) if args.report else None,
+    if job.kind not in VERIFY_KINDS:
+        raise ConfigError(f"{job.path}: verify compares the source and target of a "
+                          f"{' or '.join(VERIFY_KINDS)} job; this is a {job.kind} job")
+    report_path = _path(args.report)
+    if report_path is not None:
+        check_output(report_path, "--report")
+    check_distinct({"the job file": job.path, "--report": report_path,
+                    "--log-file": _path(args.log_file)})
+    return run_verify(job, report_path=report_path,
                       quiet=args.quiet, shown=args.show)
 
 

@@ -6,12 +6,14 @@ the table and the key.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import SplitResult, urlsplit
 
 from dotenv import dotenv_values
 
@@ -32,6 +34,10 @@ KINDS: dict[str, tuple[Role | None, Role]] = {
     "mirror": (Role.MIRROR_SOURCE, Role.MIRROR_TARGET),
     "revoke-tokens": (None, Role.TOKENS),
 }
+TOP_LEVEL = ("kind", "name", "source", "target", "options", "filter")
+# What each command line override of [options] is called there.
+FLAGS = {"connections": "--concurrency", "reason": "--reason",
+         "max_delete_fraction": "--max-delete-fraction", "max_delete_count": "--max-delete-count"}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _URL = re.compile(r"^https?://[^/\s]+")
 
@@ -44,7 +50,6 @@ class JobConfig:
     source: SourceSettings | None
     target: TargetSettings | None
     options: Options
-    mapping: dict[str, Any] = field(default_factory=dict)
     token_filter: TokenFilter | None = None  # revoke-tokens jobs only
 
 
@@ -89,6 +94,10 @@ def _portal(table: Any, side: str, role: Role | None, kind: str, path: Path) -> 
     url = table.get("url")
     if not isinstance(url, str) or not _URL.match(url):
         raise ConfigError(f"{where} url must be an http(s) URL, got {url!r}")
+    try:
+        _ = urlsplit(url).port  # raises for a port out of range or not a number
+    except ValueError:
+        raise ConfigError(f"{where} url has no valid port (1-65535), got {url!r}") from None
     # An empty or absent key is no key: ``api_key = "${KEY}"`` with KEY="" reads anonymously.
     values = {k: v for k, v in table.items() if not (k == "api_key" and v in ("", None))}
     values["url"] = url.rstrip("/")
@@ -99,8 +108,72 @@ def _portal(table: Any, side: str, role: Role | None, kind: str, path: Path) -> 
 def _options(table: Any, path: Path, overrides: dict[str, Any]) -> Options:
     if table is not None and not isinstance(table, dict):
         raise ConfigError(f"{path}: [options] must be a table")
-    values = {**(table or {}), **{k: v for k, v in overrides.items() if v is not None}}
-    return from_table(Options, values, f"{path}: [options]")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    for key, value in given.items():  # a bad value from the command line is named as given
+        from_table(Options, {key: value}, f"{FLAGS.get(key, key)}:")
+    options = from_table(Options, {**(table or {}), **given}, f"{path}: [options]")
+    if 0 < options.rate_limit < 1:
+        raise ConfigError(f"{path}: [options] rate_limit must be 0 (unlimited) or at least 1 "
+                          f"request per second, got {options.rate_limit!r}")
+    return options
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """The job file's TOML, or one line saying why it cannot be read."""
+    if path.exists() and not path.is_file():
+        what = "a directory" if path.is_dir() else "not a regular file"
+        raise ConfigError(f"{path}: is {what}; a job file is a TOML file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read job file: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(f"{path}: not UTF-8 text: byte 0x{data[exc.start]:02x} at line {line}, "
+                          f"column {column}; save the file as UTF-8") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def _top_level(raw: dict[str, Any], path: Path) -> None:
+    if "mapping" in raw:
+        raise ConfigError(f"{path}: [mapping] is not read by bulkport: field and value maps "
+                          "are keys of [source] and [target] (fields, licenses, themes, "
+                          "organizations); move them there")
+    for key in raw:
+        if key not in TOP_LEVEL:
+            hint = difflib.get_close_matches(key, TOP_LEVEL, n=1)
+            also = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise ConfigError(f"{path}: unknown top-level key {key!r}{also}; a job file holds "
+                              f"{', '.join(TOP_LEVEL)}")
+
+
+def _name(raw: dict[str, Any], path: Path) -> str:
+    """The job's name: a plain file name, as it names the state directory ``.bulkport/<name>``."""
+    name = raw.get("name", path.stem)
+    given = "name" in raw
+    if not isinstance(name, str):
+        raise ConfigError(f"{path}: name must be a string, got {name!r}")
+    if (not name or name in (".", "..") or "/" in name or "\\" in name
+            or any(not ch.isprintable() for ch in name)):
+        where = "name" if given else f"the file's name {path.name!r}, the job's default name,"
+        raise ConfigError(f"{path}: {where} must be a plain file name (no /, \\ or ..; it "
+                          f"names the state directory .bulkport/<name>), got {name!r}")
+    return name
+
+
+def _same_portal(a: str, b: str) -> bool:
+    """Whether two portal URLs name one portal (scheme, default port and case aside)."""
+    ua, ub = urlsplit(a), urlsplit(b)
+    def where(u: SplitResult) -> tuple[str | None, int | None, str]:
+        port = u.port if u.port not in (80, 443) else None
+        return u.hostname, port, u.path.rstrip("/")
+    return where(ua) == where(ub)
 
 
 def load_job(path: Path, **overrides: Any) -> JobConfig:
@@ -112,27 +185,22 @@ def load_job(path: Path, **overrides: Any) -> JobConfig:
     Raises:
         ConfigError: one line saying what is wrong and where.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read job file: {exc.strerror}") from None
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    raw = _substitute(raw, _environment(path), "job", path)
+    raw = _substitute(_read(path), _environment(path), "job", path)
     kind = raw.get("kind", "migrate")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise ConfigError(f"{path}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
     source_role, target_role = KINDS[kind]
-    unknown = set(raw) - {"kind", "name", "source", "target", "options", "mapping", "filter"}
-    if unknown:
-        raise ConfigError(f"{path}: unknown top-level key(s): {', '.join(sorted(unknown))}")
+    _top_level(raw, path)
+    name = _name(raw, path)
     source = _portal(raw.get("source"), "source", source_role, kind, path)
     target = _portal(raw.get("target"), "target", target_role, kind, path)
     options = _options(raw.get("options"), path, overrides)
     if source_role is not None and (source is None or target is None):
         raise ConfigError(f"{path}: a {kind} job needs both a [source] and a [target] table")
+    if source is not None and target is not None and _same_portal(source.url, target.url):
+        raise ConfigError(f"{path}: [source] and [target] are the same portal ({target.url}): "
+                          "it would then hold every dataset twice; point [target] at another "
+                          "portal")
     if kind == "mirror" and options.on_delete == "delete":
         reason = registry.limit(registry.of(target), Limit.DELETE)
         if reason:
@@ -144,12 +212,11 @@ def load_job(path: Path, **overrides: Any) -> JobConfig:
         raise ConfigError(f"{path}: [filter] belongs to revoke-tokens jobs only")
     return JobConfig(
         path=path,
-        name=str(raw.get("name") or path.stem),
+        name=name,
         kind=kind,
         source=source,
         target=target,
         options=options,
-        mapping=raw.get("mapping") or {},
         token_filter=token_filter,
     )
 

@@ -4,7 +4,9 @@ One :class:`HttpClient` per run wraps one aiohttp session and adds what every po
 a concurrency limit (and optional rate limit) per host, retries with exponential backoff and
 full jitter that honour ``Retry-After``, typed errors (:mod:`bulkport.errors`), redacted
 messages, and credentials bound to the origin they belong to — a resource URL, a presigned
-URL or another portal never receives a portal's key, even through a redirect.
+URL or another portal never receives a portal's key, even through a redirect. Each request,
+reply, chunk and retry is told to the run's :class:`~bulkport.watchdog.Activity` (what the
+watchdog and the progress bar read), and each retry is logged (``-v``) with its wait.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ import asyncio
 import dataclasses
 import email.utils
 import functools
+import logging
 import random
 import re
 import time
+import weakref
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -43,6 +47,7 @@ from bulkport.errors import (
     ValidationError,
 )
 from bulkport.redact import redact, register_secret, safe_url
+from bulkport.watchdog import Activity, Flight
 
 T = TypeVar("T")
 Params = Mapping[str, str | int | float] | None
@@ -60,6 +65,11 @@ ErrorParser = Callable[["Response"], ErrorReply]
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 5
+_READ_WHOLE = 1 << 20  # a reply up to this size is read in one go; larger ones chunk by chunk
+log = logging.getLogger("bulkport.http")
+# The method of a request that failed with an HTTP status, for the retry log (a message
+# names the URL only; retries wrapped around several requests do not know which failed).
+_METHOD_OF: weakref.WeakKeyDictionary[BaseException, str] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,8 +99,10 @@ class RetryPolicy:
 
 @dataclass(frozen=True, kw_only=True)
 class Timeouts:
+    """Seconds to open a connection, and to wait for the next bytes of a reply."""
+
     connect: float = 30.0
-    read: float = 300.0
+    read: float = 120.0
 
 
 @dataclass
@@ -123,10 +135,16 @@ class Response:
 NETWORK_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
 
+class BodySpent(Exception):
+    """A streamed request body was asked for a second time (see :class:`_SizedStream`)."""
+
+
 def transport_error(exc: BaseException, url: str, what: str) -> TransportError:
     """The one message of a network failure: where, what was under way, the error (redacted,
     the URL's query never quoted)."""
     where = safe_url(url, keep_query=False)
+    if isinstance(exc.__cause__, BodySpent):  # aiohttp wraps it in a long connection error
+        exc = exc.__cause__
     detail = redact(str(exc).replace(url, where))
     return TransportError(f"{where}: {what} failed: {type(exc).__name__} {detail}".strip())
 
@@ -134,16 +152,21 @@ def transport_error(exc: BaseException, url: str, what: str) -> TransportError:
 class StreamResponse:
     """A reply whose body is read chunk by chunk."""
 
-    def __init__(self, raw: aiohttp.ClientResponse, url: str) -> None:
+    def __init__(self, raw: aiohttp.ClientResponse, url: str, activity: Activity,
+                 flight: Flight) -> None:
         self._raw = raw
         self.status = raw.status
         self.url = url
         self.headers: Mapping[str, str] = raw.headers
         self.content_length: int | None = raw.content_length
+        self._activity = activity
+        self._flight = flight
 
     async def iter_chunks(self, size: int = 1 << 16) -> AsyncIterator[bytes]:
         try:
             async for chunk in self._raw.content.iter_chunked(size):
+                # A slow download that keeps receiving is progress, not a stall.
+                self._activity.received(self._flight)
                 yield chunk
         except NETWORK_ERRORS as exc:
             raise transport_error(exc, self.url, "download") from exc
@@ -162,11 +185,45 @@ class Upload:
 
 
 class _SizedStream(aiohttp.payload.AsyncIterablePayload):
-    """A streamed payload whose size is known, so the request carries a Content-Length."""
+    """A streamed payload whose size is known, so the request carries a Content-Length.
+
+    It goes out once. aiohttp sends a PUT again by itself when the connection drops before
+    the reply, with the same payload: a stream already read would then send nothing after
+    headers that announce a body, and client and server would wait for each other until
+    the read timeout. A second send fails at once instead (a TransportError), and the
+    caller starts the stream over, as after any failed upload.
+    """
 
     def __init__(self, chunks: AsyncIterator[bytes], size: int | None, **kwargs: Any) -> None:
         super().__init__(chunks, **kwargs)
         self._size = size
+        self._sent = False
+
+    async def write_with_length(self, writer: aiohttp.abc.AbstractStreamWriter,
+                                content_length: int | None) -> None:
+        if self._sent:
+            raise BodySpent("the connection dropped while the body was sent; the upload "
+                            "starts over from its source")
+        self._sent = True
+        await super().write_with_length(writer, content_length)
+
+
+async def _read_body(raw: aiohttp.ClientResponse, activity: Activity, flight: Flight) -> bytes:
+    """The whole body; a large one chunk by chunk, each one progress for the watchdog."""
+    if raw.content_length is not None and raw.content_length <= _READ_WHOLE:
+        return await raw.read()
+    chunks = []
+    async for chunk in raw.content.iter_chunked(1 << 16):
+        activity.received(flight)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _sent(chunks: AsyncIterator[bytes], activity: Activity) -> AsyncIterator[bytes]:
+    """``chunks``, each one progress once it was taken to be sent (a slow upload is no stall)."""
+    async for chunk in chunks:
+        activity.progressed()
+        yield chunk
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -222,6 +279,11 @@ def field_messages(errors: Mapping[str, Any], skip: tuple[str, ...] = ()) -> dic
             for k, v in errors.items() if k not in skip}
 
 
+def _failed(error: BulkportError, method: str) -> BulkportError:
+    _METHOD_OF[error] = method
+    return error
+
+
 def error_for(response: Response, parse: ErrorParser | None = None) -> BulkportError:
     """The typed error for a failed ``response`` (status >= 400)."""
     message, fields, code = (parse or _default_error_parser)(response)
@@ -271,10 +333,12 @@ class HttpClient:
         limits: Limits | None = None,
         retry: RetryPolicy | None = None,
         timeouts: Timeouts | None = None,
+        activity: Activity | None = None,
     ) -> None:
         self.limits = limits or Limits()
         self.retry = retry or RetryPolicy()
         self.timeouts = timeouts or Timeouts()
+        self.activity = activity or Activity()  # what the watchdog and the progress bar read
         self.requests: Counter[str] = Counter()  # attempts per host, for the report
         self._credentials: dict[str, dict[str, str]] = {}
         self._host_limits: dict[str, tuple[anyio.Semaphore, AsyncLimiter | None]] = {}
@@ -294,7 +358,10 @@ class HttpClient:
 
     async def __aexit__(self, *exc: object) -> None:
         if self._session is not None:
-            await self._session.close()
+            # Closed even when the run is being cancelled (a second Ctrl-C, the watchdog):
+            # closing only drops sockets, so it cannot hang; the bound is a safety net.
+            with anyio.move_on_after(5, shield=True):
+                await self._session.close()
             self._session = None
 
     def bind(self, base_url: str, headers: Mapping[str, str], secrets: tuple[str, ...] = ()) -> None:
@@ -317,17 +384,44 @@ class HttpClient:
             self._host_limits[origin] = found
         return found
 
-    async def with_retries(self, operation: Callable[[], Awaitable[T]]) -> T:
-        """Run ``operation``, retrying it on :class:`RetriableError` as the policy says."""
-        attempt = 0
+    async def with_retries(self, operation: Callable[[], Awaitable[T]], *, method: str = "",
+                           url: str = "") -> T:
+        """Run ``operation``, retrying it on :class:`RetriableError` as the policy says.
+
+        Args:
+            method, url: the request ``operation`` sends, for the log (when it is one);
+                otherwise the error's message says where it failed.
+        """
+        failures = 0
         while True:
             try:
                 return await operation()
             except RetriableError as error:
-                attempt += 1
-                if attempt >= self.retry.attempts:
-                    raise
-                await anyio.sleep(self.retry.delay(attempt, error))
+                failures += 1
+                await self._pause(error, failures, method, url)
+
+    async def _pause(self, error: RetriableError, failures: int, method: str, url: str) -> None:
+        """Wait before the next attempt, logged and told to the watchdog; raise ``error``
+        when the attempts are used up."""
+        attempts = self.retry.attempts
+        host: str | None = None
+        if url:
+            host = _host(url)[1]
+        else:  # every message built here starts with the URL it is about
+            found = _SCHEME_AUTHORITY.match(str(error))
+            if found:
+                host = _host_of_prefix(found.group())[1]
+        what = " ".join(str(error).split())[:300]  # one line, already redacted
+        method = method or _METHOD_OF.get(error, "")
+        if method and f"{method} failed" not in what:
+            what = f"{method} {what}"
+        if failures >= attempts:
+            log.debug("%s; giving up after %d attempt(s)", what, attempts)
+            raise error
+        delay = self.retry.delay(failures, error)
+        self.activity.retrying(host, delay)
+        log.debug("%s; attempt %d/%d in %.1fs", what, failures + 1, attempts, delay)
+        await anyio.sleep(delay)
 
     async def attempts(self) -> AsyncIterator[Attempt]:
         """Attempts at work the caller must start over itself (a stream read again from its
@@ -344,9 +438,7 @@ class HttpClient:
             if attempt.error is None:
                 return
             failures += 1
-            if failures >= self.retry.attempts:
-                raise attempt.error
-            await anyio.sleep(self.retry.delay(failures, attempt.error))
+            await self._pause(attempt.error, failures, "", "")
 
     async def create_once(self, create: Callable[[], Awaitable[T]],
                           lookup: Callable[[], Awaitable[T | None]]) -> T:
@@ -373,7 +465,7 @@ class HttpClient:
         params: Params = None,
         headers: Mapping[str, str] | None = None,
         data: Any = None,
-    ) -> AsyncIterator[tuple[aiohttp.ClientResponse, str]]:
+    ) -> AsyncIterator[tuple[aiohttp.ClientResponse, str, Flight]]:
         """One attempt, following redirects by hand so credentials never change origin."""
         assert self._session is not None, "HttpClient used outside 'async with'"
         for _ in range(_MAX_REDIRECTS + 1):
@@ -384,11 +476,13 @@ class HttpClient:
                 if limiter is not None:
                     await limiter.acquire()
                 self.requests[netloc] += 1
+                flight = self.activity.begin(netloc)
                 try:
                     async with self._session.request(
                         method, url, params=params, headers=request_headers, data=data,
                         allow_redirects=False,
                     ) as raw:
+                        self.activity.received(flight)
                         location = raw.headers.get("Location")
                         if raw.status in _REDIRECTS and location:
                             # A redirect target is often a presigned URL: no message quotes
@@ -399,10 +493,12 @@ class HttpClient:
                                 method, data = "GET", None
                             params = None
                             continue
-                        yield raw, url
+                        yield raw, url, flight
                         return
                 except NETWORK_ERRORS as exc:
                     raise transport_error(exc, url, method) from exc
+                finally:
+                    self.activity.end(flight)
         raise BadResponse(f"{safe_url(url, keep_query=False)}: too many redirects")
 
     async def request(
@@ -437,17 +533,19 @@ class HttpClient:
             async with self._send(method, url, params=params, headers=send_headers, data=body) as (
                 raw,
                 final_url,
+                flight,
             ):
                 try:
-                    content = await raw.read()
+                    content = await _read_body(raw, self.activity, flight)
                 except NETWORK_ERRORS as exc:
                     raise transport_error(exc, final_url, "reading the reply") from exc
                 response = Response(raw.status, final_url, raw.headers, content)
             if response.status >= 400:
-                raise error_for(response, errors)
+                raise _failed(error_for(response, errors), method)
             return response
 
-        return await (self.with_retries(attempt) if retry else attempt())
+        return await (self.with_retries(attempt, method=method, url=url) if retry
+                      else attempt())
 
     async def upload(
         self,
@@ -461,7 +559,8 @@ class HttpClient:
     ) -> Response:
         """Stream ``upload`` as a multipart form (or as the raw body). Never retried here:
         the chunks are consumed, so the caller re-opens the source and tries again."""
-        payload = _SizedStream(upload.chunks, upload.size, content_type=upload.content_type)
+        payload = _SizedStream(_sent(upload.chunks, self.activity), upload.size,
+                               content_type=upload.content_type)
         body: Any = payload
         if multipart:
             writer = aiohttp.MultipartWriter("form-data")
@@ -472,11 +571,11 @@ class HttpClient:
                 "form-data", quote_fields=False, name=upload.field, filename=upload.filename
             )
             body = writer
-        async with self._send(method, url, headers=headers, data=body) as (raw, final_url):
-            content = await raw.read()
+        async with self._send(method, url, headers=headers, data=body) as (raw, final_url, flight):
+            content = await _read_body(raw, self.activity, flight)
             response = Response(raw.status, final_url, raw.headers, content)
         if response.status >= 400:
-            raise error_for(response, errors)
+            raise _failed(error_for(response, errors), method)
         return response
 
     @asynccontextmanager
@@ -491,14 +590,14 @@ class HttpClient:
 
         async def open_once() -> tuple[Any, StreamResponse]:
             context = self._send("GET", url, params=params)
-            raw, final_url = await context.__aenter__()
+            raw, final_url, flight = await context.__aenter__()
             if raw.status >= 400:
                 content = await raw.read()
                 await context.__aexit__(None, None, None)
                 raise error_for(Response(raw.status, final_url, raw.headers, content), errors)
-            return context, StreamResponse(raw, final_url)
+            return context, StreamResponse(raw, final_url, self.activity, flight)
 
-        context, response = await self.with_retries(open_once)
+        context, response = await self.with_retries(open_once, method="GET", url=url)
         try:
             yield response
         except BaseException as exc:

@@ -7,6 +7,7 @@ version printed at the end of a run. Both go through the redactor.
 from __future__ import annotations
 
 import csv
+import io
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -16,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from bulkport.outputs import replacing, write_atomically
 from bulkport.redact import redact
 
 MAX_LISTED = 10_000  # failures/notes kept in full; beyond, only counted
@@ -93,23 +95,21 @@ class Report:
         }
         return redact(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode()).encode()
 
-    def write(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_bytes(self.to_json())
-        tmp.replace(path)
+    def write(self, path: Path, label: str = "report") -> None:
+        """Replace ``path`` with the JSON report (see :mod:`bulkport.outputs`)."""
+        write_atomically(path, self.to_json(), label=label)
 
-    def write_csv(self, path: Path) -> None:
+    def write_csv(self, path: Path, label: str = "--csv") -> None:
         """The acted-on items as CSV, one row each, columns in first-seen order."""
         columns = list(dict.fromkeys(key for row in self.actions for key in row))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        with tmp.open("w", newline="", encoding="utf-8") as f:
+        with replacing(path, label=label) as raw:
+            f = io.TextIOWrapper(raw, newline="", encoding="utf-8")
             writer = csv.DictWriter(f, fieldnames=columns)
             writer.writeheader()
             for row in self.actions:
                 writer.writerow({k: redact(str(v)) if v is not None else "" for k, v in row.items()})
-        tmp.replace(path)
+            f.flush()
+            f.detach()  # replacing() closes the file once it is complete
 
     def summary(self) -> str:
         c = self.counts

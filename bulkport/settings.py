@@ -42,6 +42,8 @@ def keys(cls: type) -> list[str]:
 
 _ERROR = re.compile(r"^(?P<what>.*?) - at `\$\.?(?P<key>[A-Za-z_][\w]*)?(?P<sub>[^`]*)`$")
 _MISSING = re.compile(r"^Object missing required field `(?P<key>\w+)`")
+_BOUND = re.compile(r"^Expected `\w+` (?P<op>[<>]=?) (?P<limit>\S+)$")
+_BOUNDS = {"<=": "at most", ">=": "at least", "<": "less than", ">": "more than"}
 
 
 def from_table(cls: type[T], table: Mapping[str, Any], where: str) -> T:
@@ -83,6 +85,9 @@ def _explain(cls: type, message: str, table: Mapping[str, Any]) -> str:
     if what.startswith("Invalid enum value"):
         choices = get_args(get_type_hints(cls)[key])
         return f"{key} must be one of {', '.join(map(str, choices))}, got {value!r}"
+    bound = _BOUND.match(what)
+    if bound:  # "Expected `int` <= 1000": the type was right, the value is out of bounds
+        what = f"must be {_BOUNDS[bound['op']]} {bound['limit']}"
     what = re.sub(r"^Expected `([^`]+)`(?:, got `[^`]+`)?", r"must be \1", what).replace("`", "")
     inside = f" at {key}{found['sub']}" if found["sub"] else ""
     doc = next((f.metadata.get("doc") for f in fields(cls) if f.name == key), None)
@@ -93,18 +98,31 @@ def _explain(cls: type, message: str, table: Mapping[str, Any]) -> str:
 class Options:
     """The ``[options]`` table: how hard and how long a run works, and what a mirror may do."""
 
-    connections: Positive = setting(16, "connections per host")
-    dataset_workers: NonNegative = setting(
+    connections: Annotated[int, msgspec.Meta(ge=1, le=1000)] = setting(16, "connections per host")
+    dataset_workers: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = setting(
         0, "datasets handled at once; 0 = four per connection (most of a dataset's time is "
            "latency)")
-    transfers: NonNegative = setting(8, "files streamed at once")
-    rate_limit: Seconds = setting(0.0, "requests per second per host; 0 = unlimited")
-    retries: NonNegative = setting(6, "attempts per request before it counts as failed")
-    page_size: Positive = setting(1000, "records per listing page")
-    page_concurrency: Positive = setting(2, "listing pages read at once")
+    transfers: Annotated[int, msgspec.Meta(ge=0, le=256)] = setting(8, "files streamed at once")
+    rate_limit: Annotated[float, msgspec.Meta(ge=0, le=100_000)] = setting(
+        0.0, "requests per second per host; 0 = unlimited")
+    retries: Annotated[int, msgspec.Meta(ge=0, le=100)] = setting(
+        6, "attempts per request before it counts as failed")
+    connect_timeout: Annotated[float, msgspec.Meta(gt=0, le=600)] = setting(
+        30.0, "seconds to wait for a connection to a portal to open")
+    read_timeout: Annotated[float, msgspec.Meta(gt=0, le=3600)] = setting(
+        120.0, "seconds to wait for the next bytes of a reply before the attempt fails")
+    stall_timeout: Annotated[float, msgspec.Meta(ge=0, le=86_400)] = setting(
+        300.0, "stop the run (exit 2, resumable) when nothing moved for this many seconds: "
+               "no reply, no bytes, no record finished; 0 = never")
+    page_size: Annotated[int, msgspec.Meta(ge=1, le=1000)] = setting(
+        1000, "records per listing page (the portals serve at most 1000)")
+    page_concurrency: Annotated[int, msgspec.Meta(ge=1, le=100)] = setting(
+        2, "listing pages read at once")
     publish: bool = setting(True, "publish what is written (Opendatasoft-style targets)")
-    status_timeout: Seconds = setting(600.0, "seconds to wait for a target to finish processing")
-    status_poll: Seconds = setting(0.1, "seconds between two looks at a processing status")
+    status_timeout: Annotated[float, msgspec.Meta(ge=0, le=86_400)] = setting(
+        600.0, "seconds to wait for a target to finish processing")
+    status_poll: Annotated[float, msgspec.Meta(ge=0.01, le=3600)] = setting(
+        0.1, "seconds between two looks at a processing status")
     reason: str = setting("revoked with bulkport",
                           "sent with each revocation where the API keeps one")
     on_delete: Literal["delete", "private", "keep"] = setting(
@@ -115,7 +133,10 @@ class Options:
                                                "no limit by count")
     safety_margin: Seconds = setting(
         3600.0, "mirror: seconds re-read before the watermark ([source] may override)")
-    keep_reports: NonNegative = setting(30, "run reports kept in <state dir>/reports/")
+    keep_reports: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = setting(
+        30, "run reports kept in <state dir>/reports/")
+    max_repeated_failures: NonNegative = setting(
+        20, "stop the run when this many records in a row fail with the same error; 0 = never")
 
     @property
     def workers(self) -> int:

@@ -69,7 +69,9 @@ def test_command_line_overrides_options(tmp_path: Path, monkeypatch: pytest.Monk
         (GOOD.replace('kind = "migrate"', 'kind = "copy"'), "kind must be one of"),
         (GOOD.replace("connections = 8", 'on_delete = "purge"'), "on_delete must be one of"),
         (GOOD.replace("connections = 8", "max_delete_fraction = 10"),
-         "max_delete_fraction must be float <= 1.0"),
+         r"max_delete_fraction must be at most 1.0, got 10 \(mirror: most of the mirrored"),
+        (GOOD.replace("connections = 8", "connections = 100000000"),
+         r"\[options\] connections must be at most 1000, got 100000000 \(connections per host\)"),
     ],
 )
 def test_bad_job_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str,

@@ -1,13 +1,29 @@
-"""The HTTP layer: retries, typed errors, bound credentials, redaction."""
+"""The HTTP layer: retries, typed errors, bound credentials, redaction, time limits."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import anyio
 import pytest
+from aiohttp import web
 from aioresponses import aioresponses
 from yarl import URL
 
-from bulkport.errors import AuthError, BadResponse, NotFound, ServerError, ValidationError
-from bulkport.http import HttpClient, Limits, RetryPolicy
+from bulkport.errors import (
+    AuthError,
+    BadResponse,
+    NotFound,
+    ServerError,
+    TransportError,
+    ValidationError,
+)
+from bulkport.http import HttpClient, Limits, RetryPolicy, Timeouts, Upload
+from bulkport.testing import serve
+from bulkport.watchdog import Activity, watch
 
 FAST = RetryPolicy(attempts=3, backoff_base=0.001, backoff_cap=0.002)
 KEY = "s3cr3t-key-value"
@@ -138,3 +154,116 @@ async def test_concurrency_limit_per_host() -> None:
                 for _ in range(12):
                     tg.start_soon(client.request, "GET", "http://a.test/x")
     assert peak == 3
+
+
+# ---- retries in the -v log ---------------------------------------------------------------
+
+async def test_retries_are_logged_with_host_method_status_and_wait(caplog) -> None:
+    caplog.set_level(logging.DEBUG, logger="bulkport")
+    with aioresponses() as m:
+        m.get(f"http://a.test/x?apikey={KEY}", status=503)
+        m.get(f"http://a.test/x?apikey={KEY}", status=429, headers={"Retry-After": "0.01"})
+        m.get(f"http://a.test/x?apikey={KEY}", payload={})
+        async with HttpClient(retry=FAST) as client:
+            client.bind("http://a.test", {"Authorization": KEY})
+            await client.request("GET", f"http://a.test/x?apikey={KEY}")
+    lines = [r.getMessage() for r in caplog.records if r.name == "bulkport.http"]
+    assert len(lines) == 2
+    assert lines[0].startswith("GET http://a.test/x: HTTP 503")
+    assert lines[0].endswith("attempt 2/3 in 0.0s")
+    assert lines[1].startswith("GET http://a.test/x: HTTP 429") and lines[1].endswith(
+        "attempt 3/3 in 0.0s")
+    assert client.activity.retries == 2
+    assert not any(KEY in line for line in lines)
+
+
+async def test_a_retry_around_several_requests_logs_the_one_that_failed(caplog) -> None:
+    caplog.set_level(logging.DEBUG, logger="bulkport")
+    presigned = "https://bucket.test/obj?X-Amz-Signature=f00dfeed1234&X-Amz-Credential=AKIA"
+    with aioresponses() as m:
+        m.put(presigned, status=500)
+        m.put(presigned, status=500)
+        async with HttpClient(retry=RetryPolicy(attempts=2, backoff_base=0.001)) as client:
+            with pytest.raises(ServerError):
+                await client.with_retries(lambda: client.request("PUT", presigned, retry=False))
+    lines = [r.getMessage() for r in caplog.records if r.name == "bulkport.http"]
+    assert lines[0].startswith("PUT https://bucket.test/obj: HTTP 500")
+    assert "attempt 2/2" in lines[0] and "giving up after 2 attempt(s)" in lines[1]
+    assert not any("f00dfeed" in line or "AKIA" in line for line in lines)
+
+
+# ---- time limits -------------------------------------------------------------------------
+
+async def test_the_read_timeout_ends_an_attempt_that_gets_no_reply() -> None:
+    release = asyncio.Event()
+
+    async def silent(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_get("/x", silent)
+    async with serve(app) as url:
+        async with HttpClient(retry=RetryPolicy(attempts=1),
+                              timeouts=Timeouts(connect=1, read=0.3)) as client:
+            started = time.monotonic()
+            with pytest.raises(TransportError, match="Timeout"):
+                await client.request("GET", f"{url}/x")
+            assert time.monotonic() - started < 2
+        release.set()
+
+
+async def test_a_put_whose_connection_drops_fails_at_once_instead_of_hanging() -> None:
+    # aiohttp sends a PUT again by itself when the connection drops before the reply; a
+    # body stream already read would go out empty, and both ends would wait for each other.
+    puts = 0
+
+    async def put(request: web.Request) -> web.Response:
+        nonlocal puts
+        puts += 1
+        if puts == 1:
+            assert request.transport is not None
+            request.transport.abort()  # dropped before it read the body
+        body = await request.read()
+        return web.Response(text=str(len(body)))
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(4):
+            yield b"x" * 1000
+
+    app = web.Application()
+    app.router.add_put("/obj", put)
+    async with serve(app) as url:
+        async with HttpClient(timeouts=Timeouts(read=30)) as client:
+            with anyio.fail_after(5):
+                with pytest.raises(TransportError, match="BodySpent"):
+                    await client.upload("PUT", f"{url}/obj", Upload("file", "a.csv", chunks(),
+                                                                     4000), multipart=False)
+            # A fresh stream (what the caller's retry opens) goes through.
+            reply = await client.upload("PUT", f"{url}/obj", Upload("file", "a.csv", chunks(),
+                                                                     4000), multipart=False)
+    assert reply.body == b"4000"
+
+
+async def test_a_slow_download_that_keeps_coming_is_progress() -> None:
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.content_length = 1000
+        await response.prepare(request)
+        for _ in range(10):
+            await asyncio.sleep(0.1)
+            await response.write(b"y" * 100)
+        return response
+
+    app = web.Application()
+    app.router.add_get("/big", trickle)
+    activity = Activity()
+    async with serve(app) as url, HttpClient(activity=activity) as client:
+        with anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(watch, activity, 0.3, scope)
+                async with client.stream(f"{url}/big") as response:
+                    body = b"".join([chunk async for chunk in response.iter_chunks()])
+                tg.cancel_scope.cancel()
+    assert not scope.cancelled_caught and activity.stalled is None
+    assert len(body) == 1000

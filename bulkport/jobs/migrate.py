@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
-from tqdm import tqdm
 
+from bulkport import watchdog
+from bulkport.breaker import Breaker
 from bulkport.checkpoint import Journal
 from bulkport.config import JobConfig
 from bulkport.errors import RetriableError, SkippableError
-from bulkport.http import HttpClient, Limits, RetryPolicy
+from bulkport.http import HttpClient, Limits, RetryPolicy, Timeouts
 from bulkport.portals import registry
+from bulkport.progress import ProgressBar
 from bulkport.queue import pipeline
 from bulkport.report import Report
 from bulkport.transfer import FileTransfer, transfer_limit
@@ -28,7 +29,18 @@ def make_client(job: JobConfig) -> HttpClient:
         limits=Limits(connections_per_host=options.connections,
                       requests_per_second=options.rate_limit or None),
         retry=RetryPolicy(attempts=max(1, options.retries)),
+        timeouts=Timeouts(connect=options.connect_timeout, read=options.read_timeout),
+        activity=watchdog.current(),
     )
+
+
+def record_plan(report: Report, action: str, label: str, **context: Any) -> None:
+    """A dry run's verdict on one dataset, counted as the real run would count it when
+    nothing is to be written."""
+    if action == "unchanged":
+        report.count("datasets_unchanged")
+    else:
+        report.planned(action, label, **context)
 
 
 def _label(raw: Any) -> str:
@@ -51,8 +63,8 @@ async def migrate(job: JobConfig, *, state_dir: Path, report: Report, dry_run: b
             target = registry.open_target(job.target, client, job.options, journal, report)
             transfer = FileTransfer(client, source, transfer_limit(job))
             await target.check()
-            bar = tqdm(desc="datasets", unit="ds", disable=not progress, file=sys.stderr,
-                       dynamic_ncols=True)
+            await source.check()
+            bar = ProgressBar(client.activity, progress=progress, desc="datasets", unit="ds")
 
             async def produce(send: MemoryObjectSendStream[Any]) -> None:
                 total = await source.produce(send, page_concurrency=job.options.page_concurrency,
@@ -60,6 +72,8 @@ async def migrate(job: JobConfig, *, state_dir: Path, report: Report, dry_run: b
                                              on_page_error=lambda offset, error: report.fail(
                                                  f"listing page at offset {offset}", error))
                 report.count("datasets_listed_by_source", total)
+
+            breaker = Breaker(job.options.max_repeated_failures)
 
             async def handle(raw: Any) -> None:
                 label = _label(raw)
@@ -71,14 +85,17 @@ async def migrate(job: JobConfig, *, state_dir: Path, report: Report, dry_run: b
                     if done is not None and done.get("hash") == fingerprint:
                         report.count("datasets_already_done")
                     elif dry_run:
-                        report.planned(await target.plan(ds), label,
-                                       files=sum(r.hosted for r in ds.resources))
+                        record_plan(report, await target.plan(ds), label,
+                                    files=sum(r.hosted for r in ds.resources))
+                        breaker.success()
                     else:
                         outcome = await target.upsert(ds, transfer)
                         journal.record(DATASET_ENTRY, ds.source_id, name=ds.name, hash=fingerprint)
                         report.count(f"datasets_{outcome}")
+                        breaker.success()
                 except (SkippableError, RetriableError) as error:
                     report.fail(label, error)
+                    breaker.failure(error)
                 finally:
                     bar.update()
 

@@ -13,7 +13,6 @@ only replaced at the end, and the watermark only moves when every record succeed
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -21,8 +20,8 @@ from typing import Any, TextIO
 
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
-from tqdm import tqdm
 
+from bulkport.breaker import Breaker
 from bulkport.checkpoint import Journal
 from bulkport.config import JobConfig
 from bulkport.errors import (
@@ -32,7 +31,7 @@ from bulkport.errors import (
     SkippableError,
     first_error,
 )
-from bulkport.jobs.migrate import make_client
+from bulkport.jobs.migrate import make_client, record_plan
 from bulkport.jobs.mirror_state import (
     Entry,
     Guards,
@@ -44,6 +43,7 @@ from bulkport.jobs.mirror_state import (
 from bulkport.moments import canonical_time, parse_time
 from bulkport.portals import registry
 from bulkport.portals.base import Listing, MirrorSource, MirrorTarget
+from bulkport.progress import ProgressBar
 from bulkport.queue import pipeline
 from bulkport.report import Report
 from bulkport.transfer import FileTransfer, transfer_limit
@@ -88,6 +88,7 @@ async def mirror(job: JobConfig, *, state_dir: Path, report: Report, dry_run: bo
                            dry_run=dry_run, full=full, stop=stop)
                 try:
                     await target.check()
+                    await source.check()
                     await run.execute(state_dir, progress)
                 finally:
                     report.requests = dict(client.requests)
@@ -111,6 +112,7 @@ class _Run:
         self.source, self.target, self.transfer = source, target, transfer
         self.report, self.dry_run, self.full, self.stop = report, dry_run, full, stop
         self.seen: set[str] = set()  # source ids read in full during this run
+        self.breaker = Breaker(job.options.max_repeated_failures)
         self.listing = Listing()
 
     @property
@@ -177,8 +179,8 @@ class _Run:
         since = (None if self.full or watermark is None
                  else watermark - timedelta(seconds=self.margin))
         self.report.details["since"] = since.isoformat() if since else None
-        bar = tqdm(desc="datasets", unit="ds", disable=not progress, file=sys.stderr,
-                   dynamic_ncols=True)
+        bar = ProgressBar(self.transfer.client.activity, progress=progress, desc="datasets",
+                          unit="ds")
 
         async def changed(send: MemoryObjectSendStream[Any]) -> None:
             await self.source.produce(
@@ -220,14 +222,17 @@ class _Run:
                     self.state.datasets[ds.source_id] = replace(held, modified=modified)
                 return
             if self.dry_run:
-                self.report.planned(await self.target.plan(ds), label)
+                record_plan(self.report, await self.target.plan(ds), label)
+                self.breaker.success()
                 return
             outcome = await self.target.upsert(ds, self.transfer)
             self.state.mirrored(self.journal, ds.source_id,
                                 Entry(self.target.key_for(ds), fingerprint, modified))
             self.report.count(f"datasets_{outcome}")
+            self.breaker.success()
         except (SkippableError, RetriableError) as error:
             self.report.fail(label, error)
+            self.breaker.failure(error)
 
     async def _removals(self, gone: set[str]) -> None:
         """Delete or hide what the source dropped (all of it was checked by the guards)."""

@@ -15,16 +15,18 @@ are deletion candidates, which the guards may refuse as a whole.
 
 from __future__ import annotations
 
-import os
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import msgspec
 import orjson
 
 from bulkport.checkpoint import Journal
 from bulkport.errors import ConfigError
 from bulkport.moments import canonical_time
+from bulkport.outputs import write_atomically
 from bulkport.portals.base import Listing
 from bulkport.redact import safe_url
 
@@ -69,21 +71,14 @@ class MirrorState:
         path = state_dir / STATE_FILE
         if not path.exists():
             return cls(source=source, target=target)
-        try:
-            raw = orjson.loads(path.read_bytes())
-            datasets = {sid: Entry(*row) for sid, row in raw["datasets"].items()}
-        except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ConfigError(f"{path}: unreadable mirror state ({exc}); move it away to "
-                              "start a full mirror again") from None
-        if raw.get("format", FORMAT) > FORMAT:
-            raise ConfigError(f"{path}: written by a newer bulkport (state format "
-                              f"{raw.get('format')}); upgrade bulkport to use it")
-        if (raw.get("source"), raw.get("target")) != (source, target):
+        saved = _read(path)
+        if (saved.source, saved.target) != (source, target):
             raise ConfigError(
-                f"{path}: this state belongs to the mirror {raw.get('source')} → "
-                f"{raw.get('target')}, not {source} → {target}; pass another --state-dir")
-        return cls(source=source, target=target, watermark=raw.get("watermark"),
-                   committed_at=raw.get("committed_at"), datasets=datasets)
+                f"{path}: this state belongs to the mirror {saved.source} → "
+                f"{saved.target}, not {source} → {target}; pass another --state-dir")
+        return cls(source=source, target=target, watermark=saved.watermark,
+                   committed_at=saved.committed_at,
+                   datasets={sid: Entry(*row) for sid, row in saved.datasets.items()})
 
     def replay(self, journal: Journal) -> int:
         """Apply what an interrupted run journaled; return how many records it touched."""
@@ -91,9 +86,12 @@ class MirrorState:
         for entry in entries:
             if entry.get("removed"):
                 self.datasets.pop(entry["key"], None)
-            else:
+            elif isinstance(entry.get("target"), str) and isinstance(entry.get("hash"), str):
                 self.datasets[entry["key"]] = Entry(entry["target"], entry["hash"],
                                                     entry.get("modified"))
+            else:
+                raise ConfigError(f"{journal.path}: a {JOURNAL_KIND} entry for {entry['key']!r} "
+                                  f"has no target or hash (the file is damaged); {_RECOVER}")
         return len(entries)
 
     def mirrored(self, journal: Journal, source_id: str, entry: Entry) -> None:
@@ -118,23 +116,57 @@ class MirrorState:
                 "watermark": self.watermark, "committed_at": self.committed_at,
                 "datasets": {sid: list(asdict(e).values())
                              for sid, e in sorted(self.datasets.items())}}
-        write_atomically(state_dir / STATE_FILE, orjson.dumps(body))
+        write_atomically(state_dir / STATE_FILE, orjson.dumps(body), durable=True,
+                         label="mirror state")
         journal.clear()
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data``: readers see the old file or the new one, whole."""
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    directory = os.open(path.parent, os.O_RDONLY)
+class _Saved(msgspec.Struct, kw_only=True):
+    """The shape of ``mirror.json``: anything else is a damaged file, refused whole."""
+
+    format: int = FORMAT
+    source: str | None = None
+    target: str | None = None
+    watermark: str | None = None
+    committed_at: str | None = None
+    datasets: dict[str, tuple[str, str, str | None]]
+
+
+_RECOVER = ("move it away to start over: the next run reads the whole source again and "
+            "finds its copies on the target, nothing is lost")
+
+
+def _read(path: Path) -> _Saved:
+    if not path.is_file():
+        raise ConfigError(f"{path}: not a file, so not a mirror state; {_RECOVER}")
     try:
-        os.fsync(directory)  # the rename itself survives a power cut
-    finally:
-        os.close(directory)
+        raw = orjson.loads(path.read_bytes())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the mirror state: {exc.strerror}") from None
+    except orjson.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: unreadable mirror state (not JSON: {exc}); "
+                          f"{_RECOVER}") from None
+    version = raw.get("format") if isinstance(raw, dict) else None
+    if isinstance(version, int) and version > FORMAT:
+        raise ConfigError(f"{path}: written by a newer bulkport (state format {version}); "
+                          "upgrade bulkport to use it")
+    try:
+        return msgspec.convert(raw, _Saved)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{path}: unreadable mirror state ({_shape(str(exc))}); "
+                          f"{_RECOVER}") from None
+
+
+def _shape(message: str) -> str:
+    """msgspec's "Expected `object`, got `array` - at `$.datasets`", said for a person."""
+    found = re.match(r"^(?P<what>.*?)(?: - at `\$\.?(?P<where>[^`]*)`)?$", message)
+    assert found is not None  # the pattern matches any text
+    where, what = found["where"] or "the file", found["what"]
+    types = re.match(r"^Expected `([^`]+)`, got `([^`]+)`$", what)
+    if types:
+        return f"{where} must be {types[1]}, not {types[2]}"
+    what = what.replace("`", "")
+    return f"{where}: {what[:1].lower()}{what[1:]}"
 
 
 @dataclass
@@ -207,7 +239,9 @@ def prune_reports(state_dir: Path, keep: int) -> list[Path]:
     folder = state_dir / REPORTS_DIR
     if keep <= 0 or not folder.is_dir():
         return []
-    reports = sorted(folder.glob("*.json"), key=lambda p: (p.stat().st_mtime, p.name))
+    # Only the run reports themselves: a link or a folder named *.json is not one of them.
+    reports = sorted((p for p in folder.glob("*.json") if p.is_file() and not p.is_symlink()),
+                     key=lambda p: (p.stat().st_mtime, p.name))
     old = reports[:-keep]
     for path in old:
         path.unlink(missing_ok=True)

@@ -16,8 +16,9 @@ from typing import TextIO
 
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
-from tqdm import tqdm
 
+from bulkport import watchdog
+from bulkport.breaker import Breaker
 from bulkport.checkpoint import Journal
 from bulkport.config import JobConfig
 from bulkport.errors import ConfigError, RetriableError, SkippableError
@@ -26,6 +27,7 @@ from bulkport.jobs.token_filter import TokenFilter
 from bulkport.model import Token
 from bulkport.portals import registry
 from bulkport.portals.base import TokenStore
+from bulkport.progress import ProgressBar
 from bulkport.queue import pipeline
 from bulkport.report import Report
 
@@ -145,13 +147,15 @@ async def _revoke(portal: TokenStore, plan: list[Token], journal: Journal, job: 
             todo.append(token)
         else:
             report.acted(done["outcome"], **token.row(), earlier_run=True)
-    bar = tqdm(total=len(todo), desc="revoking", unit="token", disable=not progress,
-               file=sys.stderr, dynamic_ncols=True)
+    bar = ProgressBar(watchdog.current(), progress=progress, total=len(todo), desc="revoking",
+                      unit="token")
 
     async def produce(send: MemoryObjectSendStream[Token]) -> None:
         async with send:
             for token in todo:
                 await send.send(token)
+
+    breaker = Breaker(job.options.max_repeated_failures, "tokens")
 
     async def revoke_one(token: Token) -> None:
         try:
@@ -159,9 +163,11 @@ async def _revoke(portal: TokenStore, plan: list[Token], journal: Journal, job: 
         except (SkippableError, RetriableError) as error:
             report.fail(f"token {token.id}", error, user=token.user, name=token.name)
             report.acted("revoke_failed", **token.row())
+            breaker.failure(error)
         else:
             journal.record(REVOKED, token.id, outcome=outcome)
             report.acted(outcome, **token.row())
+            breaker.success()
         finally:
             bar.update()
 

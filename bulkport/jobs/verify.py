@@ -81,6 +81,7 @@ async def verify(job: JobConfig) -> Verdict:
         target = registry.open_mirror_target(job.target, client, job.options, unused,
                                              Report(job.name, "verify"))
         await target.check()
+        await source.check()
         copies: dict[str, list[Any]] = {}
         for sid, record in await target.owned_records():
             copies.setdefault(sid, []).append(record)

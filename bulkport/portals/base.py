@@ -33,6 +33,11 @@ class Source(Protocol):
 
     def describe(self) -> str: ...
 
+    async def check(self) -> None:
+        """Fail fast (wrong URL or key, a key that cannot see what the job asks for) before
+        the listing is read, so that a shorter listing is never taken for the catalog."""
+        ...
+
     async def produce(self, send: MemoryObjectSendStream[Any], *, page_concurrency: int,
                       on_total: Callable[[int], None] | None = None,
                       on_page_error: Callable[[int, Exception], None] | None = None) -> int:
@@ -54,11 +59,13 @@ class Target(Protocol):
     def describe(self) -> str: ...
 
     async def check(self) -> None:
-        """Fail fast (wrong URL, key or configuration) before any write."""
+        """Fail fast (wrong URL, a key that cannot write, settings that name things the
+        portal does not have) before any write, dry runs included."""
         ...
 
     async def plan(self, ds: Dataset) -> str:
-        """What :meth:`upsert` would do (``"create"`` or ``"update"``), writing nothing."""
+        """What :meth:`upsert` would return (``"create"``, ``"update"`` or ``"unchanged"``),
+        reading only."""
         ...
 
     async def upsert(self, ds: Dataset, transfer: FileTransfer) -> str:

@@ -112,6 +112,19 @@ SCENARIO: list[Item] = [
     Fact("token listed by jti", lambda s: [t["id"] for t in s["tokens"]] == [s["token_jti"]]),
     Step("token list anonymously", "api_token_list", {"user_id": "contract-editor"}, role="anon"),
     Step("token list by the user", "api_token_list", {"user_id": "contract-editor"}, role="user"),
+    # Whose a key is (user_show without an id) and what it may do: bulkport's key checks
+    Step("user show of the caller", "user_show", {}),
+    Step("user show of the caller by GET", "user_show", {}, get=True, role="user"),
+    Step("user show of an anonymous caller", "user_show", {}, get=True, role="anon"),
+    Step("user show with a wrong key", "user_show", {}, get=True, role="bad"),
+    Step("organizations the editor may create in", "organization_list_for_user",
+         {"permission": "create_dataset"}, get=True, role="user"),
+    Step("organizations the editor may read", "organization_list_for_user",
+         {"permission": "read"}, get=True, role="user"),
+    Step("organizations a sysadmin may create in", "organization_list_for_user",
+         {"permission": "create_dataset"}, get=True),
+    Step("organizations of a wrong key", "organization_list_for_user", {"permission": "read"},
+         get=True, role="bad"),
     # Datasets: create and read
     Step("dataset create", "package_create", {
         "name": "set-1", "title": "Set one", "owner_org": "org-a", "notes": "Water quality",
@@ -267,6 +280,7 @@ SCENARIO: list[Item] = [
     Step("token revoke", "api_token_revoke", {"jti": "$token_jti"}),
     Step("revoked key reads private", "package_show", {"id": "set-2"}, role="user"),
     Step("revoked key writes", "package_create", {"name": "set-5", "owner_org": "org-a"}, role="user"),
+    Step("user show with a revoked key", "user_show", {}, get=True, role="user"),
     Step("token revoke again", "api_token_revoke", {"jti": "$token_jti"}),
     Step("token revoke no jti", "api_token_revoke", {}),
     Step("token list after revoke", "api_token_list", {"user_id": "contract-editor"}),

@@ -95,7 +95,7 @@ def test_second_run_makes_exactly_the_writes_the_source_changes_need(sites, tmp_
     s.reset_stats()
     assert run(job, state) == 0
     assert s.writes() == {}
-    assert s.target.stats.requests == 1  # status_show: the key and URL check
+    assert s.target.stats.requests == 1  # user_show: the key check (a sysadmin's)
     assert len(list((state / "reports").glob("*.json"))) == 3
 
 

@@ -55,6 +55,9 @@ class ShelfReader:
     def describe(self) -> str:
         return f"shelf {self.settings.url}"
 
+    async def check(self) -> None:
+        pass
+
     async def produce(self, send: MemoryObjectSendStream[Any], *, page_concurrency: int,
                       on_total: Any = None, on_page_error: Any = None) -> int:
         shelf = SHELVES[self.settings.url]

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from bulkport.settings import NonNegative, Positive, SourceSettings, TargetSettings, setting
+from msgspec import Meta
+
+from bulkport.settings import NonNegative, SourceSettings, TargetSettings, setting
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -13,8 +16,9 @@ class CkanSourceSettings(SourceSettings):
     fq: str | None = setting(None, "package_search fq, joined to bulkport's own filters")
     include_private: bool = setting(False, "read private datasets too (needs a key that sees them)")
     include_drafts: bool = setting(False, "read draft datasets too")
-    rows: Positive | None = setting(None, "rows per package_search page (default [options] "
-                                          "page_size; CKAN caps it at 1000)")
+    rows: Annotated[int, Meta(ge=1, le=1000)] | None = setting(
+        None, "rows per package_search page (default [options] page_size; CKAN serves at "
+              "most 1000)")
     search_by_post: bool = setting(False, "send package_search as a POST (long fq)")
     fields: dict[str, str] = setting(
         factory=dict, doc="pivot field → dotted path in the package (e.g. extras.language)")

@@ -16,6 +16,7 @@ from bulkport.http import HttpClient, StreamResponse
 from bulkport.model import Dataset, Resource, text
 from bulkport.moments import parse_time
 from bulkport.portals.base import Listing
+from bulkport.portals.ckan.access import check_source_key
 from bulkport.portals.ckan.api import CkanApi, parse_error
 from bulkport.portals.ckan.mapping import package_to_dataset
 from bulkport.portals.ckan.settings import CkanSourceSettings
@@ -72,6 +73,11 @@ class CkanSource:
 
     def describe(self) -> str:
         return self.api.describe()
+
+    async def check(self) -> None:
+        """Before the listing: stop when it would quietly lack what the job asks for, as
+        with a key CKAN does not know (read as anonymous): see :mod:`.access`."""
+        await check_source_key(self.api, self.settings)
 
     def _search_params(self, offset: int, limit: int, *, fq: str | None = None,
                        fields: str | None = None) -> dict[str, Any]:

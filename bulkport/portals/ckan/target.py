@@ -35,6 +35,7 @@ from bulkport.errors import (
 )
 from bulkport.http import HttpClient, Upload
 from bulkport.model import Dataset, Resource
+from bulkport.portals.ckan.access import check_target_key
 from bulkport.portals.ckan.api import CkanApi, parse_error
 from bulkport.portals.ckan.mapping import (
     DECLARED_DATES,
@@ -52,6 +53,7 @@ from bulkport.settings import Options
 from bulkport.transfer import FileTransfer, with_known_size
 
 NAME_ENTRY = "ckan_name"  # journal: source id → the package name chosen on the target
+NEW_ORG = "(organization to be created)"  # a dry run's owner_org for one it would create
 
 
 class _NameTaken(Exception):
@@ -135,8 +137,10 @@ class CkanTarget:
         return self.portal.describe()
 
     async def check(self) -> None:
-        """Fail fast when the URL is not a CKAN site."""
-        await self.portal.call("status_show")
+        """Fail fast, before any write, when the URL is not a CKAN site, the key is unknown
+        to it or may not write what the job names, or a named organization is missing
+        (:func:`~bulkport.portals.ckan.access.check_target_key`)."""
+        await check_target_key(self.portal, self.settings)
 
     async def _show(self, name: str) -> dict[str, Any] | None:
         try:
@@ -203,7 +207,9 @@ class CkanTarget:
     def _org_name(self, ds: Dataset) -> str | None:
         return self.organizations.get(ds.organization or "") or self.default_org or ds.organization
 
-    async def _org_id(self, ds: Dataset) -> str | None:
+    async def _org_id(self, ds: Dataset, *, create: bool = True) -> str | None:
+        """The id of ``ds``'s organization, made when missing (with ``create=False`` a
+        missing one that would be made is named ``NEW_ORG``, and nothing is written)."""
         name = self._org_name(ds)
         if not name:
             return None
@@ -215,6 +221,8 @@ class CkanTarget:
                     if not self.create_orgs:
                         raise ValidationError(f"organization {name!r} does not exist on "
                                               f"{self.describe()}") from None
+                    if not create:
+                        return NEW_ORG
                     org = await self._create_org(slug(name), ds.publisher or name)
                 self._org_ids[name] = org["id"]
         return self._org_ids[name]
@@ -238,8 +246,28 @@ class CkanTarget:
             return cast(dict[str, Any], org)
 
     async def plan(self, ds: Dataset) -> str:
-        _, pkg = await self._resolve(ds)
-        return "create" if pkg is None else "update"
+        """What :meth:`upsert` would do (``"create"``, ``"update"`` or ``"unchanged"``),
+        found by the same comparisons, reading only.
+
+        Raises:
+            SkippableError: what :meth:`upsert` would fail on before any write (a missing
+                organization, names all held, a file over ``max_resource_size``).
+        """
+        owner_org = await self._org_id(ds, create=False)
+        name, pkg = await self._resolve(ds)
+        if pkg is None:
+            return "create"
+        body, _ = dataset_to_package(ds, name=name, owner_org=owner_org, licenses=self.licenses)
+        changed = bool(_package_changes(pkg, body)) or pkg.get("state") == "deleted"
+        todo, gone = self._resource_work(ds, pkg)
+        refused = []
+        for res, _want, _have in todo:
+            try:
+                self._check_size(res)
+            except PayloadTooLarge as error:
+                refused.append(f"file {res.filename}: {error}")
+        FilesRefused.check(refused)
+        return "update" if changed or todo or gone else "unchanged"
 
     async def upsert(self, ds: Dataset, transfer: FileTransfer) -> str:
         """Create or update ``ds`` with its resources and files.
@@ -366,22 +394,21 @@ class CkanTarget:
         found.extend(f"resource {r.get('name')!r} on the target only" for r in current.values())
         return found
 
-    async def _sync_resources(self, ds: Dataset, pkg: dict[str, Any],
-                              transfer: FileTransfer) -> bool:
-        """Create, update and delete bulkport's resources of ``pkg``; True if any write."""
+    @staticmethod
+    def _resource_work(ds: Dataset, pkg: dict[str, Any]
+                       ) -> tuple[list[tuple[Resource, dict[str, Any], dict[str, Any] | None]],
+                                  list[dict[str, Any]]]:
+        """What :meth:`_sync_resources` writes into ``pkg``, decided without a request:
+        (resource, fields to send, its copy on the target or None) for each resource to
+        create or change, and the copies to delete."""
         current = {r.get(MARK): r for r in pkg.get("resources") or [] if r.get(MARK)}
-        wrote, refused = False, []
+        todo: list[tuple[Resource, dict[str, Any], dict[str, Any] | None]] = []
         for res in ds.resources:
             want = resource_to_ckan(res)
             have = current.get(res.source_id)
             if not res.hosted:
-                if have is None:
-                    await self._create_link(pkg["id"], res.source_id, want)
-                elif not _resource_same(have, want):
-                    await self.portal.call("resource_patch", {"id": have["id"], **want}, post=True)
-                else:
-                    continue
-                wrote = True
+                if have is None or not _resource_same(have, want):
+                    todo.append((res, want, have))
                 continue
             version = res.content_version
             if (have is not None and have.get("url_type") == "upload" and version is not None
@@ -389,16 +416,31 @@ class CkanTarget:
                 continue
             if version is not None:
                 want[VERSION] = version
+            todo.append((res, want, have))
+        wanted = {r.source_id for r in ds.resources}
+        return todo, [have for mark, have in current.items() if mark not in wanted]
+
+    async def _sync_resources(self, ds: Dataset, pkg: dict[str, Any],
+                              transfer: FileTransfer) -> bool:
+        """Create, update and delete bulkport's resources of ``pkg``; True if any write."""
+        todo, gone = self._resource_work(ds, pkg)
+        wrote, refused = False, []
+        for res, want, have in todo:
+            if not res.hosted:
+                if have is None:
+                    await self._create_link(pkg["id"], res.source_id, want)
+                else:
+                    await self.portal.call("resource_patch", {"id": have["id"], **want}, post=True)
+                wrote = True
+                continue
             try:
                 await self._upload(pkg["id"], res, want, have, transfer)
                 wrote = True
             except PayloadTooLarge as error:
                 refused.append(f"file {res.filename}: {error}")
-        wanted = {r.source_id for r in ds.resources}
-        for mark, have in current.items():
-            if mark not in wanted:
-                await self.portal.call("resource_delete", {"id": have["id"]}, post=True)
-                wrote = True
+        for have in gone:
+            await self.portal.call("resource_delete", {"id": have["id"]}, post=True)
+            wrote = True
         FilesRefused.check(refused)
         return wrote
 
@@ -447,6 +489,12 @@ class CkanTarget:
         await self.client.create_once(lambda: self.portal.call(
             "resource_create", {"package_id": pkg_id, **want}, post=True, retry=False), lookup)
 
+    def _check_size(self, res: Resource) -> None:
+        """Refuse a file of known size over ``max_resource_size`` before it is sent."""
+        if self.max_size is not None and res.size is not None and res.size > self.max_size:
+            raise PayloadTooLarge(f"{res.size:,} bytes is over the site's limit of "
+                                  f"{self.max_size:,} (max_resource_size)")
+
     async def _upload(self, pkg_id: str, res: Resource, want: dict[str, Any],
                       have: dict[str, Any] | None, transfer: FileTransfer) -> None:
         """Stream one hosted file into a resource.
@@ -455,9 +503,7 @@ class CkanTarget:
             PayloadTooLarge: the site refuses the file for its size (checked first against
                 ``max_resource_size``, so a known-size file is not sent just to be refused).
         """
-        if self.max_size is not None and res.size is not None and res.size > self.max_size:
-            raise PayloadTooLarge(f"{res.size:,} bytes is over the site's limit of "
-                                  f"{self.max_size:,} (max_resource_size)")
+        self._check_size(res)
         fields = {k: "" if v is None else str(v) for k, v in want.items()}
 
         async def put(upload: Upload, attempt: int) -> Any:

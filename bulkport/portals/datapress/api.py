@@ -52,8 +52,12 @@ async def whoami(client: HttpClient, api: str, role: str) -> Any:
 
 
 def refused_key(where: str, role: str) -> AuthError:
-    """The one-line error of a key DataPress does not know (``whoami`` answers null)."""
-    return AuthError(f"{where}: the API key was refused (whoami answered null): check "
-                     f"[{role}] api_key")
+    """The one-line error of a key DataPress does not know (``whoami`` answers null): the
+    site would serve the run as an anonymous visitor, without any private dataset."""
+    consequence = ("list only the public datasets" if role == "source"
+                   else "refuse every write")
+    return AuthError(f"[{role}] api_key: {where}: the API key was refused (whoami answered "
+                     f"null), and the site would {consequence}: check the key, or make a "
+                     "new one on the site")
 
 

@@ -36,7 +36,8 @@ from bulkport.errors import (
 )
 from bulkport.http import HttpClient, Upload
 from bulkport.model import Dataset, Resource
-from bulkport.portals.datapress.api import parse_error, refused_key, whoami
+from bulkport.portals.datapress.access import check_target_key
+from bulkport.portals.datapress.api import parse_error
 from bulkport.portals.datapress.mapping import MARK, RESOURCES, link_id, md5_of
 from bulkport.portals.datapress.mapping_write import (
     DataPressMapOptions,
@@ -100,25 +101,10 @@ class DataPressTarget:
         return response.json()
 
     async def check(self) -> None:
-        """Fail fast on a wrong key, or a key that may not write into the configured teams.
-
-        Raises:
-            AuthError: the site does not know the key.
-            ConfigError: the key's user is neither an admin nor a member of a team used, or
-                the URL and prefix lead to no DataPress API.
-        """
-        me = await whoami(self.client, self.api, "target")
-        if me is None:
-            raise refused_key(self.describe(), "target")
-        if not isinstance(me, dict):
-            raise BadResponse(f"{self.api}/whoami: unexpected reply (is this a DataPress API?)")
-        if me.get("admin"):
-            return
-        member = {m.get("id") if isinstance(m, dict) else m for m in me.get("memberships") or []}
-        missing = sorted({self.options.team, *self.options.teams.values()} - member)
-        if missing:
-            raise ConfigError(f"[target] team(s) {', '.join(missing)}: the key's user "
-                              f"{me.get('title')!r} is not a member of them on {self.settings.url}")
+        """Fail fast, before any write: a wrong key, a key that may not write into the
+        teams named, or a team, masthead or topic the site does not have
+        (:func:`~bulkport.portals.datapress.access.check_target_key`)."""
+        await check_target_key(self.client, self.settings)
 
     async def _get(self, dataset_id: str) -> dict[str, Any]:
         found = await self._call("GET", f"{self.api}/dataset/{dataset_id}")
@@ -201,8 +187,32 @@ class DataPressTarget:
         return made
 
     async def plan(self, ds: Dataset) -> str:
-        """``"create"`` or ``"update"``, reading only."""
-        return "create" if await self._resolve(ds) is None else "update"
+        """What :meth:`upsert` would do (``"create"``, ``"update"`` or ``"unchanged"``),
+        found by the same comparisons, reading only.
+
+        Raises:
+            SkippableError: what :meth:`upsert` would fail on (a copy that lost its mark, a
+                file over ``max_file_size``).
+        """
+        current = await self._resolve(ds)
+        if current is None:
+            return "create"
+        files = self._known_files(ds, current)
+        referenced = {entry["id"] for entry in files.values()}
+        held = current.get("resources") or {}
+        uploads, refused = False, []
+        for res in (res for res in ds.resources if res.hosted):
+            send, _ = self._file_step(res, held, files, referenced)
+            if not send:
+                continue
+            try:
+                self._check_size(res)
+                uploads = True
+            except PayloadTooLarge as error:
+                refused.append(f"file {upload_name(res)}: {error}")
+        FilesRefused.check(refused)
+        wanted, _ = dataset_to_datapress(ds, self.options, files=files)
+        return "update" if uploads or minimal_patch(current, wanted) else "unchanged"
 
     async def upsert(self, ds: Dataset, transfer: FileTransfer) -> str:
         """Create or update ``ds`` with its files and links.
@@ -363,21 +373,13 @@ class DataPressTarget:
         referenced = {entry["id"] for entry in known.values()}
         hosted = [res for res in ds.resources if res.hosted]
         for position, res in enumerate(hosted):
-            version, md5 = res.content_version, md5_of(res)
-            held_all = current.get("resources") or {}
-            have = known.get(res.source_id)
-            if have is None and (adopted := _orphan(held_all, res, referenced, md5)):
-                # A file an interrupted run uploaded before it could record it.
-                have = known[res.source_id] = {"id": adopted, "version": None}
-                referenced.add(adopted)
-            held = held_all.get(have["id"]) if have else None
-            if held is not None and _same(held, have, res, version, md5):
-                if have and have.get("version") != version:
-                    have["version"] = version
+            version = res.content_version
+            send, replaced = self._file_step(res, current.get("resources") or {}, known,
+                                             referenced)
+            if not send:
                 continue
             try:
-                uploaded = await self._upload(current, res, have["id"] if held is not None and have
-                                              else None, position, transfer)
+                uploaded = await self._upload(current, res, replaced, position, transfer)
             except PayloadTooLarge as error:
                 refused.append(f"file {upload_name(res)}: {error}")
                 continue
@@ -389,6 +391,31 @@ class DataPressTarget:
             wrote = True
         return current, wrote, refused
 
+    @staticmethod
+    def _file_step(res: Resource, held_all: Mapping[str, Any], known: dict[str, dict[str, Any]],
+                   referenced: set[str]) -> tuple[bool, str | None]:
+        """Whether the file of ``res`` is to be sent, and the id of the file it replaces
+        (None: a new one). ``known`` and ``referenced`` learn an unrecorded upload that is
+        adopted, and ``known`` the version of a file that is the source's already."""
+        version, md5 = res.content_version, md5_of(res)
+        have = known.get(res.source_id)
+        if have is None and (adopted := _orphan(held_all, res, referenced, md5)):
+            # A file an interrupted run uploaded before it could record it.
+            have = known[res.source_id] = {"id": adopted, "version": None}
+            referenced.add(adopted)
+        held = held_all.get(have["id"]) if have else None
+        if held is not None and _same(held, have, res, version, md5):
+            if have and have.get("version") != version:
+                have["version"] = version
+            return False, None
+        return True, have["id"] if held is not None and have else None
+
+    def _check_size(self, res: Resource) -> None:
+        """Refuse a file of known size over ``max_file_size`` before it is sent."""
+        if self.max_size is not None and res.size is not None and res.size > self.max_size:
+            raise PayloadTooLarge(f"{res.size:,} bytes is over the site's limit of "
+                                  f"{self.max_size:,} (max_file_size)")
+
     async def _upload(self, current: dict[str, Any], res: Resource, resource_id: str | None,
                       position: int, transfer: FileTransfer) -> Uploaded:
         """Stream one file in.
@@ -397,9 +424,7 @@ class DataPressTarget:
             PayloadTooLarge: the site refuses it for its size (checked first against
                 ``max_file_size``, so a known-size file is not sent just to be refused).
         """
-        if self.max_size is not None and res.size is not None and res.size > self.max_size:
-            raise PayloadTooLarge(f"{res.size:,} bytes is over the site's limit of "
-                                  f"{self.max_size:,} (max_file_size)")
+        self._check_size(res)
         fields, name = upload_fields(res), upload_name(res)
         if resource_id is None:
             fields["order"] = position  # new files keep the source's order

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Literal
+from typing import Annotated, Literal
+
+from msgspec import Meta
 
 from bulkport.portals.ods.mapping import OdsMapOptions
 from bulkport.settings import (
-    NonNegative,
     PortalSettings,
-    Positive,
     SourceSettings,
     TargetSettings,
     setting,
@@ -53,11 +53,12 @@ class OdsSourceSettings(OdsMaps, SourceSettings):
     export: Export = setting("auto", "export records as a file: auto = when some data can be "
                                      "neither downloaded nor linked")
     export_format: ExportFormat = setting("csv", "the format of those exports")
-    page_size: Positive | None = setting(None, "datasets per listing page (default [options] "
-                                               "page_size; the API caps it at 1000)")
+    page_size: Annotated[int, Meta(ge=1, le=1000)] | None = setting(
+        None, "datasets per listing page (default [options] page_size; the API serves at "
+              "most 1000)")
     organization_from_publisher: bool = setting(True, "the publisher becomes the organization")
-    detail_workers: NonNegative = setting(0, "datasets whose details are read at once; 0 = "
-                                             "[options] connections")
+    detail_workers: Annotated[int, Meta(ge=0, le=1000)] = setting(
+        0, "datasets whose details are read at once; 0 = [options] connections")
 
 
 @dataclass(frozen=True, kw_only=True)

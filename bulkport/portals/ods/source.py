@@ -27,6 +27,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
 from bulkport.errors import (
+    AuthError,
     BadResponse,
     BulkportError,
     NotFound,
@@ -37,6 +38,7 @@ from bulkport.http import HttpClient, StreamResponse
 from bulkport.model import Dataset, Resource
 from bulkport.moments import parse_time
 from bulkport.portals.base import Listing
+from bulkport.portals.ods.access import refused_key
 from bulkport.portals.ods.api import OdsApi, parse_error, total_count
 from bulkport.portals.ods.mapping_read import OdsReadOptions, from_ods
 from bulkport.portals.ods.settings import OdsSourceSettings
@@ -96,9 +98,18 @@ class OdsSource:
     def describe(self) -> str:
         return self.site.describe()
 
+    async def check(self) -> None:
+        """Nothing to ask first: the Automation API answers no anonymous caller, so a wrong
+        key cannot shorten the listing, and its first page is the key check (a refusal is
+        worded as the key's by :meth:`_get`)."""
+
     async def _get(self, path: str, params: Mapping[str, str | int]) -> Any:
-        response = await self.client.request("GET", self.api + path, params=params,
-                                             errors=parse_error)
+        try:
+            response = await self.client.request("GET", self.api + path, params=params,
+                                                 errors=parse_error)
+        except AuthError as error:
+            raise refused_key(self.site, "source", "see every dataset to be read",
+                              error) from None
         return response.json()
 
     async def list_page(self, offset: int, limit: int, *,

@@ -8,7 +8,8 @@ mirror's state is the only proof that bulkport wrote a dataset, and verify canno
 
 from __future__ import annotations
 
-from collections import Counter
+import hashlib
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, cast
@@ -20,6 +21,7 @@ from bulkport.errors import ConfigError, Conflict, NotFound, SkippableError, Val
 from bulkport.http import HttpClient, Upload
 from bulkport.model import Dataset, Resource
 from bulkport.moments import parse_time
+from bulkport.portals.ods.access import check_key, check_mapped_ids
 from bulkport.portals.ods.api import OdsApi, parse_error, total_count
 from bulkport.portals.ods.mapping import OdsDataset, resource_body, to_ods
 from bulkport.portals.ods.settings import OdsTargetSettings
@@ -29,6 +31,7 @@ from bulkport.settings import Options
 from bulkport.transfer import Digest, FileTransfer
 
 FILE_ENTRY = "file"  # journal: "<source id>/<resource id>" → the file's uid on the domain
+ID_ENTRY = "ods_dataset_id"  # journal: source id → the dataset_id chosen on the domain
 BUSY = frozenset({"queued", "processing", "aborting_processing", "deleting", "saving_version"})
 # The metadata keys bulkport writes, per template; any other key on the target is kept.
 OWNED = {
@@ -72,6 +75,28 @@ def _outdated(res: Resource, found: dict[str, Any], is_attachment: bool) -> bool
     return source is not None and copy is not None and source > copy
 
 
+def _copy_of(res: Resource, is_attachment: bool, resources: list[dict[str, Any]],
+             attachments: list[dict[str, Any]], seen: Counter[tuple[bool, str]]
+             ) -> tuple[str, int, dict[str, Any] | None]:
+    """The copy of ``res`` on the domain: the n-th attachment with its file name, or the
+    n-th resource with its title, n counting the files of the dataset named alike so far
+    (``seen``). Returns that name, n, and the copy (None: there is none)."""
+    if is_attachment:
+        match_key, value = (lambda a: a.get("filename")), res.filename
+    else:
+        match_key, value = (lambda r: r.get("title")), resource_body(res, "")["title"]
+    n = seen[(is_attachment, value)]
+    seen[(is_attachment, value)] += 1
+    return value, n, _nth(attachments if is_attachment else resources, match_key, value, n)
+
+
+def dataset_id_variant(dataset_id: str, source_id: str) -> str:
+    """A second, still deterministic ``dataset_id`` for when another record's copy holds
+    the first: the first with a suffix made from the source id."""
+    suffix = "-" + hashlib.sha1(source_id.encode()).hexdigest()[:8]
+    return dataset_id[:100 - len(suffix)].rstrip("-_") + suffix
+
+
 def _nth(items: list[dict[str, Any]], key: Callable[[dict[str, Any]], Any], value: Any,
          n: int) -> dict[str, Any] | None:
     """The ``n``-th item (0-based) whose ``key`` equals ``value``."""
@@ -95,7 +120,11 @@ class OdsTarget:
         self.status_poll = options.status_poll
         self.status_timeout = options.status_timeout
         self._empty_at_start = False  # set by check(): no dataset can pre-exist then
-        self._known: dict[str, str] = {}  # source id → dataset_id an earlier run wrote it as
+        self._known: dict[str, str] = {}  # source id → its dataset_id (an earlier run's or ours)
+        self._claims: dict[str, str] = {}  # dataset_id → the source id whose copy it holds
+        self._id_locks: defaultdict[str, anyio.Lock] = defaultdict(anyio.Lock)
+        for entry in journal.entries(ID_ENTRY):
+            self._claim(entry["key"], str(entry["dataset_id"]))
         self.options = settings.map_options()
         self.owned = {**OWNED}
         mark = self.options.mark_field
@@ -110,12 +139,15 @@ class OdsTarget:
         return self.site.describe()
 
     async def check(self) -> None:
-        """Fail fast on a wrong key or a missing extras or mark template, before any write;
-        learn the domain's templates, so that fields kept from another Opendatasoft domain
-        only go back where this one has them."""
-        page = await self.site.call("GET", "/datasets/", params={"limit": 0})
+        """Fail fast on a wrong key, a missing extras or mark template, or licence and theme
+        ids the domain does not have, before any write; learn the domain's templates, so
+        that fields kept from another Opendatasoft domain only go back where this one has
+        them."""
+        page = await check_key(self.site, "target", "create, edit and publish datasets")
         self._empty_at_start = total_count(page) == 0
         listed = await self._list("/metadata/templates/")
+        check_mapped_ids(listed, {"licenses": self.settings.licenses,
+                                  "themes": self.settings.themes}, self.describe())
         schema = {t["name"]: {f["name"]: f.get("type") or "text" for f in t.get("schema") or []
                               if isinstance(f, dict) and isinstance(f.get("name"), str)}
                   for t in listed if isinstance(t, dict) and isinstance(t.get("name"), str)}
@@ -146,9 +178,26 @@ class OdsTarget:
 
 
     async def plan(self, ds: Dataset) -> str:
-        """What :meth:`upsert` would do, read-only."""
+        """What :meth:`upsert` would do (``"create"``, ``"update"`` or ``"unchanged"``),
+        found by the same comparisons, reading only.
+
+        Raises:
+            SkippableError: the dataset_id is held by a dataset bulkport did not make.
+        """
         mapped = self._mapped(ds)
-        return "update" if await self.find(mapped.dataset_id) else "create"
+        candidates = self._candidates(ds, mapped)
+        for dataset_id in candidates:
+            existing = await self.find(dataset_id)
+            if existing is None:
+                return "create"
+            if self._is_ours(existing, ds.source_id):
+                break
+        else:
+            raise self._all_held(candidates)
+        mapped = replace(mapped, dataset_id=dataset_id)
+        if self._metadata_changes(existing.get("metadata") or {}, mapped.metadata):
+            return "update"
+        return "update" if await self._files_pending(existing["uid"], mapped) else "unchanged"
 
     async def upsert(self, ds: Dataset, transfer: FileTransfer) -> str:
         """Create or update one dataset with its files; return created/updated/unchanged.
@@ -159,15 +208,7 @@ class OdsTarget:
         mapped = self._mapped(ds)
         for note in mapped.notes:
             self.report.note(note)
-        # On a domain that was empty when the run began, a dataset can only exist if this
-        # run made it, so it is created without a lookup first. dataset_id is unique on a
-        # domain: a create that finds it taken is refused, never duplicated.
-        existing = None if self._empty_at_start else await self.find(mapped.dataset_id)
-        created = False
-        if existing is None:
-            existing, created = await self._create_or_find(ds, mapped)
-        if not created:
-            self._check_owner(existing, ds.source_id)
+        mapped, existing, created = await self._take_id(ds, mapped)
         if created:
             outcome, changed = "created", True
         else:
@@ -180,6 +221,56 @@ class OdsTarget:
         if self.publish:
             await self._publish(uid, mapped, changed or not existing.get("is_published"))
         return outcome
+
+    def _candidates(self, ds: Dataset, mapped: OdsDataset) -> list[str]:
+        """The dataset_ids ``ds`` may take, in order: the one it has (journaled, or an
+        earlier run's), else the one mapped from its name and then that one's variant."""
+        if ds.source_id in self._known:
+            return [mapped.dataset_id]
+        return [mapped.dataset_id, dataset_id_variant(mapped.dataset_id, ds.source_id)]
+
+    def _claim(self, source_id: str, dataset_id: str) -> None:
+        self._known[source_id] = dataset_id
+        self._claims[dataset_id] = source_id
+
+    def _all_held(self, candidates: list[str]) -> SkippableError:
+        return SkippableError(f"dataset_ids {', '.join(candidates)} on {self.describe()} hold "
+                              "copies of other source records")
+
+    async def _take_id(self, ds: Dataset, mapped: OdsDataset
+                       ) -> tuple[OdsDataset, dict[str, Any], bool]:
+        """Find or create the dataset ``ds`` is written as: the first candidate dataset_id
+        that is free or holds ``ds``'s copy (another record's copy makes it take the next).
+
+        Returns:
+            ``mapped`` with that dataset_id, the dataset, and whether this call created it.
+
+        Raises:
+            SkippableError: a dataset bulkport did not make holds the dataset_id, or every
+                candidate holds another record's copy.
+        """
+        candidates = self._candidates(ds, mapped)
+        for dataset_id in candidates:
+            mapped = replace(mapped, dataset_id=dataset_id)
+            # One claim of a dataset_id at a time: another record's create of it in this
+            # run is then known before this one looks.
+            async with self._id_locks[dataset_id]:
+                # On a domain that was empty when the run began, a dataset can only exist
+                # if this run made it, so it is created without a lookup first. dataset_id
+                # is unique on a domain: a create that finds it taken is refused, never
+                # duplicated.
+                fresh = self._empty_at_start and dataset_id not in self._claims
+                existing = None if fresh else await self.find(dataset_id)
+                created = False
+                if existing is None:
+                    existing, created = await self._create_or_find(ds, mapped)
+                if created or self._is_ours(existing, ds.source_id):
+                    if self._known.get(ds.source_id) != dataset_id or (
+                            self.journal.get(ID_ENTRY, ds.source_id) is None):
+                        self.journal.record(ID_ENTRY, ds.source_id, dataset_id=dataset_id)
+                    self._claim(ds.source_id, dataset_id)
+                    return mapped, existing, created
+        raise self._all_held(candidates)
 
     async def _create_or_find(self, ds: Dataset,
                               mapped: OdsDataset) -> tuple[dict[str, Any], bool]:
@@ -238,18 +329,12 @@ class OdsTarget:
         attachments = [] if fresh or not mapped.attachments else await self._list(
             f"/datasets/{uid}/attachments/")
         wrote = False
-        seen: Counter[tuple[str, str]] = Counter()
+        seen: Counter[tuple[bool, str]] = Counter()
 
         async def one(res: Resource, is_attachment: bool) -> None:
             nonlocal wrote
             key = f"{ds.source_id}/{res.source_id}"
-            if is_attachment:
-                match_key, value = (lambda a: a.get("filename")), res.filename
-            else:
-                match_key, value = (lambda r: r.get("title")), resource_body(res, "")["title"]
-            n = seen[(str(is_attachment), value)]
-            seen[(str(is_attachment), value)] += 1
-            found = _nth(attachments if is_attachment else resources, match_key, value, n)
+            value, n, found = _copy_of(res, is_attachment, resources, attachments, seen)
             if found is not None and not _outdated(res, found, is_attachment):
                 if self.journal.get(FILE_ENTRY, key) is None:
                     self.journal.record(FILE_ENTRY, key, target=found.get("uid"))
@@ -277,6 +362,21 @@ class OdsTarget:
             for res in mapped.attachments:
                 tg.start_soon(one, res, True)
         return wrote
+
+    async def _files_pending(self, uid: str, mapped: OdsDataset) -> bool:
+        """Whether :meth:`_sync_files` would upload something into dataset ``uid``."""
+        if not mapped.resources and not mapped.attachments:
+            return False
+        resources = await self._list(f"/datasets/{uid}/resources/")
+        attachments = await self._list(f"/datasets/{uid}/attachments/") if (
+            mapped.attachments) else []
+        seen: Counter[tuple[bool, str]] = Counter()
+        for files, is_attachment in ((mapped.resources, False), (mapped.attachments, True)):
+            for res in files:
+                _, _, found = _copy_of(res, is_attachment, resources, attachments, seen)
+                if found is None or _outdated(res, found, is_attachment):
+                    return True
+        return False
 
     async def _list(self, path: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
@@ -348,7 +448,7 @@ class OdsTarget:
     def remember(self, source_id: str, key: str) -> None:
         """An earlier run wrote ``source_id`` as ``key``: its copy stays there, also once
         the source renames the dataset (a published ``dataset_id`` is not to move)."""
-        self._known[source_id] = key
+        self._claim(source_id, key)
 
     def key_for(self, ds: Dataset) -> str:
         """The ``dataset_id`` of ``ds`` on the domain."""
@@ -359,25 +459,28 @@ class OdsTarget:
         known = self._known.get(ds.source_id)
         return replace(mapped, dataset_id=known) if known else mapped
 
-    def _check_owner(self, existing: dict[str, Any], source_id: str) -> None:
-        """Refuse to write over a dataset the mark shows bulkport did not make.
+    def _is_ours(self, existing: dict[str, Any], source_id: str) -> bool:
+        """Whether ``existing`` is the copy of ``source_id`` (False: another source record's
+        copy, by its mark or by what this run and its state know).
 
-        Without a ``mark_field`` nothing tells them apart. A copy without the mark is
-        bulkport's when an earlier run recorded it (written before the field was set).
+        Without a ``mark_field`` a dataset nobody claimed is taken for the copy: nothing
+        tells them apart. A copy without the mark is bulkport's when an earlier run recorded
+        it (written before the field was set).
 
         Raises:
-            SkippableError: the dataset is someone else's; it is left as it is.
+            SkippableError: the mark shows bulkport did not make it; it is left as it is.
         """
         mark = self.options.mark
-        if mark is None:
-            return
-        value = _mark_of(existing, mark)
+        value = _mark_of(existing, mark) if mark is not None else None
         dataset_id = existing.get("dataset_id")
-        if value == source_id or (not value and self._known.get(source_id) == dataset_id):
-            return
+        if value:
+            return bool(value == source_id)
+        holder = self._claims.get(str(dataset_id))
+        if holder is not None or mark is None:
+            return holder in (None, source_id)
         raise SkippableError(
             f"dataset_id {dataset_id!r} on {self.describe()} holds a dataset bulkport did not "
-            f"make ({self.options.mark_field} is {value or 'empty'!r}): left alone; rename "
+            f"make ({self.options.mark_field} is empty): left alone; rename "
             "one of them")
 
     async def _owned(self, source_id: str, key: str) -> tuple[str, dict[str, Any] | None]:

@@ -201,7 +201,10 @@ def user_create(ctx: Context, data: dict[str, Any]) -> Any:
 
 
 def user_show(ctx: Context, data: dict[str, Any]) -> Any:
-    user = _accounts(ctx).get_user(str(data.get("id") or ""))
+    """The user ``id``; without one, the caller: an anonymous caller (no key, or one the
+    site does not know) gets a 404, as ``ckan.auth.public_user_details`` allows by default."""
+    ident = data["id"] if "id" in data else ctx.user
+    user = _accounts(ctx).get_user(str(ident or ""))
     if user is None:
         raise NotFound()
     return user.out(ctx.user, ctx.sysadmin)

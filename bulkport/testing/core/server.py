@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
+import os
 import signal
 import sys
 import threading
@@ -21,6 +23,7 @@ from bulkport.testing.core.faults import Faults
 from bulkport.testing.core.simulator import Simulator, load, names
 
 HOST = "127.0.0.1"
+MAX_PORT = 65535
 
 
 async def _start(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, str]:
@@ -167,9 +170,26 @@ def _start_line(simulator: Simulator, app: web.Application, url: str, key: str) 
             f"'{simulator.authorization}{key}' (Ctrl-C to stop)")
 
 
+def _wrong_number(args: argparse.Namespace) -> str | None:
+    """The first option whose value cannot serve, said in one line (None when all can)."""
+    if not 0 <= args.port <= MAX_PORT:
+        return f"--port {args.port}: a port is 1 to {MAX_PORT} (0 = any free one)"
+    for name in ("datasets", "resources", "file_size", "latency", "retry_after"):
+        value = getattr(args, name, None)
+        if value is not None and value < 0:
+            return f"--{name.replace('_', '-')} {value}: must be 0 or more"
+    if not 0 <= args.error_rate <= 1:
+        return f"--error-rate {args.error_rate}: a share of the requests, 0 to 1"
+    return None
+
+
 def run_simulator(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C or SIGTERM; print the URL and the key first. Returns the exit code."""
     simulator = load(args.kind)
+    wrong = _wrong_number(args)
+    if wrong:
+        print(f"error: {wrong}", file=sys.stderr)
+        return 2
     app = build_simulator(args)
 
     async def run() -> None:
@@ -187,6 +207,15 @@ def run_simulator(args: argparse.Namespace) -> int:
         asyncio.run(run())
     except KeyboardInterrupt:
         pass
+    except OSError as error:  # a port in use or not ours, an address not on this machine
+        # asyncio words a bind error as a sentence of its own: the OS's words are shorter.
+        reason = (os.strerror(error.errno) if error.errno and error.errno in errno.errorcode
+                  else error.strerror or str(error))
+        hint = ("; another program is using it: pick another --port, or 0 for a free one"
+                if error.errno == errno.EADDRINUSE else "")
+        print(f"error: cannot listen on {args.host}:{args.port}: {reason}{hint}",
+              file=sys.stderr)
+        return 2
     finally:
         store = app.get("store")
         if store is not None:

@@ -4,6 +4,8 @@ Routes, under a configurable prefix (``/api/v3``, the newer docs and the officia
 ``/api``, the v4.0 docs):
 
 - ``GET {prefix}/whoami`` → the key's user, or JSON ``null``;
+- ``GET {prefix}/site`` → the site settings (mastheads and topics by id); ``GET /api/team``
+  (v4.0 docs) or ``GET /api/v3/teams`` (newer docs) → every team by id;
 - ``GET|PATCH {prefix}/dataset/{id}`` → the dataset; a PATCH takes an RFC 6902 list and
   answers ``{"dataset": ...}``, ``updatedAt`` untouched unless patched;
 - ``POST /api/dataset`` → create (``title``, ``masthead``, ``team``), as documented;
@@ -60,6 +62,31 @@ async def whoami(request: web.Request) -> web.StreamResponse:
     user = current_user(request)
     store: DataPressStore = request.app["store"]
     return json_response(store.whoami(user) if user is not None else None)
+
+
+async def site_settings(request: web.Request) -> web.StreamResponse:
+    """``GET {prefix}/site``: the site settings, with the mastheads and topics by id (the
+    documented shape; the design settings stay empty here)."""
+    store: DataPressStore = request.app["store"]
+
+    def by_id(titles: Mapping[str, str]) -> dict[str, Any]:
+        return {key: {"img": "", "title": title} for key, title in titles.items()}
+
+    return json_response({
+        "title": "DataPress Simulator", "mastheads": by_id(store.mastheads),
+        "topics": by_id(store.topics), "searchFilters": ["topic", "format", "tag"],
+        "licences": [], "design": {}, "customFields": {}, "id": store.site,
+        "hostname": request.host, "https": request.secure})
+
+
+async def list_teams(request: web.Request) -> web.StreamResponse:
+    """Every team by id: ``GET /api/team`` (v4.0 docs, users as ids) or
+    ``GET /api/v3/teams`` (newer docs, users as ``{id, manager}``)."""
+    store: DataPressStore = request.app["store"]
+    newer = request.app["prefix"] != "/api"
+    return json_response({team_id: {**team, "users": [
+        {"id": user, "manager": False} if newer else user for user in team["users"]]}
+        for team_id, team in store.teams.items()})
 
 
 async def get_dataset(request: web.Request) -> web.StreamResponse:
@@ -162,6 +189,8 @@ def _routes(prefix: str) -> list[tuple[str, str, Any, str]]:
     """(method, path, handler, stats label) of every route."""
     routes = [
         ("GET", f"{prefix}/whoami", whoami, "whoami"),
+        ("GET", f"{prefix}/site", site_settings, "site"),
+        ("GET", "/api/team" if prefix == "/api" else f"{prefix}/teams", list_teams, "teams"),
         ("GET", f"{prefix}/dataset/{{id}}", get_dataset, "get"),
         ("PATCH", f"{prefix}/dataset/{{id}}", patch_dataset, "patch"),
         # The docs give create one path, whatever the other routes' generation.

@@ -75,8 +75,9 @@ def create_ods_app(store: OdsStore | None = None, *, api_keys: set[str] | None =
     """
     if store is None:
         store = OdsStore(custom_templates=custom_templates)
-    elif custom_templates:
-        store.templates.update(OdsStore(custom_templates=custom_templates).templates)
+    elif custom_templates:  # only the custom ones: the store's own (licences...) stay
+        made = OdsStore(custom_templates=custom_templates).templates
+        store.templates.update({name: made[name] for name in custom_templates})
     keys = set(api_keys) if api_keys is not None else {DEFAULT_API_KEY}
     store.apikeys.admins.add(ADMIN_USER)
     app = build_app(route_label, faults=faults, error_body=ods_error_body,

@@ -36,6 +36,7 @@ class FieldSpec:
     label: str = ""
     required: bool = False
     choices: tuple[str, ...] | None = None
+    labels: dict[str, dict[str, str]] | None = None  # choice → language → label
     help_text: str | None = None
     # Values the field ``type`` cannot describe (objects): their own check, else the type's.
     check: Callable[[Any], list[str]] | None = None
@@ -44,7 +45,8 @@ class FieldSpec:
         return {"name": self.name, "type": self.type, "label": self.label or self.name,
                 "help_text": self.help_text, "is_hidden": False, "self_suggest": False,
                 "is_filter": False, "i18n": False, "suggest_url": None,
-                "choices": list(self.choices) if self.choices else None, "labels": None,
+                "choices": list(self.choices) if self.choices else None,
+                "labels": dict(self.labels) if self.labels else None,
                 "requirement_level": "mandatory" if self.required else "optional"}
 
 
@@ -124,9 +126,26 @@ _VISUALIZATION = (
 )
 
 
-def default_templates(custom: dict[str, list[str]] | None = None) -> dict[str, Template]:
+def _configured(name: str, kind: str, label: str,
+                ids: dict[str, str] | None) -> FieldSpec:
+    """An ``internal`` field holding identifiers configured on the domain (id → title):
+    listed as its ``choices``, their titles as ``labels``; none given, a free value."""
+    if ids is None:
+        return FieldSpec(name, "list" if kind == "enumlist" else "text", label)
+    return FieldSpec(name, kind, label, choices=tuple(ids),
+                     labels={key: {"en": title} for key, title in ids.items()})
+
+
+def default_templates(custom: dict[str, list[str]] | None = None, *,
+                      licenses: dict[str, str] | None = None,
+                      themes: dict[str, str] | None = None) -> dict[str, Template]:
     """The templates every domain has (``default``, ``internal``, ``visualization``,
     ``asset_content_configuration``, as documented), plus ``custom`` (name → field names).
+
+    Args:
+        licenses, themes: the licences and themes configured on the domain (id → title):
+            ``internal.license_id`` / ``theme_id`` then list them as their ``choices``
+            and refuse any other id. None: the fields take any value.
     """
     templates = {
         "default": _template("default", "Default", "basic", True, [
@@ -145,8 +164,8 @@ def default_templates(custom: dict[str, list[str]] | None = None) -> dict[str, T
             FieldSpec("attributions", "list", "Attributions"),
         ]),
         "internal": _template("internal", "Internal", "admin", True, [
-            FieldSpec("license_id", "text", "License"),
-            FieldSpec("theme_id", "list", "Themes"),
+            _configured("license_id", "enum", "License", licenses),
+            _configured("theme_id", "enumlist", "Themes", themes),
             FieldSpec("draft", "boolean", "Draft"),
         ]),
         "visualization": _template("visualization", "Visualization", "extra", True, [
@@ -205,6 +224,9 @@ def _check_type(spec: FieldSpec, value: Any) -> list[str]:
             return [f'Expected a list of items but got type "{type(value).__name__}".']
         if not all(isinstance(item, str) and item for item in value):
             return ["Each item must be a non-empty string."]
+        if kind == "enumlist" and spec.choices is not None:
+            return [f'"{item}" is not a valid choice.' for item in value
+                    if item not in spec.choices]
         return []
     if kind == "boolean":
         return [] if isinstance(value, bool) else ["Must be a valid boolean."]

@@ -159,12 +159,16 @@ class OdsStore:
     """
 
     def __init__(self, *, custom_templates: dict[str, list[str]] | None = None,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, licenses: dict[str, str] | None = None,
+                 themes: dict[str, str] | None = None) -> None:
+        """``licenses`` and ``themes``: those configured on the domain (id → title); see
+        :func:`~bulkport.testing.ods.metadata.default_templates`."""
         self.datasets: dict[str, OdsDataset] = {}
         self.dataset_ids: dict[str, str] = {}
         self.blobs = BlobStore()
         self.stats = RequestStats()
-        self.templates: dict[str, Template] = default_templates(custom_templates)
+        self.templates: dict[str, Template] = default_templates(
+            custom_templates, licenses=licenses, themes=themes)
         self.apikeys = ApiKeys(seed=seed)
         # Dataset uid → the records the explore API exports (an explore.RecordSet).
         self.records: dict[str, Any] = {}

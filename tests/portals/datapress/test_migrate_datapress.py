@@ -54,10 +54,11 @@ def test_ckan_to_datapress_then_a_second_run_writes_nothing(sites, tmp_path: Pat
     s.patches.clear()
     assert run(job, tmp_path / "fresh") == 0
     assert dp_writes(s.dp) == writes and s.patches == []
-    assert s.dp.stats.requests - requests == 1 + 1 + 20  # whoami, export, GETs
-    # With it: nothing but the key check.
+    # The target check (whoami, site, teams), the export, GETs.
+    assert s.dp.stats.requests - requests == 3 + 1 + 20
+    # With it: nothing but the target check.
     assert run(job, tmp_path / "state") == 0
-    assert dp_writes(s.dp) == writes and s.dp.stats.requests - requests == 22 + 1
+    assert dp_writes(s.dp) == writes and s.dp.stats.requests - requests == 24 + 3
 
 
 def test_a_changed_title_is_one_patch_of_that_path(sites, tmp_path: Path) -> None:

@@ -197,7 +197,7 @@ def test_ckan_to_datapress_hides_what_the_source_drops_and_shows_it_again(
     s.reset_stats()
     assert run(job, state) == 0  # nothing changed: no write
     assert dp_write_counts(s.dp) == {}
-    assert s.dp.stats.requests == 1  # whoami: the key and URL check
+    assert s.dp.stats.requests == 3  # the target check: whoami, site, teams
 
     edit(s.ckan, dropped[0], state="active")  # back at the source
     s.reset_stats()
