@@ -71,7 +71,7 @@ async def with_known_size(upload: Upload) -> AsyncIterator[Upload]:
         yield replace(upload, chunks=replay(), size=size)
 
 
-def transfer_limit(job: JobConfig) -> int:
+def transfer_limit(job: JobConfig, held: int = 0) -> int:
     """How many files may stream at once.
 
     A transfer holds a connection to the source for as long as its upload takes. When both
@@ -79,18 +79,28 @@ def transfer_limit(job: JobConfig) -> int:
     connections, every upload would wait for a connection no download gives back. Half the
     connections for downloads leaves the other half for uploads and listings.
 
+    Args:
+        held: connections to the source that its listing holds for the whole run (a
+            streamed export): downloads waiting for them would wait for ever.
+
     Raises:
-        ConfigError: one connection cannot both download and upload.
+        ConfigError: too few connections to download, upload and list at once.
     """
     assert job.source is not None and job.target is not None
     options, shared = job.options, origin(job.source.url)
+    free = options.connections - held  # what the source's host has left for files
     if shared != origin(job.target.url):
+        if free < 1:
+            raise ConfigError(f"{safe_url(shared)}: [options] connections must be at least "
+                              f"{held + 1} (the source's listing holds {held} for the whole "
+                              "run, files need another)")
         return max(1, options.transfers)
-    if options.connections < 2:
+    if free < 2:
         raise ConfigError(f"source and target share {safe_url(shared)}: "
-                          "[options] connections must be at least 2 (one downloads while "
-                          "another uploads)")
-    return max(1, min(options.transfers, options.connections // 2))
+                          f"[options] connections must be at least {held + 2} (one downloads "
+                          "while another uploads" + (", and the listing holds "
+                                                     f"{held}" if held else "") + ")")
+    return max(1, min(options.transfers, free // 2))
 
 
 class FileTransfer:

@@ -44,6 +44,20 @@ def test_one_connection_on_a_shared_host_is_refused() -> None:
         transfer_limit(job("https://a.example.org", "https://a.example.org", connections=1))
 
 
+def test_a_listing_that_holds_a_connection_leaves_one_for_files() -> None:
+    """A streamed export holds its connection for the whole listing: with no other one,
+    every download would wait for it, and the listing for the downloads (a hang)."""
+    a, b = "https://a.example.org", "https://b.example.org"
+    with pytest.raises(ConfigError, match=r"connections must be at least 2 \(the source's "
+                                          r"listing holds 1 for the whole run"):
+        transfer_limit(job(a, b, connections=1), held=1)
+    assert transfer_limit(job(a, b, connections=2, transfers=8), held=1) == 8
+    with pytest.raises(ConfigError, match=r"at least 3 \(one downloads while another "
+                                          r"uploads, and the listing holds 1\)"):
+        transfer_limit(job(a, a, connections=2), held=1)
+    assert transfer_limit(job(a, a, connections=5, transfers=8), held=1) == 2
+
+
 @pytest.fixture
 def site() -> Iterator[str]:
     async def download(request: web.Request) -> web.StreamResponse:

@@ -57,11 +57,12 @@ async def migrate(job: JobConfig, *, state_dir: Path, report: Report, dry_run: b
         FatalError: the run had to stop (e.g. AuthError); finished work is journaled.
     """
     assert job.source is not None and job.target is not None
+    transfers = transfer_limit(job, registry.of(job.source).held_connections)
     async with make_client(job) as client:
         with Journal(state_dir) as journal:
             source = registry.open_source(job.source, client, job.options)
             target = registry.open_target(job.target, client, job.options, journal, report)
-            transfer = FileTransfer(client, source, transfer_limit(job))
+            transfer = FileTransfer(client, source, transfers)
             await target.check()
             await source.check()
             bar = ProgressBar(client.activity, progress=progress, desc="datasets", unit="ds")

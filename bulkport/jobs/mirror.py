@@ -70,6 +70,7 @@ async def mirror(job: JobConfig, *, state_dir: Path, report: Report, dry_run: bo
         FatalError: the run had to stop; finished work is journaled for the next run.
     """
     assert job.source is not None and job.target is not None
+    transfers = transfer_limit(job, registry.of(job.source).held_connections)
     try:
         async with make_client(job) as client:
             with Journal(state_dir) as journal:
@@ -84,7 +85,7 @@ async def mirror(job: JobConfig, *, state_dir: Path, report: Report, dry_run: bo
                 for sid, entry in state.datasets.items():
                     target.remember(sid, entry.key)
                 run = _Run(job, state, journal, source, target, report,
-                           FileTransfer(client, source, transfer_limit(job)),
+                           FileTransfer(client, source, transfers),
                            dry_run=dry_run, full=full, stop=stop)
                 try:
                     await target.check()

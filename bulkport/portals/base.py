@@ -193,6 +193,8 @@ class Portal(Generic[SS, TS]):
     mirror_target: Callable[[TS, HttpClient, Options, Journal, Report], MirrorTarget] | None = None
     tokens: Callable[[TS, HttpClient], TokenStore] | None = None
     limits: Mapping[Limit, str] = field(default_factory=dict)  # what it cannot do, and why
+    # Connections a source's listing holds open for the whole run (a streamed export).
+    held_connections: int = 0
 
     @property
     def roles(self) -> frozenset[Role]:

@@ -15,5 +15,6 @@ PORTALS = (
     Portal(name="datapress", title="DataPress", source_settings=DataPressSourceSettings,
            target_settings=DataPressTargetSettings, source=DataPressSource,
            mirror_source=DataPressSource, target=DataPressTarget,
-           mirror_target=DataPressTarget, limits={Limit.DELETE: NO_DELETE}),
+           mirror_target=DataPressTarget, limits={Limit.DELETE: NO_DELETE},
+           held_connections=1),  # export.json streams for as long as the listing lasts
 )
