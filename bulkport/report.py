@@ -115,10 +115,15 @@ class Report:
         c = self.counts
         head = "DRY RUN: " if self.dry_run else ""
         parts = [f"{k.replace('_', ' ')} {v}" for k, v in sorted(c.items()) if v and k != "failed"]
-        status = "OK" if self.ok else ("ABORTED: " + self.aborted if self.aborted else "FAILED")
-        lines = [f"{head}{self.kind} {self.job}: {status} in {self.seconds:.1f}s — "
-                 + (", ".join(parts) or "nothing to do")
-                 + (f", failed {c['failed']}" if c["failed"] else "")]
+        failed = f", failed {c['failed']}" if c["failed"] else ""
+        if self.aborted:  # the reason first: it is what the reader has to act on
+            done = (", ".join(parts) or "nothing done") + failed
+            lines = [f"{head}{self.kind} {self.job}: ABORTED: {self.aborted} (after "
+                     f"{self.seconds:.1f}s: {done})"]
+        else:
+            status = "OK" if self.ok else "FAILED"
+            done = (", ".join(parts) or "nothing to do") + failed
+            lines = [f"{head}{self.kind} {self.job}: {status} in {self.seconds:.1f}s — {done}"]
         for failure in self.failures[:10]:
             lines.append(f"  failed {failure['unit']}: {failure['reason']}")
         if len(self.failures) > 10:
