@@ -112,7 +112,7 @@ async def test_watch_cancels_a_run_that_does_not_move() -> None:
             tg.start_soon(watch, activity, 0.4, scope)
             await anyio.sleep(5)
     assert scope.cancelled_caught
-    assert 0.4 <= time.monotonic() - started < 1.0
+    assert 0.4 <= time.monotonic() - started < 2.0  # the limit, plus a loaded machine's lag
     assert activity.stalled is not None and "a.test:80" in activity.stalled
 
 
@@ -277,7 +277,7 @@ def test_a_server_that_never_answers_stops_the_run_within_the_stall_limit(
     state = tmp_path / "state"
     started = time.monotonic()
     assert main(["run", str(job), "--state-dir", str(state), "--no-progress"]) == 2
-    assert time.monotonic() - started < 1.5 + 1.5
+    assert time.monotonic() - started < 1.5 + 3  # the limit, plus start-up on a loaded machine
 
     host = silent_server.removeprefix("http://")
     err = capsys.readouterr().err
@@ -296,7 +296,7 @@ def test_a_run_that_stalls_half_way_keeps_its_journal_and_resumes(make_sites,
     state = tmp_path / "state"
     started = time.monotonic()
     assert main(["run", str(job), "--state-dir", str(state), "--no-progress"]) == 2
-    assert time.monotonic() - started < 1 + 2.5
+    assert time.monotonic() - started < 1 + 4
 
     report = json.loads((state / "report.json").read_text())
     assert sites.target_url.removeprefix("http://") in report["aborted"]
@@ -351,11 +351,13 @@ url = "{t.url}/@acme"
 api_key = "{TARGET_KEY}"
 [options]
 retries = 10
-read_timeout = 10
+read_timeout = 30
 """)
         started = time.monotonic()
         assert main(["run", str(job), "--state-dir", str(tmp_path / "s"), "--no-progress"]) == 0
-        assert time.monotonic() - started < 10  # not a single upload sat out a read timeout
+        # Not one upload sat out a read timeout (the run itself takes a few seconds, more on
+        # a loaded machine: the bound is the timeout, not a speed).
+        assert time.monotonic() - started < 30
     hosted = sum(r.get("url_type") == "upload" for p in source.packages.values()
                  if p["state"] == "active" for r in p["resources"])
     copied = [r for p in target.packages.values() for r in p["resources"]
@@ -411,7 +413,7 @@ def test_a_second_sigint_stops_a_hanging_run_at_once(make_sites, tmp_path: Path)
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130
-    assert stopped_in < 2
+    assert stopped_in < 5  # at once: draining would never end
     assert "SIGINT: finishing the work in flight" in err and "SIGINT again: stopping now" in err
     assert "Traceback" not in err
     report = json.loads((state / "report.json").read_text())
