@@ -22,6 +22,7 @@ Every message is redacted before it is built: no API key or presigned URL in it.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 
 from bulkport.redact import redact
 
@@ -133,6 +134,12 @@ class BadResponse(SkippableError):
 
 class MappingError(SkippableError):
     """A source record cannot be mapped to the target."""
+
+
+def first_few(items: Sequence[str], most: int) -> str:
+    """Items for a one-line message: the first ``most``, then how many more ("none": none)."""
+    more = f" … and {len(items) - most} more" if len(items) > most else ""
+    return ", ".join(items[:most]) + more if items else "none"
 
 
 def abort_reason(exc: BaseException) -> str | None:

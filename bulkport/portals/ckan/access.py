@@ -14,7 +14,14 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from bulkport.errors import AuthError, BadResponse, ConfigError, NotFound, SkippableError
+from bulkport.errors import (
+    AuthError,
+    BadResponse,
+    ConfigError,
+    NotFound,
+    SkippableError,
+    first_few,
+)
 from bulkport.portals.ckan.api import CkanApi
 from bulkport.portals.ckan.settings import CkanSourceSettings, CkanTargetSettings
 
@@ -27,9 +34,7 @@ _ORG_FILTER = re.compile(r'^\s*\+?(?:organization|owner_org):(?:"(?P<quoted>[^"]
 
 def shown(names: Iterable[str]) -> str:
     """Names for a message: the first few, then how many more."""
-    items = list(names)
-    head = ", ".join(repr(n) for n in items[:SHOWN])
-    return head + (f" … and {len(items) - SHOWN} more" if len(items) > SHOWN else "")
+    return first_few([repr(n) for n in names], SHOWN)
 
 
 def filtered_organizations(fq: str | None) -> set[str] | None:

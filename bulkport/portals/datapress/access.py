@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bulkport.errors import AuthError, BadResponse, ConfigError
+from bulkport.errors import AuthError, BadResponse, ConfigError, first_few
 from bulkport.http import HttpClient
 from bulkport.portals.datapress.api import parse_error, refused_key, whoami
 from bulkport.portals.datapress.settings import DataPressTargetSettings
@@ -45,10 +45,8 @@ def _by_id(reply: Any, url: str) -> dict[str, str]:
 
 
 def _listed(known: Mapping[str, str]) -> str:
-    items = [f"{key} ({title})" if title and title != key else key
-             for key, title in list(known.items())[:SHOWN]]
-    more = f" … and {len(known) - SHOWN} more" if len(known) > SHOWN else ""
-    return ", ".join(items) + more if items else "none"
+    return first_few([f"{key} ({title})" if title and title != key else key
+                      for key, title in known.items()], SHOWN)
 
 
 def _unknown(what: str, named: Mapping[str, list[str]], known: Mapping[str, str],

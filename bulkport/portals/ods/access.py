@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bulkport.errors import AuthError, ConfigError, NotFound
+from bulkport.errors import AuthError, ConfigError, NotFound, first_few
 from bulkport.portals.ods.api import OdsApi
 
 SHOWN = 12  # domain ids listed in one message
@@ -63,9 +63,7 @@ def _listed(choices: list[Any], labels: Any) -> str:
         titles = [v for v in by_language.values() if v] if isinstance(by_language, Mapping) else []
         return f"{choice} ({titles[0]})" if titles else choice
 
-    items = [label(str(c)) for c in choices[:SHOWN]]
-    more = f" … and {len(choices) - SHOWN} more" if len(choices) > SHOWN else ""
-    return ", ".join(items) + more if items else "none"
+    return first_few([label(str(c)) for c in choices], SHOWN)
 
 
 def check_mapped_ids(templates: list[dict[str, Any]], maps: Mapping[str, Mapping[str, str]],
