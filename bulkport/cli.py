@@ -9,24 +9,27 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import os
 import signal
+import sqlite3
 import sys
 from pathlib import Path
+from typing import Any
 
 import anyio
+import msgspec
 
 from bulkport import __version__, watchdog
-from bulkport.checkpoint import JOURNAL, check_state_dir
-from bulkport.config import JobConfig, load_job
+from bulkport.config import JobConfig, job_name, load_job
 from bulkport.errors import ConfigError, abort_reason
+from bulkport.history import History
 from bulkport.jobs.migrate import migrate
 from bulkport.jobs.mirror import mirror
-from bulkport.jobs.mirror_state import REPORTS_DIR, STATE_FILE, prune_reports
-from bulkport.jobs.mirror_state import report_path as run_report_path
 from bulkport.jobs.revoke import revoke_tokens
 from bulkport.outputs import check_directory, check_distinct, check_output
 from bulkport.redact import RedactingFilter, redact
-from bulkport.report import Report
+from bulkport.report import REPORTS_DIR, Report, run_report_path
+from bulkport.store import DATABASE, StateStore, check_state_dir
 
 EXIT_OK, EXIT_FAILED, EXIT_ABORTED, EXIT_INTERRUPTED = 0, 1, 2, 130
 REPORT_FILE = "report.json"  # in the state directory, unless --report says otherwise
@@ -76,7 +79,7 @@ async def _watch_signals(stop: anyio.Event, cancel: anyio.CancelScope) -> None:
             stop.set()
 
 
-async def execute(job: JobConfig, *, state_dir: Path, report: Report, dry_run: bool,
+async def execute(job: JobConfig, *, store: StateStore, report: Report, dry_run: bool,
                   progress: bool, quiet: bool = False, full: bool = False) -> bool:
     """Run ``job``; return True when it was interrupted by a signal.
 
@@ -92,7 +95,7 @@ async def execute(job: JobConfig, *, state_dir: Path, report: Report, dry_run: b
                 tg.start_soon(_watch_signals, stop, tg.cancel_scope)
                 tg.start_soon(watchdog.watch, activity, job.options.stall_timeout,
                               tg.cancel_scope)
-                await _run_kind(job, state_dir=state_dir, report=report, dry_run=dry_run,
+                await _run_kind(job, store=store, report=report, dry_run=dry_run,
                                 progress=progress, quiet=quiet, full=full, stop=stop)
                 tg.cancel_scope.cancel()
     except Exception as exc:
@@ -104,16 +107,16 @@ async def execute(job: JobConfig, *, state_dir: Path, report: Report, dry_run: b
     return stop.is_set()
 
 
-async def _run_kind(job: JobConfig, *, state_dir: Path, report: Report, dry_run: bool,
+async def _run_kind(job: JobConfig, *, store: StateStore, report: Report, dry_run: bool,
                     progress: bool, quiet: bool, full: bool, stop: anyio.Event) -> None:
     if job.kind == "migrate":
-        await migrate(job, state_dir=state_dir, report=report, dry_run=dry_run,
+        await migrate(job, store=store, report=report, dry_run=dry_run,
                       progress=progress, stop=stop)
     elif job.kind == "mirror":
-        await mirror(job, state_dir=state_dir, report=report, dry_run=dry_run,
+        await mirror(job, store=store, report=report, dry_run=dry_run,
                      progress=progress, stop=stop, full=full, out=None if quiet else sys.stdout)
     elif job.kind == "revoke-tokens":
-        await revoke_tokens(job, state_dir=state_dir, report=report, confirmed=not dry_run,
+        await revoke_tokens(job, store=store, report=report, confirmed=not dry_run,
                             progress=progress, stop=stop)
     else:
         raise ConfigError(f"{job.path}: kind {job.kind!r} is not available in this version")
@@ -122,43 +125,50 @@ async def _run_kind(job: JobConfig, *, state_dir: Path, report: Report, dry_run:
 def run_job(job: JobConfig, *, state_dir: Path, report_path: Path | None, dry_run: bool,
             progress: bool, quiet: bool = False, csv_path: Path | None = None,
             full: bool = False) -> int:
-    """Run a loaded job, write its report, print the summary; return the exit code.
+    """Run a loaded job, record it in the state's history, write its reports, print the
+    summary; return the exit code.
 
-    A mirror keeps one report per run in ``<state dir>/reports/`` (the newest
-    ``keep_reports``) unless ``report_path`` is given.
+    Every run, dry or refused, gets a row in the history and its own report in
+    ``<state dir>/reports/`` (the newest also as ``<state dir>/report.json``, and at
+    ``report_path`` when given); ``[options] keep_reports`` prunes the older ones.
     """
-    rotate = job.kind == "mirror" and report_path is None
-    check_paths(job, state_dir=state_dir, report_path=report_path, csv_path=csv_path,
-                rotate=rotate)
+    check_paths(job, state_dir=state_dir, report_path=report_path, csv_path=csv_path)
     report = Report(job.name, job.kind, dry_run=dry_run)
     interrupted = False
     try:
-        interrupted = anyio.run(lambda: execute(job, state_dir=state_dir, report=report,
-                                                dry_run=dry_run, progress=progress,
-                                                quiet=quiet, full=full))
-    except Exception as exc:
-        report.aborted = abort_reason(exc)
-        if report.aborted is None:
+        with StateStore(state_dir) as store:
+            history = History(store)
+            report.bind(history, history.begin(**_described(job), dry_run=dry_run,
+                                               started=report.started))
+            try:
+                interrupted = anyio.run(lambda: execute(
+                    job, store=store, report=report, dry_run=dry_run, progress=progress,
+                    quiet=quiet, full=full))
+            except Exception as exc:
+                report.aborted = abort_reason(exc)
+                if report.aborted is None:
+                    raise
+            finally:
+                report.finish()
+            if interrupted:
+                report.aborted = "interrupted; run the same command again to resume"
+            code = _exit_code(report, interrupted)
+            path = _write_reports(report, state_dir, report_path, csv_path, history, code,
+                                  keep=job.options.keep_reports)
+    except ConfigError as error:
+        if report.run is not None:
             raise
-    report.finish()
-    if interrupted:
-        report.aborted = "interrupted; run the same command again to resume"
-    path = report_path or (run_report_path(state_dir, report.started) if rotate
-                           else state_dir / REPORT_FILE)
-    summary = report.summary()
-    try:
-        report.write(path, "--report" if report_path else "report")
-        if rotate:
-            prune_reports(state_dir, job.options.keep_reports)
-        if csv_path is not None:
-            report.write_csv(csv_path)
-    except ConfigError:  # checked before the run, so a race or a full disk: say what was done
-        print(summary, file=sys.stderr)
+        _record_refused(job, state_dir, report, error, dry_run=dry_run)
         raise
+    summary = report.summary()
     log.info("%s (report: %s)", summary, path)
     if not quiet or not report.ok:
         print(summary, file=sys.stderr)
         print(f"report: {path}", file=sys.stderr)
+    return code
+
+
+def _exit_code(report: Report, interrupted: bool) -> int:
     if interrupted:
         return EXIT_INTERRUPTED
     if report.aborted:
@@ -166,24 +176,65 @@ def run_job(job: JobConfig, *, state_dir: Path, report_path: Path | None, dry_ru
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
+def _described(job: JobConfig) -> dict[str, Any]:
+    """What the history keeps of a job: where it came from, what it joins, its options."""
+    return {"job": str(job.path.resolve()), "name": job.name, "kind": job.kind,
+            "source": job.source.url if job.source else None,
+            "target": job.target.url if job.target else None,
+            "options": msgspec.to_builtins(job.options)}
+
+
+def _write_reports(report: Report, state_dir: Path, report_path: Path | None,
+                   csv_path: Path | None, history: History, code: int, *, keep: int) -> Path:
+    """Write the run's report (per run, as the latest, and where --report says), end its
+    history row, prune; return the path to show."""
+    assert report.run is not None
+    own = run_report_path(state_dir, report.started, report.run)
+    history.end(report.run, exit_code=code, aborted=report.aborted, counts=report.counts,
+                failures=report.counts["failed"], report=str(own))
+    try:
+        report.write(own, "report")
+        report.write(state_dir / REPORT_FILE, "report")
+        if report_path is not None:
+            report.write(report_path, "--report")
+        for old in history.prune(keep):
+            Path(old).unlink(missing_ok=True)
+        if csv_path is not None:
+            report.write_csv(csv_path)
+    except ConfigError:  # checked before the run, so a race or a full disk: say what was done
+        print(report.summary(), file=sys.stderr)
+        raise
+    return report_path or own
+
+
+def _record_refused(job: JobConfig, state_dir: Path, report: Report, error: ConfigError, *,
+                    dry_run: bool) -> None:
+    """A run refused before it started (another run holds the state) still gets its row."""
+    try:
+        with StateStore(state_dir, shared=True) as store:
+            history = History(store)
+            run = history.begin(**_described(job), dry_run=dry_run, started=report.started)
+            history.end(run, exit_code=EXIT_ABORTED, aborted=str(error), counts={},
+                        failures=0, report=None)
+    except (ConfigError, sqlite3.Error):
+        pass  # the state itself is what is wrong: the error already says so
+
+
 def check_paths(job: JobConfig, *, state_dir: Path, report_path: Path | None,
-                csv_path: Path | None, rotate: bool) -> None:
+                csv_path: Path | None) -> None:
     """Refuse, before any request, a state directory or output the run could not write.
 
     Raises:
         ConfigError: one line naming the path and what is wrong with it.
     """
     check_state_dir(state_dir)
+    check_directory(state_dir / REPORTS_DIR, "reports folder")
+    check_output(state_dir / REPORT_FILE, "report")
     if report_path is not None:
         check_output(report_path, "--report")
-    elif rotate:
-        check_directory(state_dir / REPORTS_DIR, "mirror reports folder")
-    else:
-        check_output(state_dir / REPORT_FILE, "report")
     if csv_path is not None:
         check_output(csv_path, "--csv")
-    check_distinct({"the job file": job.path, "the journal": state_dir / JOURNAL,
-                    "the mirror state": state_dir / STATE_FILE,
+    check_distinct({"the job file": job.path, "the state database": state_dir / DATABASE,
                     "--report": report_path, "--csv": csv_path})
 
 
@@ -221,6 +272,43 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                     "--log-file": _path(args.log_file)})
     return run_verify(job, report_path=report_path,
                       quiet=args.quiet, shown=args.show)
+
+
+def _state_dir(args: argparse.Namespace) -> Path:
+    """Where a job keeps its state: --state-dir, else ``.bulkport/<job name>``."""
+    if args.state_dir:
+        return Path(args.state_dir)
+    return Path.cwd() / ".bulkport" / job_name(Path(args.job))
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    from bulkport.views import open_history, print_history
+
+    with open_history(_state_dir(args)) as store:
+        print_history(History(store), sys.stdout)
+    return EXIT_OK
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from bulkport.views import chosen_run, open_history, print_run
+
+    with open_history(_state_dir(args)) as store:
+        history = History(store)
+        print_run(history, chosen_run(history, args.run), sys.stdout,
+                  actions=tuple(args.action or ()), entities=tuple(args.entity or ()))
+    return EXIT_OK
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from bulkport.views import open_history, redirect_format, write_redirects
+
+    path = Path(args.redirects)
+    fmt = redirect_format(path, args.format)
+    check_output(path, "--redirects")
+    with open_history(_state_dir(args)) as store:
+        count = write_redirects(History(store), path, fmt)
+    print(f"{count:,} redirects written to {path} ({fmt})", file=sys.stderr)
+    return EXIT_OK
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -273,6 +361,30 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cron_arguments(verify)
     verify.set_defaults(func=_cmd_verify)
 
+    history = commands.add_parser("history", help="list a job's runs (dry and refused ones "
+                                                   "included)")
+    _add_state_arguments(history)
+    history.set_defaults(func=_cmd_history)
+
+    show = commands.add_parser("show", help="what one run did: each dataset, file and token "
+                                             "it acted on")
+    _add_state_arguments(show)
+    show.add_argument("run", nargs="?", type=int, help="the run's number (default: the last)")
+    show.add_argument("--action", action="append", metavar="A",
+                      help="only these actions (created, updated, deleted, revoked, failed…); "
+                           "repeat for several")
+    show.add_argument("--entity", action="append", choices=("dataset", "file", "token"),
+                      help="only datasets, files or tokens")
+    show.set_defaults(func=_cmd_show)
+
+    export = commands.add_parser("export", help="write what a job's migrations leave behind")
+    _add_state_arguments(export)
+    export.add_argument("--redirects", required=True, metavar="F",
+                        help="the old → new URL of every dataset page and file, as CSV "
+                             "(F.csv) or an nginx map (F.map or F.conf)")
+    export.add_argument("--format", choices=("csv", "nginx"), help="the format of F")
+    export.set_defaults(func=_cmd_export)
+
     demo = commands.add_parser("demo", help="migrate a simulated CKAN into a simulated "
                                             "Opendatasoft, no account needed")
     demo.add_argument("--datasets", type=int, default=300)
@@ -286,6 +398,12 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("argv", nargs=argparse.REMAINDER)
     simulate.set_defaults(func=_cmd_simulate)
     return parser
+
+
+def _add_state_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("job", help="the job file (TOML); its ${VARS} need not be set")
+    parser.add_argument("--state-dir", help="the state the job ran with (default: "
+                                            ".bulkport/<job name>)")
 
 
 def _add_cron_arguments(parser: argparse.ArgumentParser) -> None:
@@ -315,6 +433,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ABORTED
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `bulkport show … | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -176,6 +176,16 @@ def _same_portal(a: str, b: str) -> bool:
     return where(ua) == where(ub)
 
 
+def job_name(path: Path) -> str:
+    """The name of the job in ``path`` (which names its state directory), read without
+    resolving ``${VARS}``: reading a job's history needs no keys.
+
+    Raises:
+        ConfigError: the file cannot be read, or its name is not a plain file name.
+    """
+    return _name(_read(path), path)
+
+
 def load_job(path: Path, **overrides: Any) -> JobConfig:
     """Read and check a job file.
 

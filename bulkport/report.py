@@ -13,14 +13,18 @@ from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from bulkport.outputs import replacing, write_atomically
 from bulkport.redact import redact
 
+if TYPE_CHECKING:
+    from bulkport.history import History
+
 MAX_LISTED = 10_000  # failures/notes kept in full; beyond, only counted
+REPORTS_DIR = "reports"  # in the state directory: one report per run
 
 
 class Report:
@@ -38,6 +42,8 @@ class Report:
         self.requests: Mapping[str, int] = {}
         self.details: dict[str, Any] = {}  # job-specific facts (e.g. a mirror's watermark)
         self.aborted: str | None = None
+        self.history: History | None = None  # where each record acted on is kept
+        self.run: int | None = None
         self.started = datetime.now(timezone.utc)
         self._t0 = time.monotonic()
         self.seconds = 0.0
@@ -62,10 +68,25 @@ class Report:
         if len(self.plan) < MAX_LISTED:
             self.plan.append({"action": action, "unit": what, **context})
 
-    def acted(self, outcome: str, **row: Any) -> None:
-        """Record one item acted on (e.g. a token revoked) and its outcome."""
+    def bind(self, history: History, run: int) -> None:
+        """Keep each record acted on in ``history`` as run ``run``."""
+        self.history, self.run = history, run
+
+    def record(self, entity: str, action: str, **fields: Any) -> None:
+        """Keep one dataset or file acted on in the run's history (see
+        :meth:`bulkport.history.History.act`); not held in memory."""
+        if self.history is not None and self.run is not None:
+            self.history.act(self.run, entity, action, **fields)
+
+    def acted(self, outcome: str, *, entity: str | None = None, **row: Any) -> None:
+        """Record one item acted on (e.g. a token revoked) and its outcome in the report
+        (an audit lists them all); with ``entity``, also in the run's history, by the row's
+        ``id``."""
         self.counts[outcome] += 1
         self.actions.append({**row, "outcome": outcome})
+        if entity is not None:
+            extra = {k: v for k, v in row.items() if k != "id" and v is not None}
+            self.record(entity, outcome, source_id=str(row["id"]), **extra)
 
     def finish(self) -> None:
         self.seconds = time.monotonic() - self._t0
@@ -131,3 +152,10 @@ class Report:
         for text, n in self.notes.most_common(5):
             lines.append(f"  note ({n}×): {text}")
         return redact("\n".join(lines))
+
+
+def run_report_path(state_dir: Path, started: datetime, run: int) -> Path:
+    """Run ``run``'s report under ``<state-dir>/reports/``, named after its start (UTC) and
+    number, so that the names sort by time and no run replaces another's."""
+    stem = started.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return state_dir / REPORTS_DIR / f"{stem}-run{run}.json"

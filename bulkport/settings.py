@@ -134,7 +134,8 @@ class Options:
     safety_margin: Seconds = setting(
         3600.0, "mirror: seconds re-read before the watermark ([source] may override)")
     keep_reports: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = setting(
-        30, "run reports kept in <state dir>/reports/")
+        0, "runs whose report (<state dir>/reports/) and actions are kept, the newest; older "
+           "runs keep their history line only; 0 = keep every run's, forever")
     max_repeated_failures: NonNegative = setting(
         20, "stop the run when this many records in a row fail with the same error; 0 = never")
 

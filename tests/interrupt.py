@@ -3,31 +3,54 @@ kill -9 and SIGTERM tests)."""
 
 from __future__ import annotations
 
+import random
 import signal
 import subprocess
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from state_rows import count_journaled
 
-def wait_for_journal(proc: subprocess.Popen, journal: Path, marker: bytes, count: int,
+
+def wait_for_journal(proc: subprocess.Popen, state: Path, kind: str | None, count: int,
                      *, timeout: float = 60) -> None:
-    """Return once ``journal`` holds ``count`` occurrences of ``marker``, the run ended, or
-    ``timeout`` passed."""
+    """Return once the state store in ``state`` holds ``count`` journal entries of ``kind``
+    (None: of any kind), the run ended, or ``timeout`` passed."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
-        if journal.exists() and journal.read_bytes().count(marker) >= count:
+        if count_journaled(state, kind) >= count:
             return
         time.sleep(0.005)
 
 
-def kill_when_journaled(command: list[str], env: Mapping[str, str], journal: Path,
-                        marker: bytes, count: int) -> int:
-    """Start ``command``, SIGKILL it once ``journal`` holds ``count`` ``marker``s: some,
-    not all, of its work done. Returns the killed process's pid."""
+def kill_when_journaled(command: list[str], env: Mapping[str, str], state: Path,
+                        kind: str | None, count: int) -> int:
+    """Start ``command``, SIGKILL it once its state holds ``count`` entries of ``kind``:
+    some, not all, of its work done. Returns the killed process's pid."""
     proc = subprocess.Popen(command, env=dict(env), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    wait_for_journal(proc, journal, marker, count)
+    wait_for_journal(proc, state, kind, count)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     return proc.pid
+
+
+def kill_at_random_moments(command: list[str], env: Mapping[str, str], *, seed: int,
+                           kills: int, longest: float) -> list[float]:
+    """Run ``command`` again and again, each time SIGKILLed after a random delay (up to
+    ``longest`` seconds, from ``seed``), ``kills`` times; then once to its end. Returns the
+    delays used. The caller compares the result with an uninterrupted run's."""
+    rng = random.Random(seed)
+    delays = []
+    for _ in range(kills):
+        delay = rng.uniform(0.05, longest)
+        proc = subprocess.Popen(command, env=dict(env), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            proc.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        delays.append(round(delay, 3))
+    return delays

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from bulkport.cli import main
 from bulkport.portals.ckan.mapping import MARK
+from bulkport.store import DATABASE
 from bulkport.testing import CkanStore, Faults, ThreadedServer, create_ckan_app, seed_ckan
 from bulkport.testing.ckan.model import now_iso
 from bulkport.testing.core.files import SyntheticFile
@@ -218,8 +219,31 @@ def verify(job: Path, *args: str) -> int:
 
 
 def state_of(folder: Path) -> dict[str, Any]:
-    """The mirror state a run committed in ``folder``."""
-    return orjson.loads((folder / "mirror.json").read_bytes())
+    """The mirror state in the state store of ``folder``, in the shape ``mirror.json`` had:
+    the portals, the watermark, and each record held as ``[target key, hash, modified]``."""
+    path = folder / DATABASE
+    assert path.exists(), f"no state database in {folder}"
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        meta = dict(db.execute("SELECT name, value FROM meta WHERE name LIKE 'mirror %'"))
+        datasets = {sid: [key, digest, modified] for sid, key, digest, modified in db.execute(
+            "SELECT source_id, target_key, hash, modified FROM mirror ORDER BY source_id")}
+    finally:
+        db.close()
+    return {name: meta.get(f"mirror {name}") for name in (
+        "source", "target", "watermark", "committed_at")} | {"datasets": datasets}
+
+
+def last_actions(folder: Path) -> list[dict[str, Any]]:
+    """What the newest run in ``folder``'s history acted on, in order."""
+    names = ("entity", "action", "source_id", "source_url", "target_id", "target_url", "reason")
+    db = sqlite3.connect(f"file:{folder / DATABASE}?mode=ro", uri=True, timeout=10)
+    try:
+        return [dict(zip(names, row, strict=True)) for row in db.execute(
+            f"SELECT {', '.join(names)} FROM actions WHERE run = (SELECT max(id) FROM runs) "
+            "ORDER BY id")]
+    finally:
+        db.close()
 
 
 def last_report(folder: Path) -> dict[str, Any]:

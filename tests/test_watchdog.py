@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import orjson
 import pytest
 from aiohttp import web
+from state_rows import journaled
 
 from bulkport.cli import main
 from bulkport.testing import (
@@ -264,10 +264,8 @@ dataset_workers = 4  # fewer datasets at once than connections: held ones never 
 
 
 def journaled_datasets(state: Path) -> list[dict[str, Any]]:
-    """The datasets the journal holds as done; every line must be whole (a torn one fails)."""
-    path = state / "journal.jsonl"
-    lines = path.read_bytes().splitlines() if path.exists() else []
-    return [entry for entry in map(orjson.loads, lines) if entry.get("kind") == "dataset"]
+    """The datasets the journal holds as done."""
+    return journaled(state, "dataset")
 
 
 def test_a_server_that_never_answers_stops_the_run_within_the_stall_limit(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -10,17 +9,20 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from bulkport import watchdog
 from bulkport.breaker import Breaker
-from bulkport.checkpoint import Journal
 from bulkport.config import JobConfig
 from bulkport.errors import RetriableError, SkippableError
 from bulkport.http import HttpClient, Limits, RetryPolicy, Timeouts
+from bulkport.model import Dataset
 from bulkport.portals import registry
+from bulkport.portals.base import Source, Written
 from bulkport.progress import ProgressBar
 from bulkport.queue import pipeline
 from bulkport.report import Report
+from bulkport.store import StateStore, transaction
 from bulkport.transfer import FileTransfer, transfer_limit
 
 DATASET_ENTRY = "dataset"  # journal: source id → name and fingerprint of what was written
+DATASET, FILE = "dataset", "file"  # history: what the actions are about
 
 
 def make_client(job: JobConfig) -> HttpClient:
@@ -49,7 +51,30 @@ def _label(raw: Any) -> str:
     return "dataset ?"
 
 
-async def migrate(job: JobConfig, *, state_dir: Path, report: Report, dry_run: bool = False,
+def _id(raw: Any) -> str | None:
+    return str(raw["id"]) if isinstance(raw, dict) and raw.get("id") else None
+
+
+def record_written(report: Report, source: Source, ds: Dataset, written: Written) -> None:
+    """Keep in the run's history what became of ``ds`` and its files, and where they are."""
+    report.record(DATASET, written.outcome, source_id=ds.source_id, source_url=source.page_url(ds),
+                  target_id=written.key, target_url=written.url)
+    resources = {r.source_id: r for r in ds.resources}
+    for file in written.files:
+        resource = resources.get(file.source_id)
+        report.record(FILE, file.action, source_id=file.source_id, parent=ds.source_id,
+                      source_url=resource.url if resource else None, target_url=file.url)
+
+
+def record_failed(report: Report, source_id: str | None, label: str,
+                  error: BaseException) -> None:
+    """A dataset that failed: in the report's failures and in the run's history."""
+    report.fail(label, error)
+    report.record(DATASET, "failed", source_id=source_id, reason=f"{type(error).__name__}: "
+                                                                   f"{error}")
+
+
+async def migrate(job: JobConfig, *, store: StateStore, report: Report, dry_run: bool = False,
                   progress: bool = False, stop: anyio.Event | None = None) -> None:
     """Run a migration; everything it did or failed to do lands in ``report``.
 
@@ -58,50 +83,53 @@ async def migrate(job: JobConfig, *, state_dir: Path, report: Report, dry_run: b
     """
     assert job.source is not None and job.target is not None
     transfers = transfer_limit(job, registry.of(job.source).held_connections)
+    journal = store.journal
     async with make_client(job) as client:
-        with Journal(state_dir) as journal:
-            source = registry.open_source(job.source, client, job.options)
-            target = registry.open_target(job.target, client, job.options, journal, report)
-            transfer = FileTransfer(client, source, transfers)
-            await target.check()
-            await source.check()
-            bar = ProgressBar(client.activity, progress=progress, desc="datasets", unit="ds")
+        source = registry.open_source(job.source, client, job.options)
+        target = registry.open_target(job.target, client, job.options, journal, report)
+        transfer = FileTransfer(client, source, transfers)
+        await target.check()
+        await source.check()
+        bar = ProgressBar(client.activity, progress=progress, desc="datasets", unit="ds")
 
-            async def produce(send: MemoryObjectSendStream[Any]) -> None:
-                total = await source.produce(send, page_concurrency=job.options.page_concurrency,
-                                             on_total=lambda n: setattr(bar, "total", n),
-                                             on_page_error=lambda offset, error: report.fail(
-                                                 f"listing page at offset {offset}", error))
-                report.count("datasets_listed_by_source", total)
+        async def produce(send: MemoryObjectSendStream[Any]) -> None:
+            total = await source.produce(send, page_concurrency=job.options.page_concurrency,
+                                         on_total=lambda n: setattr(bar, "total", n),
+                                         on_page_error=lambda offset, error: report.fail(
+                                             f"listing page at offset {offset}", error))
+            report.count("datasets_listed_by_source", total)
 
-            breaker = Breaker(job.options.max_repeated_failures)
+        breaker = Breaker(job.options.max_repeated_failures)
 
-            async def handle(raw: Any) -> None:
-                label = _label(raw)
-                try:
-                    ds = source.to_pivot(raw)
-                    label = f"dataset {ds.name}"
-                    fingerprint = ds.fingerprint()
-                    done = journal.get(DATASET_ENTRY, ds.source_id)
-                    if done is not None and done.get("hash") == fingerprint:
-                        report.count("datasets_already_done")
-                    elif dry_run:
-                        record_plan(report, await target.plan(ds), label,
-                                    files=sum(r.hosted for r in ds.resources))
-                        breaker.success()
-                    else:
-                        outcome = await target.upsert(ds, transfer)
-                        journal.record(DATASET_ENTRY, ds.source_id, name=ds.name, hash=fingerprint)
-                        report.count(f"datasets_{outcome}")
-                        breaker.success()
-                except (SkippableError, RetriableError) as error:
-                    report.fail(label, error)
-                    breaker.failure(error)
-                finally:
-                    bar.update()
-
+        async def handle(raw: Any) -> None:
+            label, source_id = _label(raw), _id(raw)
             try:
-                await pipeline(produce, handle, workers=job.options.workers, stop=stop)
+                ds = source.to_pivot(raw)
+                label, source_id = f"dataset {ds.name}", ds.source_id
+                fingerprint = ds.fingerprint()
+                done = journal.get(DATASET_ENTRY, ds.source_id)
+                if done is not None and done.get("hash") == fingerprint:
+                    report.count("datasets_already_done")
+                elif dry_run:
+                    record_plan(report, await target.plan(ds), label,
+                                files=sum(r.hosted for r in ds.resources))
+                    breaker.success()
+                else:
+                    written = await target.upsert(ds, transfer)
+                    with transaction(store.db):  # a kill -9 keeps both or neither
+                        journal.record(DATASET_ENTRY, ds.source_id, name=ds.name,
+                                       hash=fingerprint)
+                        record_written(report, source, ds, written)
+                    report.count(f"datasets_{written.outcome}")
+                    breaker.success()
+            except (SkippableError, RetriableError) as error:
+                record_failed(report, source_id, label, error)
+                breaker.failure(error)
             finally:
-                bar.close()
-                report.requests = dict(client.requests)
+                bar.update()
+
+        try:
+            await pipeline(produce, handle, workers=job.options.workers, stop=stop)
+        finally:
+            bar.close()
+            report.requests = dict(client.requests)

@@ -1,42 +1,31 @@
-"""What a mirror remembers between runs, and the diff and guards of one run.
+"""What a mirror remembers between runs, in the state store.
 
-``<state-dir>/mirror.json`` holds the watermark (the newest source modified date of the last
-successful run) and the map of every source record the mirror holds on the target: its key
-there, the hash of its content, its modified date at the source. The file is only ever
-replaced whole (temp file, fsync, ``os.replace``), at the end of a run, so a killed run leaves
-the previous one intact. During a run, progress goes to the checkpoint journal instead; the
-next run replays it on top of the file, and a finished run folds it into the file and
-empties the journal, so neither grows with the number of runs.
-
-A run's diff is rclone's march reduced to ids: records listed by the source but not held
-(or held with another modified date) are read in full; records held but no longer listed
-are deletion candidates, which the guards may refuse as a whole.
+The ``mirror`` table holds every source record the mirror holds on the target: its key
+there, the hash of its content, its modified date at the source. Meta rows name the two
+portals (``mirror source``, ``mirror target``: a state is never used for another mirror),
+the watermark (the newest source modified date of the last successful run) and when that
+run committed. Each record written or removed changes its row at once, in the same
+transaction as its journal row and its history actions, so a kill -9 at any moment leaves
+a state the next run resumes from exactly. The journal rows only count what an interrupted
+run had done already; a finished run sets the watermark and clears them in one transaction.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import asdict, dataclass, field
+import sqlite3
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 
-import msgspec
-import orjson
-
-from bulkport.checkpoint import Journal
 from bulkport.errors import ConfigError
-from bulkport.moments import canonical_time
-from bulkport.outputs import write_atomically
-from bulkport.portals.base import Listing
 from bulkport.redact import safe_url
+from bulkport.store import StateStore, transaction
 
-STATE_FILE = "mirror.json"
-REPORTS_DIR = "reports"
-FORMAT = 1
-JOURNAL_KIND = "mirror"  # one journal line per record written or removed
+JOURNAL_KIND = "mirror"  # one journal row per record written or removed by the current run
+SOURCE, TARGET = "mirror source", "mirror target"
+WATERMARK, COMMITTED_AT = "mirror watermark", "mirror committed_at"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Entry:
     """One record held on the target."""
 
@@ -45,204 +34,96 @@ class Entry:
     modified: str | None  # its modified date at the source then (canonical form)
 
 
-@dataclass
 class MirrorState:
-    """The watermark and the source → target map of one mirror job."""
+    """The watermark and the source → target map of one mirror job, read from and written
+    to its state store as the run goes."""
 
-    source: str
-    target: str
-    watermark: str | None = None
-    committed_at: str | None = None
-    datasets: dict[str, Entry] = field(default_factory=dict)
+    def __init__(self, store: StateStore, *, source: str, target: str) -> None:
+        """Use :meth:`open`, which checks that the state is this mirror's."""
+        self.store = store
+        self.source, self.target = source, target
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        return self.store.db
 
     @classmethod
-    def load(cls, state_dir: Path, *, source: str, target: str) -> MirrorState:
-        """Read the state of ``state_dir`` (an empty one on the first run).
+    def open(cls, store: StateStore, *, source: str, target: str) -> MirrorState:
+        """The state of the mirror ``source`` → ``target`` in ``store``.
 
         Args:
             source, target: the portals' URLs (kept without user info or query, so that
                 no credential a URL may carry is written to disk).
 
         Raises:
-            ConfigError: the file is unreadable, was written by a newer bulkport, or belongs
-                to a mirror of other portals.
+            ConfigError: the store holds the state of a mirror of other portals.
         """
-        source, target = safe_url(source, keep_query=False), safe_url(target, keep_query=False)
-        path = state_dir / STATE_FILE
-        if not path.exists():
-            return cls(source=source, target=target)
-        saved = _read(path)
-        if (saved.source, saved.target) != (source, target):
+        state = cls(store, source=safe_url(source, keep_query=False),
+                    target=safe_url(target, keep_query=False))
+        saved = store.meta(SOURCE), store.meta(TARGET)
+        if saved != (None, None) and saved != (state.source, state.target):
+            where = store.path or "the state"
             raise ConfigError(
-                f"{path}: this state belongs to the mirror {saved.source} → "
-                f"{saved.target}, not {source} → {target}; pass another --state-dir")
-        return cls(source=source, target=target, watermark=saved.watermark,
-                   committed_at=saved.committed_at,
-                   datasets={sid: Entry(*row) for sid, row in saved.datasets.items()})
+                f"{where}: this state belongs to the mirror {saved[0]} → {saved[1]}, not "
+                f"{state.source} → {state.target}; pass another --state-dir")
+        return state
 
-    def replay(self, journal: Journal) -> int:
-        """Apply what an interrupted run journaled; return how many records it touched."""
-        entries = journal.entries(JOURNAL_KIND)  # the last line of each record wins
-        for entry in entries:
-            if entry.get("removed"):
-                self.datasets.pop(entry["key"], None)
-            elif isinstance(entry.get("target"), str) and isinstance(entry.get("hash"), str):
-                self.datasets[entry["key"]] = Entry(entry["target"], entry["hash"],
-                                                    entry.get("modified"))
-            else:
-                raise ConfigError(f"{journal.path}: a {JOURNAL_KIND} entry for {entry['key']!r} "
-                                  f"has no target or hash (the file is damaged); {_RECOVER}")
-        return len(entries)
+    @property
+    def watermark(self) -> str | None:
+        return self.store.meta(WATERMARK)
 
-    def mirrored(self, journal: Journal, source_id: str, entry: Entry) -> None:
-        """Record a record written to the target (journaled at once, committed later)."""
-        journal.record(JOURNAL_KIND, source_id, target=entry.key, hash=entry.hash,
-                       modified=entry.modified)
-        self.datasets[source_id] = entry
+    @property
+    def committed_at(self) -> str | None:
+        return self.store.meta(COMMITTED_AT)
 
-    def removed(self, journal: Journal, source_id: str, outcome: str) -> None:
-        """Record a record the mirror no longer holds (deleted, hidden or not ours)."""
-        journal.record(JOURNAL_KIND, source_id, removed=outcome)
-        self.datasets.pop(source_id, None)
+    def claim(self) -> None:
+        """Name this mirror's portals in the state before its first write."""
+        with transaction(self.db):
+            self.store.set_meta(SOURCE, self.source)
+            self.store.set_meta(TARGET, self.target)
 
-    def commit(self, state_dir: Path, journal: Journal, *, watermark: str | None) -> None:
-        """Write the state atomically with ``watermark``, then empty the journal.
+    def held(self) -> int:
+        """How many records the mirror holds."""
+        return int(self.db.execute("SELECT count(*) FROM mirror").fetchone()[0])
 
-        A kill between the two leaves a journal that replays to the same state.
-        """
-        self.watermark = watermark
-        self.committed_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        body = {"format": FORMAT, "source": self.source, "target": self.target,
-                "watermark": self.watermark, "committed_at": self.committed_at,
-                "datasets": {sid: list(asdict(e).values())
-                             for sid, e in sorted(self.datasets.items())}}
-        write_atomically(state_dir / STATE_FILE, orjson.dumps(body), durable=True,
-                         label="mirror state")
-        journal.clear()
+    def get(self, source_id: str) -> Entry | None:
+        row = self.db.execute("SELECT target_key, hash, modified FROM mirror WHERE "
+                              "source_id = ?", (source_id,)).fetchone()
+        return None if row is None else Entry(*row)
 
+    def resumed(self) -> int:
+        """How many records an interrupted run had done already (they are in the table;
+        :mod:`bulkport.legacy` folds an old journal's into it as it imports it)."""
+        return self.store.journal.count(JOURNAL_KIND)
 
-class _Saved(msgspec.Struct, kw_only=True):
-    """The shape of ``mirror.json``: anything else is a damaged file, refused whole."""
+    def _put(self, source_id: str, entry: Entry) -> None:
+        self.db.execute(
+            "INSERT INTO mirror (source_id, target_key, hash, modified) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (source_id) DO UPDATE SET target_key = excluded.target_key, "
+            "hash = excluded.hash, modified = excluded.modified",
+            (source_id, entry.key, entry.hash, entry.modified))
 
-    format: int = FORMAT
-    source: str | None = None
-    target: str | None = None
-    watermark: str | None = None
-    committed_at: str | None = None
-    datasets: dict[str, tuple[str, str, str | None]]
+    def mirrored(self, source_id: str, entry: Entry, outcome: str) -> None:
+        """Record a record written to the target (inside the caller's transaction, with
+        what else must land with it)."""
+        self._put(source_id, entry)
+        self.store.journal.record(JOURNAL_KIND, source_id, done=outcome, target=entry.key)
 
+    def removed(self, source_id: str, outcome: str) -> None:
+        """Record a record the mirror no longer holds (deleted, hidden, kept or not ours)."""
+        self.db.execute("DELETE FROM mirror WHERE source_id = ?", (source_id,))
+        self.store.journal.record(JOURNAL_KIND, source_id, done=outcome)
 
-_RECOVER = ("move it away to start over: the next run reads the whole source again and "
-            "finds its copies on the target, nothing is lost")
+    def touch(self, source_id: str, modified: str) -> None:
+        """A record read again and found unchanged: remember its new modified date, so
+        that the next listing does not read it again."""
+        self.db.execute("UPDATE mirror SET modified = ? WHERE source_id = ?",
+                        (modified, source_id))
 
-
-def _read(path: Path) -> _Saved:
-    if not path.is_file():
-        raise ConfigError(f"{path}: not a file, so not a mirror state; {_RECOVER}")
-    try:
-        raw = orjson.loads(path.read_bytes())
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the mirror state: {exc.strerror}") from None
-    except orjson.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: unreadable mirror state (not JSON: {exc}); "
-                          f"{_RECOVER}") from None
-    version = raw.get("format") if isinstance(raw, dict) else None
-    if isinstance(version, int) and version > FORMAT:
-        raise ConfigError(f"{path}: written by a newer bulkport (state format {version}); "
-                          "upgrade bulkport to use it")
-    try:
-        return msgspec.convert(raw, _Saved)
-    except msgspec.ValidationError as exc:
-        raise ConfigError(f"{path}: unreadable mirror state ({_shape(str(exc))}); "
-                          f"{_RECOVER}") from None
-
-
-def _shape(message: str) -> str:
-    """msgspec's "Expected `object`, got `array` - at `$.datasets`", said for a person."""
-    found = re.match(r"^(?P<what>.*?)(?: - at `\$\.?(?P<where>[^`]*)`)?$", message)
-    assert found is not None  # the pattern matches any text
-    where, what = found["where"] or "the file", found["what"]
-    types = re.match(r"^Expected `([^`]+)`, got `([^`]+)`$", what)
-    if types:
-        return f"{where} must be {types[1]}, not {types[2]}"
-    what = what.replace("`", "")
-    return f"{where}: {what[:1].lower()}{what[1:]}"
-
-
-@dataclass
-class Plan:
-    """One run's diff between the source listing and the state."""
-
-    listed: int
-    fetch: set[str]  # listed ids new to the mirror or with another modified date
-    gone: set[str]  # held ids the source no longer lists (deletion candidates)
-    watermark: str | None  # the newest modified date listed
-
-
-def march(listing: Listing, state: MirrorState) -> Plan:
-    """Compare the source's ids and dates with what the mirror holds."""
-    fetch: set[str] = set()
-    newest: str | None = None
-    for sid, modified in listing.modified.items():
-        stamp = canonical_time(modified)
-        if stamp is not None and (newest is None or stamp > newest):
-            newest = stamp
-        held = state.datasets.get(sid)
-        if held is None or stamp is None or held.modified != stamp:
-            fetch.add(sid)
-    gone = set(state.datasets) - set(listing.modified)
-    return Plan(listed=len(listing.modified), fetch=fetch, gone=gone, watermark=newest)
-
-
-@dataclass(frozen=True)
-class Guards:
-    """How much one run may delete."""
-
-    max_fraction: float = 0.10
-    max_count: int = 0  # 0: no limit by count
-
-
-def refusal(plan: Plan, held: int, guards: Guards) -> str | None:
-    """Why the run must not delete (then it deletes nothing), or None when it may."""
-    if plan.listed == 0 and held:
-        return (f"the source lists 0 datasets while the mirror holds {held:,}: refusing to "
-                "delete anything (a source outage or a wrong filter?)")
-    count = len(plan.gone)
-    if not count:
-        return None
-    if guards.max_count and count > guards.max_count:
-        return (f"this run would delete {count:,} datasets, more than max_delete_count "
-                f"{guards.max_count:,}; nothing was written. If the source is right, allow "
-                f"it for one run with --max-delete-count {count}")
-    fraction = count / held if held else 1.0
-    if fraction > guards.max_fraction:
-        return (f"this run would delete {count:,} of the {held:,} mirrored datasets "
-                f"({fraction:.0%}, more than max_delete_fraction {guards.max_fraction:.0%}); "
-                "nothing was written. If the source is right, allow it for one run with "
-                f"--max-delete-fraction {min(1.0, fraction + 0.005):.2f}")
-    return None
-
-
-def report_path(state_dir: Path, started: datetime) -> Path:
-    """A new file under ``<state-dir>/reports/`` named after the run's start (UTC)."""
-    folder = state_dir / REPORTS_DIR
-    stem = started.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    path, n = folder / f"{stem}.json", 1
-    while path.exists():  # two runs in one second (a dry run, then the real one)
-        n += 1
-        path = folder / f"{stem}-{n}.json"
-    return path
-
-
-def prune_reports(state_dir: Path, keep: int) -> list[Path]:
-    """Delete all but the ``keep`` newest run reports; return those deleted."""
-    folder = state_dir / REPORTS_DIR
-    if keep <= 0 or not folder.is_dir():
-        return []
-    # Only the run reports themselves: a link or a folder named *.json is not one of them.
-    reports = sorted((p for p in folder.glob("*.json") if p.is_file() and not p.is_symlink()),
-                     key=lambda p: (p.stat().st_mtime, p.name))
-    old = reports[:-keep]
-    for path in old:
-        path.unlink(missing_ok=True)
-    return old
+    def commit(self, *, watermark: str | None) -> None:
+        """End a run: set ``watermark`` and forget the run's journal rows, together."""
+        with transaction(self.db):
+            self.store.set_meta(WATERMARK, watermark)
+            self.store.set_meta(COMMITTED_AT,
+                                datetime.now(timezone.utc).isoformat(timespec="seconds"))
+            self.store.journal.clear(JOURNAL_KIND)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from pathlib import Path
 from typing import TextIO
 
 import anyio
@@ -30,8 +29,10 @@ from bulkport.portals.base import TokenStore
 from bulkport.progress import ProgressBar
 from bulkport.queue import pipeline
 from bulkport.report import Report
+from bulkport.store import StateStore, transaction
 
 PLANNED, PLAN_SEALED, REVOKED = "planned_token", "plan", "token"
+TOKEN = "token"  # history: what the actions are about
 SAMPLE = 10
 
 
@@ -52,7 +53,7 @@ async def _plan(portal: TokenStore, token_filter: TokenFilter, job: JobConfig,
     own = portal.own_token_id()
     mine = [t for t in selected if t.id == own]
     for token in mine:
-        report.acted("skipped_in_use_by_this_run", **token.row())
+        report.acted("skipped_in_use_by_this_run", entity=TOKEN, **token.row())
         report.note(f"token {token.id} ({token.user}/{token.name}) is the one this run uses: "
                     "not revoked")
     return [t for t in selected if t.id != own]
@@ -95,13 +96,13 @@ def _saved_plan(journal: Journal, token_filter: TokenFilter) -> list[Token] | No
 
 
 def _save_plan(journal: Journal, token_filter: TokenFilter, plan: list[Token]) -> None:
-    for token in plan:
-        journal.record(PLANNED, token.id, **token.row())
-    # Sealed last: a crash while writing leaves an unsealed plan, which is thrown away.
-    journal.record(PLAN_SEALED, "sealed", filter=token_filter.fingerprint(), size=len(plan))
+    with transaction(journal.store.db):  # the whole plan, sealed, or none of it
+        for token in plan:
+            journal.record(PLANNED, token.id, **token.row())
+        journal.record(PLAN_SEALED, "sealed", filter=token_filter.fingerprint(), size=len(plan))
 
 
-async def revoke_tokens(job: JobConfig, *, state_dir: Path, report: Report,
+async def revoke_tokens(job: JobConfig, *, store: StateStore, report: Report,
                         confirmed: bool = False, progress: bool = False,
                         stop: anyio.Event | None = None, out: TextIO | None = None) -> None:
     """Run a ``revoke-tokens`` job; every token acted on lands in ``report.actions``.
@@ -119,21 +120,21 @@ async def revoke_tokens(job: JobConfig, *, state_dir: Path, report: Report,
             if not confirmed:
                 plan = await _plan(portal, token_filter, job, report)
                 for token in plan:
-                    report.acted("would_revoke", **token.row())
+                    report.acted("would_revoke", entity=TOKEN, **token.row())
                 _print_plan(plan, report, portal, out)
                 return
-            with Journal(state_dir) as journal:
-                saved = _saved_plan(journal, token_filter)
-                if saved is None:
-                    plan = await _plan(portal, token_filter, job, report)
-                    _save_plan(journal, token_filter, plan)
-                else:
-                    plan = saved
-                    report.note(f"resumed an unfinished run: {journal.count(REVOKED)} of "
-                                f"{len(plan)} planned tokens were already revoked")
-                await _revoke(portal, plan, journal, job, report, progress, stop)
-                if report.ok and not (stop and stop.is_set()):
-                    journal.clear()
+            journal = store.journal
+            saved = _saved_plan(journal, token_filter)
+            if saved is None:
+                plan = await _plan(portal, token_filter, job, report)
+                _save_plan(journal, token_filter, plan)
+            else:
+                plan = saved
+                report.note(f"resumed an unfinished run: {journal.count(REVOKED)} of "
+                            f"{len(plan)} planned tokens were already revoked")
+            await _revoke(portal, plan, journal, job, report, progress, stop)
+            if report.ok and not (stop and stop.is_set()):
+                journal.clear()
         finally:
             report.requests = dict(client.requests)
 
@@ -146,7 +147,7 @@ async def _revoke(portal: TokenStore, plan: list[Token], journal: Journal, job: 
         if done is None:
             todo.append(token)
         else:
-            report.acted(done["outcome"], **token.row(), earlier_run=True)
+            report.acted(done["outcome"], **token.row(), earlier_run=True)  # not this run's act
     bar = ProgressBar(watchdog.current(), progress=progress, total=len(todo), desc="revoking",
                       unit="token")
 
@@ -162,11 +163,12 @@ async def _revoke(portal: TokenStore, plan: list[Token], journal: Journal, job: 
             outcome = await portal.revoke(token, job.options.reason)
         except (SkippableError, RetriableError) as error:
             report.fail(f"token {token.id}", error, user=token.user, name=token.name)
-            report.acted("revoke_failed", **token.row())
+            report.acted("revoke_failed", entity=TOKEN, **token.row())
             breaker.failure(error)
         else:
-            journal.record(REVOKED, token.id, outcome=outcome)
-            report.acted(outcome, **token.row())
+            with transaction(journal.store.db):  # journaled and in the history, or neither
+                journal.record(REVOKED, token.id, outcome=outcome)
+                report.acted(outcome, entity=TOKEN, **token.row())
             breaker.success()
         finally:
             bar.update()

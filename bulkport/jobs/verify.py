@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import logging
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import anyio
 
-from bulkport.checkpoint import Journal
 from bulkport.config import JobConfig
 from bulkport.errors import MappingError, abort_reason
 from bulkport.jobs.migrate import make_client
@@ -27,6 +25,7 @@ from bulkport.portals import registry
 from bulkport.portals.base import MirrorTarget, Role, Source
 from bulkport.redact import redact
 from bulkport.report import Report
+from bulkport.store import StateStore
 
 EXIT_MATCH, EXIT_DIFFERENT, EXIT_ABORTED = 0, 1, 2
 log = logging.getLogger("bulkport")
@@ -69,16 +68,20 @@ async def verify(job: JobConfig) -> Verdict:
         ConfigError: the target cannot be listed by ownership mark.
         BulkportError: a portal could not be read (the comparison is incomplete).
     """
+    # The adapter wants a journal for its writes; verify writes nothing, so a throw-away
+    # store in memory does, and the job's state is left alone (another run may hold it).
+    with StateStore(None) as unused:
+        return await _verify(job, unused)
+
+
+async def _verify(job: JobConfig, unused: StateStore) -> Verdict:
     assert job.source is not None and job.target is not None
     verdict = Verdict()
     async with make_client(job) as client:
         registry.require(registry.of(job.target), Role.MIRROR_TARGET, f"{job.path}: [target]",
                          why=" that verify can list by ownership mark")
         source = registry.open_source(job.source, client, job.options)
-        # The adapter wants a journal for its writes; verify writes nothing, and this one
-        # is never opened, so no file is created.
-        unused = Journal(Path(tempfile.gettempdir()) / "bulkport-verify-unused")
-        target = registry.open_mirror_target(job.target, client, job.options, unused,
+        target = registry.open_mirror_target(job.target, client, job.options, unused.journal,
                                              Report(job.name, "verify"))
         await target.check()
         await source.check()

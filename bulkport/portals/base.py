@@ -48,6 +48,10 @@ class Source(Protocol):
         """Map one raw record. Raises MappingError when it cannot be mapped."""
         ...
 
+    def page_url(self, ds: Dataset) -> str:
+        """The public page of ``ds`` on this portal (the old URL of a redirect map)."""
+        ...
+
     def open_file(self, resource: Resource) -> AbstractAsyncContextManager[StreamResponse]:
         """Stream a hosted file's bytes."""
         ...
@@ -68,17 +72,53 @@ class Target(Protocol):
         reading only."""
         ...
 
-    async def upsert(self, ds: Dataset, transfer: FileTransfer) -> str:
-        """Write ``ds`` with its files; return ``"created"``, ``"updated"`` or ``"unchanged"``."""
+    async def upsert(self, ds: Dataset, transfer: FileTransfer) -> Written:
+        """Write ``ds`` with its files; say what became of it and where it is now."""
         ...
 
 
+@dataclass(frozen=True)
+class WrittenFile:
+    """One hosted file of a dataset as an upsert left it on the target."""
+
+    source_id: str  # the resource's id at the source
+    action: str  # "created", "updated" or "unchanged"
+    url: str  # where the target serves the file now
+
+
+@dataclass(frozen=True)
+class Written:
+    """What :meth:`Target.upsert` did with one dataset."""
+
+    outcome: str  # "created", "updated" or "unchanged"
+    key: str  # the target's id of it (CKAN name, Opendatasoft dataset_id, DataPress id)
+    url: str  # its public page on the target
+    files: tuple[WrittenFile, ...] = ()
+
+
+class Listing(Protocol):
+    """Where a source's listing goes: record ids, each with its modified date as the portal
+    states it (a mirror keeps them in its state store, not in memory)."""
+
+    announced: int  # the total the portal announced (pages can shift while listed)
+
+    def add(self, source_id: str, modified: str | None) -> None: ...
+
+    def __len__(self) -> int: ...
+
+
 @dataclass
-class Listing:
-    """A catalog's record ids, each with its modified date as the portal states it."""
+class MemoryListing:
+    """A :class:`Listing` in a dict, for the few ids a second look asks about."""
 
     modified: dict[str, str | None] = field(default_factory=dict)
-    announced: int = 0  # the total the portal announced (pages can shift while listed)
+    announced: int = 0
+
+    def add(self, source_id: str, modified: str | None) -> None:
+        self.modified[source_id] = modified
+
+    def __len__(self) -> int:
+        return len(self.modified)
 
 
 class MirrorSource(Source, Protocol):
@@ -93,11 +133,11 @@ class MirrorSource(Source, Protocol):
         ``updated_at`` and ``modified``, DataPress ``updatedAt``)."""
         ...
 
-    async def list_ids(self, *, page_concurrency: int,
-                       ids: Collection[str] | None = None) -> Listing:
-        """Every record id with its modified date, without the full records; with ``ids``,
-        only those of them the catalog still holds. Raises rather than return a partial
-        listing."""
+    async def list_ids(self, listing: Listing, *, page_concurrency: int,
+                       ids: Collection[str] | None = None) -> None:
+        """Add every record id with its modified date to ``listing``, without the full
+        records; with ``ids``, only those of them the catalog still holds. Raises rather
+        than leave a partial listing."""
         ...
 
     async def produce_ids(self, send: MemoryObjectSendStream[Any], ids: Collection[str]) -> None:
@@ -107,10 +147,6 @@ class MirrorSource(Source, Protocol):
 
 class MirrorTarget(Target, Protocol):
     """A target a mirror can also delete from, only ever what it wrote itself."""
-
-    def remember(self, source_id: str, key: str) -> None:
-        """Where an earlier run wrote ``source_id`` (so a renamed record finds its copy)."""
-        ...
 
     def key_for(self, ds: Dataset) -> str:
         """The target's key (name, dataset id) of ``ds`` once upserted."""

@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 from aiohttp import web
-from interrupt import kill_when_journaled, wait_for_journal
+from interrupt import kill_at_random_moments, kill_when_journaled, wait_for_journal
 from leaks import assert_no_key
 
 from bulkport.cli import main
@@ -270,12 +270,45 @@ def test_kill_9_then_resume_equals_uninterrupted_run(make_portals, tmp_path: Pat
     env = {**os.environ, "TEST_CKAN_KEY": CKAN_KEY}
     command = [sys.executable, "-m", "bulkport", "run", str(job), "--state-dir", str(state),
                "--no-progress"]
-    kill_when_journaled(command, env, state / "journal.jsonl", b"\n", 25)
+    kill_when_journaled(command, env, state, None, 25)
     assert len(portals.ods.datasets) < 60  # really interrupted mid-run
 
     assert subprocess.run(command, env=env, stderr=subprocess.DEVNULL).returncode == 0
     assert check_target(portals.ckan, portals.ods) == []
     assert _final_state(portals.ods) == _final_state(reference.ods)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_kill_9_at_random_moments_then_resume_equals_uninterrupted_run(
+        make_portals, tmp_path: Path, seed: int) -> None:
+    latency = Faults(latency=0.01)
+    reference = make_portals(datasets=50, faults=latency)
+    (tmp_path / "ref").mkdir()
+    ref_job = write_job(tmp_path / "ref", reference)
+    assert run(ref_job, tmp_path / "ref-state") == 0
+
+    portals = make_portals(datasets=50, faults=latency)
+    (tmp_path / "killed").mkdir()
+    job = write_job(tmp_path / "killed", portals)
+    state = tmp_path / "killed-state"
+    env = {**os.environ, "TEST_CKAN_KEY": CKAN_KEY}
+    command = [sys.executable, "-m", "bulkport", "run", str(job), "--state-dir", str(state),
+               "--no-progress"]
+    delays = kill_at_random_moments(command, env, seed=seed, kills=4, longest=2.5)
+    assert subprocess.run(command, env=env, stderr=subprocess.DEVNULL).returncode == 0, delays
+    assert check_target(portals.ckan, portals.ods) == [], delays
+    assert _final_state(portals.ods) == _final_state(reference.ods), delays
+
+    # The history, split over the killed runs, still maps every dataset and file once.
+    maps = {}
+    for name, folder, at in (("ref", ref_job, tmp_path / "ref-state"),
+                             ("killed", job, state)):
+        out = tmp_path / f"{name}.csv"
+        assert main(["export", str(folder), "--state-dir", str(at), "--redirects",
+                     str(out)]) == 0
+        maps[name] = [line.split(",")[0] for line in out.read_text().splitlines()[1:]]
+    assert sorted(maps["killed"]) == sorted(maps["ref"]), delays
+    assert maps["ref"].count("dataset") == 50
 
 
 def test_search_falls_back_to_post_when_get_is_refused(make_portals, tmp_path: Path) -> None:
@@ -293,8 +326,7 @@ def test_sigterm_drains_then_resume_finishes(make_portals, tmp_path: Path) -> No
     command = [sys.executable, "-m", "bulkport", "run", str(job), "--state-dir", str(state),
                "--no-progress"]
     proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
-    journal = state / "journal.jsonl"
-    wait_for_journal(proc, journal, b"\n", 10)
+    wait_for_journal(proc, state, None, 10)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130

@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 from mirror_sites import (
     SOURCE_KEY,
@@ -17,6 +18,7 @@ from mirror_sites import (
     call,
     drop,
     edit,
+    last_actions,
     last_report,
     replace_file,
     run,
@@ -25,9 +27,11 @@ from mirror_sites import (
     verify,
     write_job,
 )
+from state_rows import count_journaled
 
-from bulkport.checkpoint import Journal
 from bulkport.portals.ckan.mapping import MARK
+from bulkport.store import StateStore
+from bulkport.testing.ckan.model import now_iso
 
 
 @pytest.fixture
@@ -79,10 +83,25 @@ def test_second_run_makes_exactly_the_writes_the_source_changes_need(sites, tmp_
     copy = next(r for r in copies[file_changed]["resources"] if r[MARK] == changed_resource)
     assert s.target.blobs.get(copy["id"]).sha256 == s.source.blobs.get(changed_resource).sha256
     assert set(added) <= set(copies)
+    # Each record acted on is in the run's history, with where it is on both sides.
+    actions = last_actions(state)
+    datasets = [a for a in actions if a["entity"] == "dataset"]
+    assert sorted((a["action"], a["source_id"], a["target_id"]) for a in datasets
+                  if a["action"] == "deleted") == sorted(
+        ("deleted", i, everything[i]["name"]) for i in deleted)
+    created = {a["source_id"]: a for a in datasets if a["action"] == "created"}
+    assert set(created) == set(added)
+    for pkg_id, action in created.items():
+        name = copies[pkg_id]["name"]
+        assert action["target_id"] == name and action["target_url"].endswith(f"/dataset/{name}")
+        assert action["source_url"].startswith(s.source_url)
+    assert sum(a["action"] == "updated" for a in datasets) == 10
+    assert [a["source_id"] for a in actions if a["entity"] == "file"
+            and a["action"] == "updated"] == [changed_resource]
     second = state_of(state)
     assert second["watermark"] > first["watermark"]
     assert set(second["datasets"]) == set(s.active_ids())
-    assert (state / "journal.jsonl").stat().st_size == 0  # folded into mirror.json
+    assert count_journaled(state, "mirror") == 0  # a finished run leaves no journal
 
     capsys.readouterr()
     assert verify(job) == 0
@@ -252,6 +271,8 @@ def test_dry_run_prints_the_plan_and_writes_nothing(sites, tmp_path: Path, capsy
     edit(s.source, ids[0], title="new title")
     drop(s.source, ids[1])
     new = add(s.source, ids[2], 1)
+    touched = ids[3]  # reindexed: a new date in the listing, the same content
+    s.source.save_package({**s.source.packages[touched], "indexed_ts": now_iso()})
     before = state_of(state)
     capsys.readouterr()
     s.reset_stats()
@@ -260,15 +281,19 @@ def test_dry_run_prints_the_plan_and_writes_nothing(sites, tmp_path: Path, capsy
     assert "would create 1 dataset(s)\n  added-dataset-1" in out
     assert f"would update 1 dataset(s)\n  {s.source.packages[ids[0]]['name']}" in out
     assert f"would delete 1 dataset(s)\n  {by_mark(s.target)[ids[1]]['name']}" in out
-    assert s.writes() == {} and state_of(state) == before
-    assert (state / "journal.jsonl").stat().st_size == 0
+    assert s.writes() == {} and state_of(state) == before  # not even the new date
+    assert count_journaled(state, "mirror") == 0
     assert new not in by_mark(s.target)
+    assert run(job, state) == 0  # the new date is kept: the next listing skips it
+    key, digest, modified = state_of(state)["datasets"][touched]
+    assert [key, digest] == before["datasets"][touched][:2]
+    assert modified > before["datasets"][touched][2]
 
 
 def test_an_overlapping_run_is_refused(sites, tmp_path: Path, capsys) -> None:
     s: Sites = sites(datasets=5)
     job, state = write_job(tmp_path, s), tmp_path / "state"
-    with Journal(state):  # another run holds the state directory
+    with StateStore(state):  # another run holds the state directory
         assert run(job, state) == 2
     assert "another bulkport run" in capsys.readouterr().err
     assert s.writes() == {}
@@ -329,6 +354,8 @@ def test_a_failed_record_holds_the_watermark_and_is_retried_alone(sites, tmp_pat
     assert first["watermark"] is None  # not every record succeeded
     assert len(first["datasets"]) == 39  # but the finished ones are kept
     assert "extras" in last_report(state)["failures"][0]["reason"]
+    failed = [a for a in last_actions(state) if a["action"] == "failed"]
+    assert [a["source_id"] for a in failed] == [victim] and "extras" in failed[0]["reason"]
 
     edit(s.source, victim, extras=good["extras"])  # repaired at the source
     s.reset_stats()
@@ -336,3 +363,32 @@ def test_a_failed_record_holds_the_watermark_and_is_retried_alone(sites, tmp_pat
     assert s.writes() == {"package_create": 1, "resource_create": 2}  # only the one missing
     assert state_of(state)["watermark"] is not None
     assert set(by_mark(s.target)) == set(s.active_ids())
+
+
+def test_an_old_mirror_json_is_imported_with_a_line_and_the_mirror_goes_on(
+        sites, tmp_path: Path, capsys) -> None:
+    s: Sites = sites(datasets=30)
+    job, state = write_job(tmp_path, s), tmp_path / "state"
+    assert run(job, state) == 0
+    saved = state_of(state)
+    old = tmp_path / "old-state"  # the same mirror, as an earlier bulkport left it
+    old.mkdir()
+    (old / "mirror.json").write_bytes(orjson.dumps({"format": 1, **saved}))
+    edited = s.active_ids()[:2]
+    for pkg_id in edited:
+        edit(s.source, pkg_id, title="edited since")
+    capsys.readouterr()
+    s.reset_stats()
+
+    assert run(job, old) == 0
+    err = capsys.readouterr().err
+    assert f"{old / 'mirror.json'}: imported 30 entries into the state database" in err
+    assert s.writes() == {"package_patch": 2}  # what a run on the store would write
+    now = state_of(old)
+    assert now["watermark"] > saved["watermark"]
+    assert {k: v for k, v in now["datasets"].items() if k not in edited} == {
+        k: v for k, v in saved["datasets"].items() if k not in edited}
+    assert (old / "mirror.json.imported").exists() and not (old / "mirror.json").exists()
+    s.reset_stats()
+    assert run(job, old) == 0  # imported once
+    assert "imported" not in capsys.readouterr().err and s.writes() == {}

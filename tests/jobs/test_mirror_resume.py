@@ -11,9 +11,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
-from interrupt import kill_when_journaled
+from interrupt import kill_at_random_moments, kill_when_journaled
 from mirror_sites import (
     Sites,
     add,
@@ -21,11 +20,14 @@ from mirror_sites import (
     drop,
     edit,
     environment,
+    last_report,
     run,
     site_factory,
+    state_of,
     verify,
     write_job,
 )
+from state_rows import count_journaled
 
 from bulkport.portals.ckan.mapping import VERSION
 from bulkport.testing import CkanStore
@@ -73,26 +75,60 @@ def test_sigkill_during_a_run_then_a_rerun_equals_an_uninterrupted_run(sites, tm
     assert verify(ref_job) == 0
 
     job, state = write_job(tmp_path / "killed", killed), tmp_path / "killed" / "state"
-    watermark = orjson.loads((state / "mirror.json").read_bytes())["watermark"]
+    watermark = state_of(state)["watermark"]
     killed.target_faults.latency = 0.05  # slow enough to be killed half-way
     command = [sys.executable, "-m", "bulkport", "run", str(job), "--state-dir", str(state),
                "--no-progress", "--concurrency", "2"]
-    journal = state / "journal.jsonl"
-    pid = kill_when_journaled(command, environment(), journal, b'"kind":"mirror"', 15)
+    pid = kill_when_journaled(command, environment(), state, "mirror", 15)
 
-    saved = orjson.loads((state / "mirror.json").read_bytes())
-    assert saved["watermark"] == watermark  # unfinished work: the watermark stayed
-    done = journal.read_bytes().count(b'"kind":"mirror"')
+    assert state_of(state)["watermark"] == watermark  # unfinished work: the watermark stayed
+    done = count_journaled(state, "mirror")
     assert 15 <= done < 88  # really interrupted half-way
     assert (state / "lock").read_text() == str(pid)  # a stale lock, from a dead run
 
     killed.target_faults.latency = 0.0
     assert subprocess.run(command, env=environment(), stderr=subprocess.DEVNULL).returncode == 0
     assert final_state(killed.target) == final_state(reference.target)
-    saved = orjson.loads((state / "mirror.json").read_bytes())
+    assert last_report(state)["notes"] == {
+        f"resumed an interrupted run: {done} datasets were done already": 1}
+    saved = state_of(state)
     assert saved["watermark"] > watermark
     assert set(saved["datasets"]) == set(killed.active_ids())
-    assert journal.stat().st_size == 0
+    assert count_journaled(state, "mirror") == 0
+    assert verify(job) == 0
+
+
+def test_sigkill_at_random_moments_then_a_rerun_equals_an_uninterrupted_run(
+        sites, tmp_path: Path) -> None:
+    """Killed at random moments through the first run (a full migration) and through the
+    next one (edits, deletions, new datasets), a mirror ends as one that never was."""
+    when = now_iso()
+    reference, killed = sites(datasets=120), sites(datasets=120)
+    ref_job, ref_state = write_job(tmp_path / "reference", reference), tmp_path / "reference" / "s"
+    job, state = write_job(tmp_path / "killed", killed), tmp_path / "killed" / "state"
+    command = [sys.executable, "-m", "bulkport", "run", str(job), "--state-dir", str(state),
+               "--no-progress", "--concurrency", "2"]
+    watermark = None
+    for seed in (1, 2):  # the first run, then the second
+        if seed == 2:
+            change(reference, when)
+            change(killed, when)
+        assert run(ref_job, ref_state) == 0
+        killed.target_faults.latency = 0.05  # a run lasts longer than the latest kill
+        delays = kill_at_random_moments(command, environment(), seed=seed, kills=3,
+                                        longest=2.0)
+        assert state_of(state)["watermark"] == watermark, f"not killed in time: {delays}"
+        killed.target_faults.latency = 0.0
+        assert subprocess.run(command, env=environment(),
+                              stderr=subprocess.DEVNULL).returncode == 0
+        assert final_state(killed.target) == final_state(reference.target)
+        # Keys and dates (the hashes cover file URLs, which name each twin's own host).
+        assert ({sid: (key, modified) for sid, (key, _, modified)
+                 in state_of(state)["datasets"].items()}
+                == {sid: (key, modified) for sid, (key, _, modified)
+                    in state_of(ref_state)["datasets"].items()})
+        assert count_journaled(state, "mirror") == 0
+        watermark = state_of(state)["watermark"]
     assert verify(job) == 0
 
 
@@ -100,27 +136,24 @@ def test_sigterm_drains_keeps_the_watermark_and_a_rerun_finishes(sites, tmp_path
     s: Sites = sites(datasets=120)
     job, state = write_job(tmp_path, s), tmp_path / "state"
     assert run(job, state) == 0
-    watermark = orjson.loads((state / "mirror.json").read_bytes())["watermark"]
+    watermark = state_of(state)["watermark"]
     change(s, now_iso())
     s.target_faults.latency = 0.05
     command = [sys.executable, "-m", "bulkport", "run", str(job), "--state-dir", str(state),
                "--no-progress", "--concurrency", "2"]
     proc = subprocess.Popen(command, env=environment(), stderr=subprocess.PIPE, text=True)
-    journal = state / "journal.jsonl"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (
-            journal.exists() and journal.read_bytes().count(b'"kind":"mirror"') >= 10):
+    while time.monotonic() < deadline and count_journaled(state, "mirror") < 10:
         time.sleep(0.01)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
     assert "SIGTERM: finishing the work in flight" in err
-    saved = orjson.loads((state / "mirror.json").read_bytes())
-    assert saved["watermark"] == watermark
-    drained = journal.read_bytes().count(b'"kind":"mirror"')
+    assert state_of(state)["watermark"] == watermark
+    drained = count_journaled(state, "mirror")
     assert 10 <= drained < 88
 
     s.target_faults.latency = 0.0
     assert run(job, state) == 0
-    assert orjson.loads((state / "mirror.json").read_bytes())["watermark"] > watermark
+    assert state_of(state)["watermark"] > watermark
     assert verify(job) == 0

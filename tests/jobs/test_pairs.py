@@ -3,8 +3,10 @@ checked record by record: every dataset once, its title and description, its fil
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import os
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -264,6 +266,47 @@ def test_every_pair_migrates_every_dataset_and_file(portals: Portals, tmp_path: 
         assert held.description.strip() == record.description.strip()
         assert held.files == record.files, record.name
 
+    # The redirect map the migration leaves: every old URL and every new one resolves, and a
+    # file's new URL serves the bytes of its old one.
+    csv_map = tmp_path / "redirects.csv"
+    assert main(["export", str(job), "--state-dir", str(tmp_path / "state"),
+                 "--redirects", str(csv_map)]) == 0
+    rows = list(csv.DictReader(csv_map.open()))
+    assert sum(row["type"] == "dataset" for row in rows) == DATASETS
+    assert sum(row["type"] == "file" for row in rows) == sum(len(r.files) for r in expected)
+    for row in rows:
+        old, new = _fetch(row["old_url"], source), _fetch(row["new_url"], target)
+        if row["type"] == "file":
+            assert hashlib.sha256(new).hexdigest() == hashlib.sha256(old).hexdigest(), row
+    nginx_map = tmp_path / "redirects.map"
+    assert main(["export", str(job), "--state-dir", str(tmp_path / "state"),
+                 "--redirects", str(nginx_map)]) == 0
+    entries = [line for line in nginx_map.read_text().splitlines() if not line.startswith("#")]
+    assert len(entries) == len(rows)
+    assert all(line.startswith('"/') and line.endswith('";') for line in entries)
+
     # A second run, even with a fresh state directory, writes nothing.
     assert main(["run", str(job), "--state-dir", str(tmp_path / "fresh"), "--no-progress"]) == 0
     assert writes() == written
+
+
+def _fetch(url: str, portal: Endpoint) -> bytes:
+    """GET ``url`` as a user of ``portal`` who may see its private datasets; it must answer
+    200 (an anonymous visitor gets 403/404 for those, as on the real portals)."""
+    key = f"apikey {KEY}" if portal.type == "ods" else KEY
+    request = urllib.request.Request(url, headers={"Authorization": key})
+    with urllib.request.build_opener(_KeyStaysHome).open(request, timeout=10) as reply:
+        assert reply.status == 200, url
+        return bytes(reply.read())
+
+
+class _KeyStaysHome(urllib.request.HTTPRedirectHandler):
+    """A redirect (to a presigned download) is followed without the key, as a browser
+    would: the storage refuses a second credential."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
+                         headers: Any, newurl: str) -> urllib.request.Request | None:
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None:
+            new.remove_header("Authorization")
+        return new

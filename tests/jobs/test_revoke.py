@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from interrupt import kill_when_journaled
+from interrupt import kill_at_random_moments, kill_when_journaled
+from state_rows import count_journaled, every_byte
 
 from bulkport.cli import main
+from bulkport.history import History
+from bulkport.store import StateStore
 from bulkport.testing import (
     CkanStore,
     Faults,
@@ -122,15 +125,67 @@ def test_revokes_exactly_the_filtered_tokens(make_site, tmp_path: Path, capsys,
 
     # No token value anywhere a user can read.
     output = capsys.readouterr()
-    texts = [output.out, output.err, csv.read_text(),
-             *(p.read_text() for p in (tmp_path / "state").iterdir() if p.is_file())]
+    texts = [output.out.encode(), output.err.encode(), csv.read_bytes(),
+             every_byte(tmp_path / "state")]
     for value in site.issued.values():
-        assert not any(value in text for text in texts)
+        assert not any(value.encode() in text for text in texts)
 
     # Finished for good: the journal is empty and a new run finds nothing left.
-    assert (tmp_path / "state" / "journal.jsonl").stat().st_size == 0
+    assert count_journaled(tmp_path / "state") == 0
     assert run(job, tmp_path / "state", "--yes") == 0
     assert report_of(tmp_path / "state")["counts"].get("revoked", 0) == 0
+
+
+def test_two_revocations_leave_two_audits_in_the_history(make_site, tmp_path: Path,
+                                                        capsys) -> None:
+    site = make_site(users=4, tokens=120)
+    accounts, state = site.store.accounts, tmp_path / "state"
+
+    def datapusher_of(user: str) -> set[str]:
+        return {t.id for t in accounts.tokens.values()
+                if t.name == "datapusher" and t.user_id == accounts.users[user].id}
+
+    first, second = datapusher_of("user000"), datapusher_of("user001")
+    assert first and second
+    for user in ("user000", "user001"):
+        job = write_job(tmp_path / "job.toml", site.url,
+                        filter=f'name = "datapusher"\nusers = ["{user}"]')
+        assert run(job, state) == 0  # a dry run first: it is in the history too
+        assert run(job, state, "--yes") == 0
+    capsys.readouterr()
+
+    assert main(["history", str(job), "--state-dir", str(state)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[3] for line in lines[1:]] == ["dry", "real", "dry", "real"]
+    assert all("revoke-tokens" in line for line in lines[1:])
+
+    for number, tokens in ((2, first), (4, second)):
+        assert main(["show", str(job), str(number), "--state-dir", str(state),
+                     "--action", "revoked"]) == 0
+        shown = capsys.readouterr().out
+        listed = {line.split()[2] for line in shown.splitlines() if line.startswith("  revoked")}
+        assert listed == tokens
+        assert f"tokens revoked {len(tokens)}" in shown
+
+    # One JSON audit per run, none overwritten.
+    audits = sorted((state / "reports").glob("*.json"))
+    assert len(audits) == 4
+    revoked = [{a["id"] for a in json.loads(p.read_text())["actions"] if a["outcome"] == "revoked"}
+               for p in audits]
+    assert first in revoked and second in revoked
+
+
+def test_a_run_refused_by_the_lock_is_in_the_history(make_site, tmp_path: Path,
+                                                     capsys) -> None:
+    site = make_site(users=2, tokens=20)
+    state = tmp_path / "state"
+    job = write_job(tmp_path / "job.toml", site.url)
+    with StateStore(state):  # another run holds the state directory
+        assert run(job, state, "--yes") == 2
+    assert "another bulkport run" in capsys.readouterr().err
+    assert main(["history", str(job), "--state-dir", str(state)]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert "aborted" in line and "another bulkport run" in line
 
 
 def test_survives_ten_percent_faults(make_site, tmp_path: Path) -> None:
@@ -154,13 +209,12 @@ def test_kill_9_then_resume_ends_like_an_uninterrupted_run(make_site, tmp_path: 
     env = {**os.environ, "TEST_TOKEN_KEY": ADMIN_KEY}
     command = [sys.executable, "-m", "bulkport", "run", str(job), "--state-dir", str(state),
                "--no-progress", "--yes"]
-    journal = state / "journal.jsonl"
-    kill_when_journaled(command, env, journal, b'"kind":"token"', 60)
+    kill_when_journaled(command, env, state, "token", 60)
     gone = before - set(site.store.accounts.tokens)
     assert 60 <= len(gone) < len(expected)  # really interrupted mid-run
     assert gone <= expected
-    text = journal.read_text()
-    assert not any(value in text for value in site.issued.values())
+    stored = every_byte(state)
+    assert not any(value.encode() in stored for value in site.issued.values())
 
     # New datapusher tokens appear meanwhile: the resumed run keeps to its plan.
     site.store.accounts.create_token("user000", "datapusher")
@@ -171,6 +225,43 @@ def test_kill_9_then_resume_ends_like_an_uninterrupted_run(make_site, tmp_path: 
     report = report_of(state)
     assert {a["id"] for a in report["actions"]} == expected
     assert any("resumed an unfinished run" in note for note in report["notes"])
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_kill_9_at_random_moments_then_resume_revokes_each_once(make_site, tmp_path: Path,
+                                                               seed: int) -> None:
+    site = make_site(users=10, tokens=900, faults=Faults(latency=0.01))
+    expected = site.datapusher(keep_newest=1)
+    before = set(site.store.accounts.tokens)
+    job = write_job(tmp_path / "job.toml", site.url, options="connections = 4",
+                    filter='name = "datapusher"\nkeep_newest = 1')
+    state = tmp_path / "state"
+    env = {**os.environ, "TEST_TOKEN_KEY": ADMIN_KEY}
+    command = [sys.executable, "-m", "bulkport", "run", str(job), "--state-dir", str(state),
+               "--no-progress", "--yes"]
+    delays = kill_at_random_moments(command, env, seed=seed, kills=4, longest=2.0)
+    assert subprocess.run(command, env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode == 0, delays
+    assert before - set(site.store.accounts.tokens) == expected, delays
+
+    # Across the killed runs' history each token was revoked once; one whose revocation
+    # was cut off before it was journaled is found gone by the next run.
+    with StateStore(state, shared=True) as store:
+        history = History(store)
+        revoked: list[str] = []
+        gone: set[str] = set()
+        revoking_runs = 0
+        for past in history.runs():
+            before_run = len(revoked)
+            for action in history.actions(past.id, entities=("token",)):
+                if action.action == "revoked":
+                    revoked.append(action.source_id)
+                elif action.action == "already_gone":
+                    gone.add(action.source_id)
+            revoking_runs += len(revoked) > before_run
+    assert revoking_runs >= 2, delays  # really cut off mid-run at least once
+    assert len(revoked) == len(set(revoked)), delays
+    assert set(revoked) | gone == expected, delays
 
 
 def test_a_wrong_key_stops_at_the_first_request(make_site, tmp_path: Path, capsys) -> None:
@@ -214,9 +305,8 @@ def test_a_plan_from_another_filter_is_not_resumed(make_site, tmp_path: Path, ca
     state = tmp_path / "state"
     job = write_job(tmp_path / "job.toml", site.url)
     # An unfinished run: its plan is sealed, nothing revoked yet.
-    from bulkport.checkpoint import Journal
-    with Journal(state) as journal:
-        journal.record("plan", "sealed", filter="something else", size=3)
+    with StateStore(state) as store:
+        store.journal.record("plan", "sealed", filter="something else", size=3)
     assert run(job, state, "--yes") == 2
     assert "was planned with another [filter]" in capsys.readouterr().err
     assert len(site.store.accounts.tokens) == 60

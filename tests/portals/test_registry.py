@@ -29,7 +29,7 @@ from bulkport.errors import ConfigError, MappingError
 from bulkport.http import HttpClient, StreamResponse
 from bulkport.model import Dataset, Resource
 from bulkport.portals import registry
-from bulkport.portals.base import Limit, Portal, Role
+from bulkport.portals.base import Limit, Portal, Role, Written
 from bulkport.report import Report
 from bulkport.settings import Options, SourceSettings, TargetSettings, setting
 from bulkport.transfer import FileTransfer
@@ -67,6 +67,9 @@ class ShelfReader:
                     await send.send(record)
         return len(shelf)
 
+    def page_url(self, ds: Dataset) -> str:
+        return f"{self.settings.url}/{ds.name}"
+
     def to_pivot(self, raw: Any) -> Dataset:
         if not raw.get("title"):
             raise MappingError(f"record {raw['name']}: no title")
@@ -92,10 +95,10 @@ class ShelfWriter:
     async def plan(self, ds: Dataset) -> str:
         return "update" if ds.name in self.shelf else "create"
 
-    async def upsert(self, ds: Dataset, transfer: FileTransfer) -> str:
+    async def upsert(self, ds: Dataset, transfer: FileTransfer) -> Written:
         outcome = "updated" if ds.name in self.shelf else "created"
         self.shelf[ds.name] = {"name": ds.name, "title": ds.title, "tags": [self.settings.tag]}
-        return outcome
+        return Written(outcome, ds.name, f"{self.settings.url}/{ds.name}")
 
 
 SHELF = Portal(name="shelf", title="Shelf", source_settings=ShelfSource,

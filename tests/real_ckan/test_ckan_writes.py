@@ -18,7 +18,6 @@ import anyio
 import pytest
 from real_ckan.tier import CkanInstance
 
-from bulkport.checkpoint import Journal
 from bulkport.cli import main
 from bulkport.http import HttpClient
 from bulkport.model import Dataset, Resource
@@ -27,6 +26,7 @@ from bulkport.portals.ckan.settings import CkanTargetSettings
 from bulkport.portals.ckan.target import CkanTarget
 from bulkport.report import Report
 from bulkport.settings import Options
+from bulkport.store import StateStore
 from bulkport.transfer import FileTransfer
 
 pytestmark = pytest.mark.real_ckan
@@ -178,8 +178,9 @@ async def test_concurrent_creates_of_one_name_make_two_datasets(
     twins = [_twin(name, f"{side}-{name}") for name in names for side in ("east", "west")]
     config = CkanTargetSettings(type="ckan", url=target.url, api_key=target.token, organization="copies")
     async with HttpClient() as client:
-        with Journal(tmp_path) as journal:
-            writer = CkanTarget(config, client, Options(), journal, Report("twins", "migrate"))
+        with StateStore(tmp_path) as store:
+            writer = CkanTarget(config, client, Options(), store.journal,
+                                Report("twins", "migrate"))
             transfer = FileTransfer(client, _NoFiles(), 2)  # type: ignore[arg-type]
             async with anyio.create_task_group() as tg:
                 for ds in twins:  # all at once: two creates of each name race on the server

@@ -9,6 +9,11 @@ from msgspec import Meta
 
 from bulkport.settings import NonNegative, SourceSettings, TargetSettings, setting
 
+SiteUrl = Annotated[str, Meta(pattern=r"^https?://[^/?#]+")]
+SITE_URL_DOC = ("the public site where people open dataset pages, when it is not url's: a "
+                "CKAN behind another address, or a PortalJS Cloud portal's own domain "
+                "(its pages are /@{organization}/{name} there); default: url's /dataset/{name}")
+
 
 @dataclass(frozen=True, kw_only=True)
 class CkanSourceSettings(SourceSettings):
@@ -22,6 +27,7 @@ class CkanSourceSettings(SourceSettings):
     search_by_post: bool = setting(False, "send package_search as a POST (long fq)")
     fields: dict[str, str] = setting(
         factory=dict, doc="pivot field → dotted path in the package (e.g. extras.language)")
+    site_url: SiteUrl | None = setting(None, SITE_URL_DOC)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,6 +43,7 @@ class CkanTargetSettings(TargetSettings):
         None, "bytes: a larger file stays a link to the source")
     presigned_uploads: bool = setting(False, "send files through presigned URLs "
                                              "(resource_upload), not multipart")
+    site_url: SiteUrl | None = setting(None, SITE_URL_DOC)
 
 
 @dataclass(frozen=True, kw_only=True)

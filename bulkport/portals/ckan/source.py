@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timezone
 from functools import partial
@@ -13,12 +13,14 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from bulkport.errors import BadResponse, ValidationError
 from bulkport.http import HttpClient, StreamResponse
+from bulkport.idset import IdSet
 from bulkport.model import Dataset, Resource, text
 from bulkport.moments import parse_time
 from bulkport.portals.base import Listing
 from bulkport.portals.ckan.access import check_source_key
 from bulkport.portals.ckan.api import CkanApi, parse_error
 from bulkport.portals.ckan.mapping import package_to_dataset
+from bulkport.portals.ckan.pages import dataset_page
 from bulkport.portals.ckan.settings import CkanSourceSettings
 from bulkport.queue import fan_out_pages
 from bulkport.settings import Options
@@ -58,6 +60,27 @@ def listed_date(row: Mapping[str, Any]) -> str | None:
     return max(dated)[1] if dated else None
 
 
+def id_filters(ids: Iterable[str]) -> Iterator[str]:
+    """``fq`` filters selecting ``ids``, :data:`ID_BATCH` at a time (made as they are used)."""
+    batch: list[str] = []
+    for pkg_id in ids:
+        batch.append(pkg_id)
+        if len(batch) == ID_BATCH:
+            yield _id_filter(batch)
+            batch = []
+    if batch:
+        yield _id_filter(batch)
+
+
+def _id_filter(batch: Sequence[str]) -> str:
+    return "id:(" + " OR ".join(f'"{i}"' for i in batch) + ")"
+
+
+def _listed_id(pkg: Any) -> str | None:
+    pkg_id = pkg.get("id") if isinstance(pkg, dict) else None
+    return None if pkg_id is None else str(pkg_id)
+
+
 class CkanSource:
     """Reads a CKAN catalog: ``package_search`` pages fanned out, files streamed."""
 
@@ -69,7 +92,6 @@ class CkanSource:
         # [source] rows wins over [options] page_size; the server may clamp it further.
         self.rows = max(1, min(settings.rows or options.page_size, ROWS_MAX))
         self._search_by_post = settings.search_by_post  # set for good once GET is refused
-        self._seen: set[str] = set()  # ids already listed (pages can overlap when data moves)
 
     def describe(self) -> str:
         return self.api.describe()
@@ -78,6 +100,10 @@ class CkanSource:
         """Before the listing: stop when it would quietly lack what the job asks for, as
         with a key CKAN does not know (read as anonymous): see :mod:`.access`."""
         await check_source_key(self.api, self.settings)
+
+    def page_url(self, ds: Dataset) -> str:
+        """The dataset's page (:func:`~bulkport.portals.ckan.pages.dataset_page`)."""
+        return dataset_page(self.settings, ds.name, ds.organization)
 
     def _search_params(self, offset: int, limit: int, *, fq: str | None = None,
                        fields: str | None = None) -> dict[str, Any]:
@@ -99,13 +125,15 @@ class CkanSource:
 
     async def search_page(self, offset: int, limit: int, *, fq: str | None = None,
                           fields: str | None = None,
-                          seen: set[str] | None = None) -> tuple[int, Sequence[Any]]:
-        """One ``package_search`` page, with duplicates from earlier pages removed.
+                          seen: IdSet | None = None) -> tuple[int, Sequence[Any]]:
+        """One ``package_search`` page.
 
         Args:
             fq: a filter added to the job's own ``fq``.
             fields: ``fl``: only these fields of each record (Solr's stored values).
-            seen: the ids already listed (default: those of :meth:`produce`).
+            seen: the ids listed by earlier pages, which are dropped from this one (pages
+                shift when records are added or deleted while they are read); this page's
+                ids are added to it.
         """
         params = self._search_params(offset, limit, fq=fq, fields=fields)
         if not self._search_by_post:
@@ -120,36 +148,35 @@ class CkanSource:
             result = await self.api.call("package_search", params, post=True)
         if not isinstance(result, dict) or not isinstance(result.get("results"), list):
             raise BadResponse(f"{self.api.base}package_search: unexpected result shape")
-        known = self._seen if seen is None else seen
-        fresh = []
-        for pkg in result["results"]:
-            pkg_id = pkg.get("id") if isinstance(pkg, dict) else None
-            if pkg_id is not None:
-                if pkg_id in known:
-                    continue
-                known.add(pkg_id)
-            fresh.append(pkg)
-        return int(result.get("count", 0)), fresh
+        rows: list[Any] = result["results"]
+        if seen is not None:
+            fresh = iter(seen.add_all([i for pkg in rows if (i := _listed_id(pkg)) is not None]))
+            rows = [pkg for pkg in rows if _listed_id(pkg) is None or next(fresh)]
+        return int(result.get("count", 0)), rows
 
     async def produce(self, send: MemoryObjectSendStream[Any], *, page_concurrency: int,
                       on_total: Callable[[int], None] | None = None,
                       on_page_error: Callable[[int, Exception], None] | None = None,
                       since: datetime | None = None) -> int:
-        """Send every package of the catalog (raw dicts) into ``send``.
+        """Send every package of the catalog (raw dicts) into ``send``, each once.
 
         Args:
             since: only the packages modified or reindexed at or after this moment
                 (:func:`changed_since`).
         """
         fq = changed_since(since) if since is not None else None
-        return await fan_out_pages(partial(self.search_page, fq=fq), send, page_size=self.rows,
-                                   concurrency=page_concurrency, on_total=on_total,
-                                   on_page_error=on_page_error)
+        # The ids listed so far live as long as this listing: on disk, not in memory, and
+        # gone when it ends (a source has no close of its own; a later listing starts anew).
+        with IdSet() as seen:
+            return await fan_out_pages(partial(self.search_page, fq=fq, seen=seen), send,
+                                       page_size=self.rows, concurrency=page_concurrency,
+                                       on_total=on_total, on_page_error=on_page_error)
 
-    async def list_ids(self, *, page_concurrency: int,
-                       ids: Collection[str] | None = None) -> Listing:
-        """Every package id with its change date (:func:`listed_date`), never the full
-        records.
+    async def list_ids(self, listing: Listing, *, page_concurrency: int,
+                       ids: Collection[str] | None = None) -> None:
+        """Add every package id with its change date (:func:`listed_date`) to ``listing``,
+        never the full records. An id that shifting pages list twice lands on its own
+        entry of the listing again (the later date wins), so no set of seen ids is kept.
 
         Args:
             ids: list only those of these ids that the catalog (with the job's filters)
@@ -158,40 +185,32 @@ class CkanSource:
         Raises:
             BulkportError: a page failed: a listing is complete or it is an error.
         """
-        listing = Listing()
-        wanted = sorted(ids) if ids is not None else None
-        batches: list[str | None] = [None] if wanted is None else [
-            "id:(" + " OR ".join(f'"{i}"' for i in wanted[n:n + ID_BATCH]) + ")"
-            for n in range(0, len(wanted), ID_BATCH)]
-        seen: set[str] = set()
+        filters: Iterable[str | None] = [None] if ids is None else id_filters(ids)
         send, receive = anyio.create_memory_object_stream[Any](self.rows)
         async with anyio.create_task_group() as tg:
             async def pages(fq: str | None, out: MemoryObjectSendStream[Any]) -> None:
-                fetch = partial(self.search_page, fq=fq, fields=LISTED_FIELDS, seen=seen)
+                fetch = partial(self.search_page, fq=fq, fields=LISTED_FIELDS)
                 total = await fan_out_pages(fetch, out, page_size=self.rows,
                                             concurrency=page_concurrency)
                 listing.announced += total
 
             async def all_batches() -> None:
                 async with send:
-                    for fq in batches:  # few: a handful of deletion candidates at most
+                    for fq in filters:
                         await pages(fq, send.clone())
 
             tg.start_soon(all_batches)
             async with receive:
                 async for row in receive:
                     if isinstance(row, dict) and row.get("id"):
-                        listing.modified[str(row["id"])] = listed_date(row)
-        return listing
+                        listing.add(str(row["id"]), listed_date(row))
 
     async def produce_ids(self, send: MemoryObjectSendStream[Any], ids: Collection[str]) -> None:
         """Send the full packages of ``ids`` (those the job's filters still select)."""
-        wanted = sorted(ids)
         async with send:
-            for n in range(0, len(wanted), ID_BATCH):
-                batch = wanted[n:n + ID_BATCH]
-                fq = "id:(" + " OR ".join(f'"{i}"' for i in batch) + ")"
-                _, found = await self.search_page(0, len(batch), fq=fq, seen=set())
+            for fq in id_filters(ids):
+                # A batch fits one page (ID_BATCH rows): no later page to shift, no repeat.
+                _, found = await self.search_page(0, ID_BATCH, fq=fq)
                 for pkg in found:
                     await send.send(pkg)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import mimetypes
 from collections import defaultdict
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import anyio
@@ -35,8 +35,10 @@ from bulkport.errors import (
 )
 from bulkport.http import HttpClient, Upload
 from bulkport.model import Dataset, Resource
+from bulkport.portals.base import Written, WrittenFile
 from bulkport.portals.ckan.access import check_target_key
 from bulkport.portals.ckan.api import CkanApi, parse_error
+from bulkport.portals.ckan.locks import KeyedLocks
 from bulkport.portals.ckan.mapping import (
     DECLARED_DATES,
     MARK,
@@ -46,6 +48,7 @@ from bulkport.portals.ckan.mapping import (
     slug,
     slug_variant,
 )
+from bulkport.portals.ckan.pages import dataset_page
 from bulkport.portals.ckan.settings import CkanSourceSettings, CkanTargetSettings
 from bulkport.portals.ckan.source import CkanSource
 from bulkport.report import Report
@@ -58,6 +61,14 @@ NEW_ORG = "(organization to be created)"  # a dry run's owner_org for one it wou
 
 class _NameTaken(Exception):
     """Before a retried ``package_create``: another record's dataset holds the name."""
+
+
+@dataclass
+class _Synced:
+    """What :meth:`CkanTarget._sync_resources` did: whether it wrote, and the hosted files."""
+
+    wrote: bool
+    files: list[WrittenFile]
 
 
 def _extra(pkg: dict[str, Any], key: str) -> Any:
@@ -128,10 +139,10 @@ class CkanTarget:
         self.create_orgs = settings.create_organizations
         self.max_size = settings.max_resource_size
         self.presigned = settings.presigned_uploads
+        # Per organization (few): its id, and one organization_create at a time.
         self._org_ids: dict[str, str | None] = {}
         self._org_locks: defaultdict[str, anyio.Lock] = defaultdict(anyio.Lock)
-        self._name_locks: defaultdict[str, anyio.Lock] = defaultdict(anyio.Lock)
-        self._remembered: dict[str, dict[str, str]] = {}  # source id → {"name": ...}
+        self._name_locks = KeyedLocks()  # per name being created: only while in use
 
     def describe(self) -> str:
         return self.portal.describe()
@@ -148,12 +159,18 @@ class CkanTarget:
         except NotFound:
             return None
 
+    def _known_name(self, source_id: str) -> str | None:
+        """The name ``source_id`` was written under: journaled by this target, or where a
+        mirror holds it."""
+        entry = self.journal.get(NAME_ENTRY, source_id)
+        return str(entry["name"]) if entry else self.journal.held(source_id)
+
     def _candidates(self, ds: Dataset) -> list[str]:
-        """The names ``ds`` may take, in order: the journaled one, else its slug and then
-        the slug's deterministic variant."""
-        known = self.journal.get(NAME_ENTRY, ds.source_id) or self._remembered.get(ds.source_id)
+        """The names ``ds`` may take, in order: the known one, else its slug and then the
+        slug's deterministic variant."""
+        known = self._known_name(ds.source_id)
         first = slug(ds.name)
-        return [known["name"]] if known else [first, slug_variant(first, ds.source_id)]
+        return [known] if known else [first, slug_variant(first, ds.source_id)]
 
     def _all_held(self, candidates: list[str]) -> ValidationError:
         return ValidationError(f"names {', '.join(candidates)} are held by other datasets on "
@@ -188,7 +205,7 @@ class CkanTarget:
             return found  # ours: the lost reply's create went through
 
         taken: ValidationError | None = None
-        async with self._name_locks[name]:  # a name's creates never race within a run
+        async with self._name_locks.hold(name):  # a name's creates never race within a run
             try:
                 await self.client.create_once(lambda: self.portal.call(
                     "package_create", body, post=True, retry=False), lookup)
@@ -269,11 +286,13 @@ class CkanTarget:
         FilesRefused.check(refused)
         return "update" if changed or todo or gone else "unchanged"
 
-    async def upsert(self, ds: Dataset, transfer: FileTransfer) -> str:
+    async def upsert(self, ds: Dataset, transfer: FileTransfer) -> Written:
         """Create or update ``ds`` with its resources and files.
 
         Returns:
-            ``"created"``, ``"updated"`` or ``"unchanged"``.
+            The outcome (``"created"``, ``"updated"`` or ``"unchanged"``), the package name,
+            its page (:func:`~bulkport.portals.ckan.pages.dataset_page`) and each hosted
+            file with the download URL CKAN gives it now.
         """
         owner_org = await self._org_id(ds)
         candidates = self._candidates(ds)
@@ -302,23 +321,20 @@ class CkanTarget:
                 pkg = await self.portal.call("package_patch", {"id": pkg["id"], **changes},
                                              post=True)
             outcome = "updated" if changes else "unchanged"
-        if self.journal.get(NAME_ENTRY, ds.source_id) is None and (
-                self._remembered.get(ds.source_id, {}).get("name") != name):
+        if self._known_name(ds.source_id) != name:
             self.journal.record(NAME_ENTRY, ds.source_id, name=name)
-        if await self._sync_resources(ds, pkg, transfer) and outcome == "unchanged":
+        synced = await self._sync_resources(ds, pkg, transfer)
+        if synced.wrote and outcome == "unchanged":
             outcome = "updated"
-        return outcome
+        organization = (pkg.get("organization") or {}).get("name") or self._org_name(ds)
+        return Written(outcome, name, dataset_page(self.settings, name, organization),
+                       tuple(synced.files))
 
     # ---- what a mirror needs besides upserts ------------------------------------------
 
-    def remember(self, source_id: str, key: str) -> None:
-        """The package name an earlier run wrote ``source_id`` under."""
-        self._remembered[source_id] = {"name": key}
-
     def key_for(self, ds: Dataset) -> str:
-        """The package name ``ds`` was written under (journaled or remembered)."""
-        known = self.journal.get(NAME_ENTRY, ds.source_id) or self._remembered.get(ds.source_id)
-        return known["name"] if known else slug(ds.name)
+        """The package name ``ds`` was written under (journaled, or held by a mirror)."""
+        return self._known_name(ds.source_id) or slug(ds.name)
 
     async def _owned(self, source_id: str, key: str) -> tuple[str, dict[str, Any] | None]:
         pkg = await self._show(key)
@@ -421,10 +437,11 @@ class CkanTarget:
         return todo, [have for mark, have in current.items() if mark not in wanted]
 
     async def _sync_resources(self, ds: Dataset, pkg: dict[str, Any],
-                              transfer: FileTransfer) -> bool:
-        """Create, update and delete bulkport's resources of ``pkg``; True if any write."""
+                              transfer: FileTransfer) -> _Synced:
+        """Create, update and delete bulkport's resources of ``pkg``."""
         todo, gone = self._resource_work(ds, pkg)
         wrote, refused = False, []
+        uploaded: dict[str, WrittenFile] = {}  # source resource id → the file as written
         for res, want, have in todo:
             if not res.hosted:
                 if have is None:
@@ -434,19 +451,36 @@ class CkanTarget:
                 wrote = True
                 continue
             try:
-                await self._upload(pkg["id"], res, want, have, transfer)
+                written = await self._upload(pkg["id"], res, want, have, transfer)
                 wrote = True
             except PayloadTooLarge as error:
                 refused.append(f"file {res.filename}: {error}")
+                continue
+            uploaded[res.source_id] = WrittenFile(res.source_id, "created" if have is None
+                                                  else "updated", self._file_url(written))
         for have in gone:
             await self.portal.call("resource_delete", {"id": have["id"]}, post=True)
             wrote = True
         FilesRefused.check(refused)
-        return wrote
+        current = {r.get(MARK): r for r in pkg.get("resources") or [] if r.get(MARK)}
+        files = [uploaded.get(res.source_id) or WrittenFile(
+                     res.source_id, "unchanged", self._file_url(current[res.source_id]))
+                 for res in ds.resources if res.hosted]
+        return _Synced(wrote, files)
+
+    def _file_url(self, resource: Any) -> str:
+        """Where CKAN serves an uploaded resource's bytes: the ``url`` it shows for it
+        (``{site}/dataset/{id}/resource/{id}/download/{file name}``)."""
+        url = resource.get("url") if isinstance(resource, dict) else None
+        if not isinstance(url, str) or not url:
+            raise BadResponse(f"{self.describe()}: a written resource came back without "
+                              "its url")
+        return url
 
     async def _put_presigned(self, pkg_id: str, target: dict[str, Any] | None,
                              want: dict[str, Any], upload: Upload) -> Any:
-        """PortalJS Cloud: the resource, then a presigned PUT of the bytes, then finalize.
+        """PortalJS Cloud: the resource, then a presigned PUT of the bytes, then finalize;
+        returns the resource as finalized.
 
         The URL is asked for right before each PUT, so it cannot have expired in a queue; it
         is never logged (messages drop query strings). The source version is written last,
@@ -473,11 +507,12 @@ class CkanTarget:
                 # The object store's 403 is about the URL (expired, say), not the run's key.
                 raise TransportError(f"presigned upload refused ({error.status}); a new URL "
                                      "is asked for on the next attempt") from None
-        await self.portal.call("resource_upload_finalize", {"id": target["id"]}, post=True)
+        final = await self.portal.call("resource_upload_finalize", {"id": target["id"]},
+                                       post=True)
         if VERSION in want:
-            await self.portal.call("resource_patch", {"id": target["id"], VERSION: want[VERSION]},
-                                   post=True)
-        return target
+            final = await self.portal.call("resource_patch", {"id": target["id"],
+                                                              VERSION: want[VERSION]}, post=True)
+        return final
 
     async def _create_link(self, pkg_id: str, mark: str, want: dict[str, Any]) -> None:
         """A link resource, once: a retry first looks for what a lost reply created."""
@@ -496,8 +531,8 @@ class CkanTarget:
                                   f"{self.max_size:,} (max_resource_size)")
 
     async def _upload(self, pkg_id: str, res: Resource, want: dict[str, Any],
-                      have: dict[str, Any] | None, transfer: FileTransfer) -> None:
-        """Stream one hosted file into a resource.
+                      have: dict[str, Any] | None, transfer: FileTransfer) -> Any:
+        """Stream one hosted file into a resource; the resource as CKAN answered the write.
 
         Raises:
             PayloadTooLarge: the site refuses the file for its size (checked first against
@@ -520,13 +555,16 @@ class CkanTarget:
                            else ("resource_create", {"package_id": pkg_id}))
             body = replace(upload, field="upload",
                            fields={**ids, **_new_type(target, upload.filename), **fields})
-            return await self.client.upload("POST", self.portal.base + action, body,
-                                            errors=parse_error)
+            reply = await self.client.upload("POST", self.portal.base + action, body,
+                                             errors=parse_error)
+            result = reply.json()
+            return result.get("result") if isinstance(result, dict) else None
 
         try:
-            await transfer.send(res, put)
+            written, _ = await transfer.send(res, put)
         except (PayloadTooLarge, ValidationError) as error:
             if not isinstance(error, PayloadTooLarge) and "upload" not in error.fields:
                 raise
             raise PayloadTooLarge(f"refused as too large ({res.size or '?'} bytes; "
                                   f"ckan.max_resource_size): {error}", error.status) from None
+        return written

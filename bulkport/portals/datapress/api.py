@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from bulkport.errors import AuthError, ConfigError, NotFound
 from bulkport.http import ErrorReply, HttpClient, Response, error_body
 
 DEFAULT_PREFIX = "/api/v3"
+
+
+def dataset_page(site: str, dataset_id: str) -> str:
+    """The public page of a dataset: ``{site}/dataset/{id}``, the ``webpage`` export.json
+    gives each dataset. (The site also serves ``/dataset/{id}/{slug}``, a slug made from
+    the title; the short form stays the same when the title changes.)"""
+    return f"{site.rstrip('/')}/dataset/{quote(dataset_id, safe='')}"
 
 
 def parse_error(response: Response) -> ErrorReply:

@@ -28,10 +28,11 @@ from bulkport.errors import (
     TransportError,
 )
 from bulkport.http import HttpClient, StreamResponse
+from bulkport.idset import IdSet
 from bulkport.model import Dataset, Resource
 from bulkport.moments import parse_time
 from bulkport.portals.base import Listing
-from bulkport.portals.datapress.api import parse_error, refused_key, whoami
+from bulkport.portals.datapress.api import dataset_page, parse_error, refused_key, whoami
 from bulkport.portals.datapress.mapping import datapress_to_dataset
 from bulkport.portals.datapress.settings import DataPressSourceSettings
 from bulkport.queue import pipeline
@@ -109,18 +110,17 @@ class DataPressSource:
         self._checked = True
 
     async def _records(self) -> AsyncGenerator[Any, None]:
-        """Every dataset of the export once (a cut export is read again from the start)."""
+        """Every dataset of the export once (a cut export is read again from the start;
+        the ids already sent are kept on disk, so memory stays flat)."""
         await self.check()
-        sent: set[str] = set()
         records = iter_export(self.client, f"{self.api}/datasets/export.json")
-        async with aclosing(records):  # a cancelled run closes the export at once
-            async for record in records:
-                key = record.get("id") if isinstance(record, dict) else None
-                if isinstance(key, str):
-                    if key in sent:
+        with IdSet() as sent:
+            async with aclosing(records):  # a cancelled run closes the export at once
+                async for record in records:
+                    key = record.get("id") if isinstance(record, dict) else None
+                    if isinstance(key, str) and not sent.add(key):
                         continue
-                    sent.add(key)
-                yield record
+                    yield record
 
     async def produce(self, send: MemoryObjectSendStream[Any], *, page_concurrency: int,
                       on_total: Callable[[int], None] | None = None,
@@ -152,9 +152,10 @@ class DataPressSource:
                 on_total(count)
         return count
 
-    async def list_ids(self, *, page_concurrency: int,
-                       ids: Collection[str] | None = None) -> Listing:
-        """Every dataset id of the export with its ``updatedAt``; no record is kept.
+    async def list_ids(self, listing: Listing, *, page_concurrency: int,
+                       ids: Collection[str] | None = None) -> None:
+        """Add every dataset id of the export with its ``updatedAt`` to ``listing``; no
+        record is kept.
 
         The export holds what the key may read (private datasets for their editors), the
         same records :meth:`produce` sends. A PATCH leaves ``updatedAt`` alone unless the
@@ -168,29 +169,28 @@ class DataPressSource:
             BulkportError: the export failed or was cut (after its retries): a listing is
                 complete or it is an error.
         """
-        listing = Listing()
+        count = 0
         if ids is None:
             records = self._records()
             async with aclosing(records):
                 async for record in records:
-                    _list_one(listing, record)
-            listing.announced = len(listing.modified)
-            return listing
-        send, receive = anyio.create_memory_object_stream[Any](ID_WORKERS)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self.produce_ids, send, ids)
-            async with receive:
-                async for record in receive:
-                    _list_one(listing, record)
-        listing.announced = len(listing.modified)
-        return listing
+                    count += _list_one(listing, record)
+        else:
+            send, receive = anyio.create_memory_object_stream[Any](ID_WORKERS)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self.produce_ids, send, ids)
+                async with receive:
+                    async for record in receive:
+                        count += _list_one(listing, record)
+        # The export announces no total: what it held is the total.
+        listing.announced = count
 
     async def produce_ids(self, send: MemoryObjectSendStream[Any], ids: Collection[str]) -> None:
         """Send the datasets of ``ids`` that still exist (``GET dataset/{id}`` each, a few
         at a time), then close ``send``."""
         async def feed(out: MemoryObjectSendStream[str]) -> None:
             async with out:
-                for dataset_id in sorted(ids):
+                for dataset_id in sorted(set(ids)):  # the few ids asked about
                     await out.send(dataset_id)
 
         async def read(dataset_id: str) -> None:
@@ -215,6 +215,10 @@ class DataPressSource:
     def to_pivot(self, raw: Any) -> Dataset:
         """Map one exported dataset (raises MappingError when it cannot be mapped)."""
         return datapress_to_dataset(raw, fields=self.fields, licences=self.licences)
+
+    def page_url(self, ds: Dataset) -> str:
+        """The dataset's public page, ``{site}/dataset/{id}`` (the export's ``webpage``)."""
+        return dataset_page(self.settings.url, ds.source_id)
 
     @asynccontextmanager
     async def open_file(self, resource: Resource) -> AsyncIterator[StreamResponse]:
@@ -245,7 +249,10 @@ def _updated_before(record: Any, since: datetime) -> bool:
     return moment is not None and moment < since
 
 
-def _list_one(listing: Listing, record: Any) -> None:
+def _list_one(listing: Listing, record: Any) -> int:
+    """Add one record to ``listing``; 1 when it had an id, else 0."""
     key = record.get("id") if isinstance(record, dict) else None
     if isinstance(key, str) and key:
-        listing.modified[key] = _updated(record)
+        listing.add(key, _updated(record))
+        return 1
+    return 0

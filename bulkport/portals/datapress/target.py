@@ -2,7 +2,9 @@
 
 DataPress assigns dataset ids, so the id made for a source record is journaled, and the
 dataset carries the source id in ``custom.bulkport_source_id``: with a fresh state
-directory one pass over ``export.json`` finds bulkport's datasets again. Updates are RFC
+directory one pass over ``export.json`` finds bulkport's datasets again (their ids kept in
+the state store, not in memory). Each upsert says where the dataset is now (its page,
+``{site}/dataset/{id}``) and where each file is served (the resource's ``url``). Updates are RFC
 6902 patches computed with ``jsonpatch`` between the current document and the fields
 bulkport owns, so what people edit on the site (other custom fields, their own links and
 files) survives and a re-run sends no PATCH at all. Files go through the chunked upload,
@@ -36,8 +38,9 @@ from bulkport.errors import (
 )
 from bulkport.http import HttpClient, Upload
 from bulkport.model import Dataset, Resource
+from bulkport.portals.base import Written, WrittenFile
 from bulkport.portals.datapress.access import check_target_key
-from bulkport.portals.datapress.api import parse_error
+from bulkport.portals.datapress.api import dataset_page, parse_error
 from bulkport.portals.datapress.mapping import MARK, RESOURCES, link_id, md5_of
 from bulkport.portals.datapress.mapping_write import (
     DataPressMapOptions,
@@ -53,10 +56,15 @@ from bulkport.portals.datapress.source import iter_export
 from bulkport.portals.datapress.upload import ChunkedUploader, Uploaded, UploadState
 from bulkport.report import Report
 from bulkport.settings import Options
+from bulkport.store import transaction
 from bulkport.transfer import FileTransfer
 
-ID_ENTRY = "datapress_id"  # journal: source id → the DataPress dataset id
+ID_ENTRY = "datapress_id"  # journal: source id → the DataPress dataset id (ref: that id)
 FILE_ENTRY = "datapress_file"  # journal: "<source id>/<resource id>" → file resource, version
+# journal: source id → dataset id of the marked datasets of the site's export, as this
+# run's one pass over it found them (scratch, remade by the next run that needs it)
+SITE_ENTRY = "datapress_site"
+SCAN_BATCH = 500  # marked datasets written to the state store per transaction
 Operations = list[dict[str, Any]]
 
 
@@ -83,9 +91,8 @@ class DataPressTarget:
         self.max_size = settings.max_file_size
         self.touch = settings.touch_updated_at
         self.uploader = ChunkedUploader(client, self.api, settings.part_size)
-        self._index: dict[str, str] | None = None  # source id → dataset id, from the export
-        self._ids: dict[str, str] = {}  # source id → dataset id: remembered, found or made
-        self._index_lock = anyio.Lock()
+        self._scanned = False  # the export was read into SITE_ENTRY during this run
+        self._scan_lock = anyio.Lock()
         client.bind(settings.url, {settings.auth_header: settings.api_key})
 
     def describe(self) -> str:
@@ -123,23 +130,47 @@ class DataPressTarget:
                 if isinstance(mark, str) and isinstance(record.get("id"), str):
                     yield mark, record
 
-    async def _scan(self, stop_at: str | None = None) -> dict[str, str]:
-        """Source id → dataset id of bulkport's datasets, from one pass over the export
-        (ids only are kept, never whole records)."""
-        index: dict[str, str] = {}
+    async def _find_marked(self, source_id: str) -> str | None:
+        """The id of the first dataset of the export marked with ``source_id``, reading
+        the export only as far as that dataset."""
         marked = self._marked()
         async with aclosing(marked):
             async for mark, record in marked:
-                index.setdefault(mark, record["id"])
-                if mark == stop_at:
-                    break
-        return index
+                if mark == source_id:
+                    return str(record["id"])
+        return None
+
+    async def _scan(self) -> None:
+        """Index bulkport's datasets of the export (source id → dataset id, the first of
+        each mark) in the state store, a batch per transaction: ids only, never records,
+        and nothing in memory but the batch."""
+        store = self.journal.store
+        self.journal.clear(SITE_ENTRY)
+        batch: list[tuple[str, str]] = []
+
+        def flush() -> None:
+            # No await inside: other workers' journal writes cannot land in this transaction.
+            with transaction(store.db):
+                for mark, dataset_id in batch:
+                    if self.journal.get(SITE_ENTRY, mark) is None:
+                        self.journal.record(SITE_ENTRY, mark, ref=dataset_id, id=dataset_id)
+            batch.clear()
+
+        marked = self._marked()
+        async with aclosing(marked):
+            async for mark, record in marked:
+                batch.append((mark, record["id"]))
+                if len(batch) >= SCAN_BATCH:
+                    flush()
+        flush()
 
     async def _indexed(self, source_id: str) -> str | None:
-        async with self._index_lock:  # one export read, however many workers ask at once
-            if self._index is None:
-                self._index = await self._scan()
-        return self._index.get(source_id)
+        async with self._scan_lock:  # one export read, however many workers ask at once
+            if not self._scanned:
+                await self._scan()
+                self._scanned = True
+        found = self.journal.get(SITE_ENTRY, source_id)
+        return str(found["id"]) if found else None
 
     async def _resolve(self, ds: Dataset) -> dict[str, Any] | None:
         """The dataset written for ``ds`` before, as the site shows it now, or None."""
@@ -149,21 +180,23 @@ class DataPressTarget:
         try:
             current = await self._get(dataset_id)
         except NotFound:  # deleted on the site since: made again
-            if self._index is not None:
-                self._index.pop(ds.source_id, None)
-            self._ids.pop(ds.source_id, None)
             return None
         if _mark(current) != ds.source_id:
             raise ValidationError(f"dataset {dataset_id} on {self.describe()} no longer carries "
                                   f"custom.{MARK} = {ds.source_id!r}; restore it or remove the "
                                   "state directory entry")
-        self._ids[ds.source_id] = dataset_id
         return current
 
     def _known_id(self, source_id: str) -> str | None:
-        """The dataset id journaled in this run, or remembered from an earlier one."""
+        """The dataset id journaled (made or found by a run since the mirror's last
+        commit), else the one a mirror holds ``source_id`` under."""
         known = self.journal.get(ID_ENTRY, source_id)
-        return known["id"] if known else self._ids.get(source_id)
+        return str(known["id"]) if known else self.journal.held(source_id)
+
+    def _learn(self, source_id: str, dataset_id: str) -> None:
+        """Journal where ``source_id`` is, unless that is known already."""
+        if self._known_id(source_id) != dataset_id:
+            self.journal.record(ID_ENTRY, source_id, ref=dataset_id, id=dataset_id)
 
     async def _create(self, ds: Dataset, wanted: dict[str, Any]) -> dict[str, Any]:
         body = {k: v for k, v in wanted.items() if k != "resources"}  # files come by upload
@@ -176,14 +209,11 @@ class DataPressTarget:
             return made
 
         async def lookup() -> dict[str, Any] | None:
-            found = (await self._scan(stop_at=ds.source_id)).get(ds.source_id)
+            found = await self._find_marked(ds.source_id)
             return await self._get(found) if found else None
 
         made = await self.client.create_once(create, lookup)
-        self.journal.record(ID_ENTRY, ds.source_id, id=made["id"])
-        self._ids[ds.source_id] = made["id"]
-        if self._index is not None:
-            self._index[ds.source_id] = made["id"]
+        self.journal.record(ID_ENTRY, ds.source_id, ref=made["id"], id=made["id"])
         return made
 
     async def plan(self, ds: Dataset) -> str:
@@ -214,11 +244,13 @@ class DataPressTarget:
         wanted, _ = dataset_to_datapress(ds, self.options, files=files)
         return "update" if uploads or minimal_patch(current, wanted) else "unchanged"
 
-    async def upsert(self, ds: Dataset, transfer: FileTransfer) -> str:
+    async def upsert(self, ds: Dataset, transfer: FileTransfer) -> Written:
         """Create or update ``ds`` with its files and links.
 
         Returns:
-            ``"created"``, ``"updated"`` or ``"unchanged"``.
+            The outcome (``"created"``, ``"updated"`` or ``"unchanged"``), the dataset id,
+            its public page, and each hosted file with what was done to it and the URL the
+            site serves it at (the resource's ``url``, what the official client downloads).
 
         Raises:
             ValidationError: the site refused a field (``fields`` maps each path to why).
@@ -231,19 +263,46 @@ class DataPressTarget:
         created = current is None
         if current is None:
             current = await self._create(ds, wanted)
+        else:
+            self._learn(ds.source_id, current["id"])  # found by the export: key_for knows it
         files = self._known_files(ds, current)
-        current, uploaded, refused = await self._sync_files(ds, current, files, transfer)
+        current, actions, refused = await self._sync_files(ds, current, files, transfer)
         wanted, _ = dataset_to_datapress(ds, self.options, files=files)
-        patched = await self._patch(current, lambda doc: minimal_patch(doc, wanted))
+        patched, current = await self._patch(current, lambda doc: minimal_patch(doc, wanted))
         FilesRefused.check(refused)  # after the patch: the rest of the dataset is written
         if created:
-            return "created"
-        return "updated" if patched or uploaded else "unchanged"
+            outcome = "created"
+        else:
+            outcome = "updated" if patched or any(
+                action != "unchanged" for action in actions.values()) else "unchanged"
+        return Written(outcome, current["id"], dataset_page(self.settings.url, current["id"]),
+                       self._written_files(ds, current, files, actions))
+
+    def _written_files(self, ds: Dataset, current: Mapping[str, Any],
+                       files: Mapping[str, Mapping[str, Any]],
+                       actions: Mapping[str, str]) -> tuple[WrittenFile, ...]:
+        """Each hosted file of ``ds`` as the site now holds it, with its download URL.
+
+        Raises:
+            BadResponse: the site shows a file without its ``url``.
+        """
+        held = current.get("resources") or {}
+        written = []
+        for res in (res for res in ds.resources if res.hosted and res.source_id in files):
+            resource_id = files[res.source_id]["id"]
+            url = (held.get(resource_id) or {}).get("url")
+            if not isinstance(url, str) or not url:
+                raise BadResponse(f"dataset {current['id']} on {self.describe()}: file "
+                                  f"{resource_id} has no url")
+            written.append(WrittenFile(res.source_id, actions.get(res.source_id, "unchanged"),
+                                       url))
+        return tuple(written)
 
     async def _patch(self, current: dict[str, Any],
-                     diff: Callable[[dict[str, Any]], Operations]) -> bool:
+                     diff: Callable[[dict[str, Any]], Operations]) -> tuple[bool, dict[str, Any]]:
         """PATCH the operations ``diff`` finds for the dataset (recomputed from the site
-        before a retry); True when a PATCH was sent."""
+        before a retry). Returns whether a PATCH was sent, and the dataset as the site
+        shows it after."""
         dataset_id = current["id"]
         first, sent = True, False
 
@@ -258,23 +317,22 @@ class DataPressTarget:
             if self.touch:  # DataPress does not bump updatedAt for you
                 operations.append({"op": "replace", "path": "/updatedAt", "value": _now()})
             sent = True
-            await self._call("PATCH", f"{self.api}/dataset/{dataset_id}", json=operations,
-                             retry=False)
+            reply = await self._call("PATCH", f"{self.api}/dataset/{dataset_id}",
+                                     json=operations, retry=False)
+            patched = reply.get("dataset") if isinstance(reply, dict) else None
+            if isinstance(patched, dict) and patched.get("id") == dataset_id:
+                current = patched
 
         await self.client.with_retries(attempt)
-        return sent
+        return sent, current
 
     # ---- what a mirror needs besides upserts ------------------------------------------
-
-    def remember(self, source_id: str, key: str) -> None:
-        """The dataset id an earlier run wrote ``source_id`` as."""
-        self._ids[source_id] = key
 
     def key_for(self, ds: Dataset) -> str:
         """The 5-character id of the dataset ``ds`` was written as (known once upserted).
 
         Raises:
-            KeyError: ``ds`` was not upserted in this run nor remembered.
+            KeyError: ``ds`` was neither upserted in this run nor is held by the mirror.
         """
         dataset_id = self._known_id(ds.source_id)
         if dataset_id is None:
@@ -365,11 +423,14 @@ class DataPressTarget:
 
     async def _sync_files(self, ds: Dataset, current: dict[str, Any],
                           known: dict[str, dict[str, Any]],
-                          transfer: FileTransfer) -> tuple[dict[str, Any], bool, list[str]]:
+                          transfer: FileTransfer) -> tuple[dict[str, Any], dict[str, str],
+                                                           list[str]]:
         """Upload the files the site lacks or holds an old version of; ``known`` is
-        updated in place. Returns the dataset as it now is, whether anything was sent, and
-        the files the site refused for their size."""
-        wrote, refused = False, []
+        updated in place. Returns the dataset as it now is, what became of each file sent
+        (source resource id → ``"created"`` or ``"updated"``), and the files the site
+        refused for their size."""
+        actions: dict[str, str] = {}  # this dataset's files only
+        refused: list[str] = []
         referenced = {entry["id"] for entry in known.values()}
         hosted = [res for res in ds.resources if res.hosted]
         for position, res in enumerate(hosted):
@@ -388,8 +449,8 @@ class DataPressTarget:
             referenced.add(uploaded.resource_id)
             self.journal.record(FILE_ENTRY, f"{ds.source_id}/{res.source_id}",
                                 id=uploaded.resource_id, version=version)
-            wrote = True
-        return current, wrote, refused
+            actions[res.source_id] = "created" if replaced is None else "updated"
+        return current, actions, refused
 
     @staticmethod
     def _file_step(res: Resource, held_all: Mapping[str, Any], known: dict[str, dict[str, Any]],

@@ -55,3 +55,15 @@ class OdsApi:
         response = await self.client.request(method, self.base + path, errors=parse_error,
                                              retry=retry, **kwargs)
         return response.json() if response.body else None
+
+    async def list_all(self, path: str) -> list[dict[str, Any]]:
+        """Every item of a paginated list under the API, 1,000 a page."""
+        items: list[dict[str, Any]] = []
+        while True:
+            page = await self.call("GET", path, params={"limit": 1000, "offset": len(items)})
+            if isinstance(page, list):  # some list endpoints are not paginated
+                return page
+            batch = page.get("results", []) if isinstance(page, dict) else []
+            items.extend(batch)
+            if not batch or not page.get("next"):
+                return items

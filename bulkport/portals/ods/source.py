@@ -35,6 +35,7 @@ from bulkport.errors import (
     SkippableError,
 )
 from bulkport.http import HttpClient, StreamResponse
+from bulkport.idset import IdSet
 from bulkport.model import Dataset, Resource
 from bulkport.moments import parse_time
 from bulkport.portals.base import Listing
@@ -46,6 +47,7 @@ from bulkport.queue import fan_out_pages, pipeline
 from bulkport.settings import Options
 
 EXPLORE_PATH = "/api/explore/v2.1"
+PAGE_PATH = "/explore/dataset/{dataset_id}/"  # a dataset's page on the domain's portal
 MAX_LIMIT = 1000  # the Automation API's ceiling for ``limit``
 EXPORT_FORMATS = ("csv", "json", "jsonl", "geojson", "parquet", "xlsx", "shp", "kml", "gpx",
                   "fgb", "jsonld", "rdfxml", "turtle", "n3", "ov2")
@@ -68,6 +70,15 @@ def modified_of(dataset: Any) -> str | None:
     dated = [(moment, text) for text in stated if isinstance(text, str)
              and (moment := parse_time(text)) is not None]
     return max(dated)[1] if dated else None
+
+
+def _uid(dataset: Any) -> Any:
+    return dataset.get("uid") if isinstance(dataset, dict) else None
+
+
+def page_url(site_url: str, dataset_id: str) -> str:
+    """The public page of a dataset on the domain's portal (what its catalog links to)."""
+    return site_url.rstrip("/") + PAGE_PATH.format(dataset_id=quote(dataset_id, safe=""))
 
 
 def changed_since(dataset: Any, since: datetime) -> bool:
@@ -93,10 +104,14 @@ class OdsSource:
             export_format=settings.export_format,
             organization_from_publisher=settings.organization_from_publisher)
         self.detail_workers = settings.detail_workers or client.limits.connections_per_host
-        self._seen: set[str] = set()  # uids already listed (pages shift when datasets come and go)
 
     def describe(self) -> str:
         return self.site.describe()
+
+    def page_url(self, ds: Dataset) -> str:
+        """``{domain}/explore/dataset/{dataset_id}/``: the page the portal shows a dataset
+        on (the pivot's name is the ``dataset_id``)."""
+        return page_url(self.settings.url, ds.name)
 
     async def check(self) -> None:
         """Nothing to ask first: the Automation API answers no anonymous caller, so a wrong
@@ -113,13 +128,14 @@ class OdsSource:
         return response.json()
 
     async def list_page(self, offset: int, limit: int, *,
-                        seen: set[str] | None = None) -> tuple[int, list[Any]]:
-        """One page of ``GET /datasets/``, without the datasets earlier pages gave.
+                        seen: IdSet | None = None) -> tuple[int, list[Any]]:
+        """One page of ``GET /datasets/``.
 
         Args:
-            seen: the uids already listed (default: those of :meth:`produce`).
+            seen: the uids earlier pages gave, which are left out of this one (pages shift
+                when datasets are created or deleted while they are read); this page's
+                uids are added to it.
         """
-        known = self._seen if seen is None else seen
         page = await self._get("/datasets/", {"limit": limit, "offset": offset})
         if not isinstance(page, dict) or not isinstance(page.get("results"), list):
             raise BadResponse(f"{self.api}/datasets/: unexpected reply (is this an Opendatasoft "
@@ -127,15 +143,11 @@ class OdsSource:
         total = total_count(page)
         if total is None:
             raise BadResponse(f"{self.api}/datasets/: no total_count in the reply")
-        fresh = []
-        for dataset in page["results"]:
-            uid = dataset.get("uid") if isinstance(dataset, dict) else None
-            if isinstance(uid, str):
-                if uid in known:
-                    continue
-                known.add(uid)
-            fresh.append(dataset)
-        return total, fresh
+        results: list[Any] = page["results"]
+        if seen is not None:
+            new = iter(seen.add_all([u for d in results if isinstance(u := _uid(d), str)]))
+            results = [d for d in results if not isinstance(_uid(d), str) or next(new)]
+        return total, results
 
     async def list_all(self, path: str, params: Mapping[str, str] | None = None) -> list[Any]:
         """Every item of a paginated list (resources, attachments) of one dataset."""
@@ -216,9 +228,13 @@ class OdsSource:
 
         async def listing(out: MemoryObjectSendStream[Any]) -> None:
             nonlocal total
-            total = await fan_out_pages(self.list_page, out, page_size=self.limit,
-                                        concurrency=page_concurrency, on_total=on_total,
-                                        on_page_error=on_page_error)
+            # The uids listed so far, on disk rather than in memory, for as long as the
+            # listing lasts.
+            with IdSet() as seen:
+                total = await fan_out_pages(partial(self.list_page, seen=seen), out,
+                                            page_size=self.limit,
+                                            concurrency=page_concurrency, on_total=on_total,
+                                            on_page_error=on_page_error)
 
         async def complete(dataset: Any) -> None:
             nonlocal kept
@@ -230,9 +246,12 @@ class OdsSource:
             await pipeline(listing, complete, workers=self.detail_workers)
         return total if keep is None else kept
 
-    async def list_ids(self, *, page_concurrency: int,
-                       ids: Collection[str] | None = None) -> Listing:
-        """Every dataset uid with its modified date (:func:`modified_of`), never more.
+    async def list_ids(self, listing: Listing, *, page_concurrency: int,
+                       ids: Collection[str] | None = None) -> None:
+        """Add every dataset uid with its modified date (:func:`modified_of`) to
+        ``listing``, a page at a time; nothing else of a dataset is kept. A uid that
+        shifting pages give twice lands on its own entry of the listing again, so no set of
+        the uids seen is kept.
 
         Args:
             ids: only those of these uids the domain still holds, each asked for by uid
@@ -241,34 +260,34 @@ class OdsSource:
         Raises:
             BulkportError: a page or a lookup failed: a listing is complete or an error.
         """
-        listing = Listing()
-
-        def note(dataset: Any) -> None:
-            uid = dataset.get("uid") if isinstance(dataset, dict) else None
+        def note(dataset: Any) -> bool:
+            uid = _uid(dataset)
             if isinstance(uid, str):
-                listing.modified[uid] = modified_of(dataset)
+                listing.add(uid, modified_of(dataset))
+            return isinstance(uid, str)
 
         if ids is not None:
+            found = 0
+
             async def look_up(uid: str) -> None:
+                nonlocal found
                 dataset = await self._dataset(uid)
-                if dataset is not None:
-                    note(dataset)
+                if dataset is not None and note(dataset):
+                    found += 1
 
             await self._for_each(ids, look_up)
-            listing.announced = len(listing.modified)
-            return listing
+            listing.announced = found
+            return
         send, receive = anyio.create_memory_object_stream[Any](self.limit)
         async with anyio.create_task_group() as tg:
             async def pages() -> None:
                 listing.announced = await fan_out_pages(
-                    partial(self.list_page, seen=set()), send, page_size=self.limit,
-                    concurrency=page_concurrency)
+                    self.list_page, send, page_size=self.limit, concurrency=page_concurrency)
 
             tg.start_soon(pages)
             async with receive:
                 async for dataset in receive:  # a page at a time: only uid and date stay
                     note(dataset)
-        return listing
 
     async def produce_ids(self, send: MemoryObjectSendStream[Any], ids: Collection[str]) -> None:
         """Send the raw records of the datasets ``ids`` names that still exist, then close

@@ -4,34 +4,45 @@ A dataset is found by its ``dataset_id``. Opendatasoft has no free-form extras, 
 ownership mark a mirror and ``verify`` need is a field of a custom metadata template named
 by ``[target] mark_field`` ("template.field"), which receives the source id. Without it the
 mirror's state is the only proof that bulkport wrote a dataset, and verify cannot run.
+Which ``dataset_id`` each source record took is kept in the state store
+(:mod:`bulkport.portals.ods.claims`); where the domain then shows the dataset and serves its
+files is :mod:`bulkport.portals.ods.public`.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections import Counter
 from dataclasses import replace
-from typing import Any, cast
+from typing import Any
 
 import anyio
 
 from bulkport.checkpoint import Journal
-from bulkport.errors import ConfigError, Conflict, NotFound, SkippableError, ValidationError
-from bulkport.http import HttpClient, Upload
-from bulkport.model import Dataset, Resource
-from bulkport.moments import parse_time
+from bulkport.errors import (
+    ConfigError,
+    Conflict,
+    NotFound,
+    SkippableError,
+    ValidationError,
+)
+from bulkport.http import HttpClient
+from bulkport.model import Dataset
+from bulkport.portals.base import Written
 from bulkport.portals.ods.access import check_key, check_mapped_ids
-from bulkport.portals.ods.api import OdsApi, parse_error, total_count
+from bulkport.portals.ods.api import OdsApi, total_count
+from bulkport.portals.ods.claims import ID_ENTRY, DatasetIds
+from bulkport.portals.ods.files import FILE_ENTRY, DatasetFiles, outdated
 from bulkport.portals.ods.mapping import OdsDataset, resource_body, to_ods
+from bulkport.portals.ods.public import PublicUrls
 from bulkport.portals.ods.settings import OdsTargetSettings
 from bulkport.portals.ods.source import OdsSource
 from bulkport.report import Report
 from bulkport.settings import Options
-from bulkport.transfer import Digest, FileTransfer
+from bulkport.transfer import FileTransfer
 
-FILE_ENTRY = "file"  # journal: "<source id>/<resource id>" → the file's uid on the domain
-ID_ENTRY = "ods_dataset_id"  # journal: source id → the dataset_id chosen on the domain
+__all__ = ["FILE_ENTRY", "ID_ENTRY", "OdsTarget", "dataset_id_variant"]
+
 BUSY = frozenset({"queued", "processing", "aborting_processing", "deleting", "saving_version"})
 # The metadata keys bulkport writes, per template; any other key on the target is kept.
 OWNED = {
@@ -65,43 +76,11 @@ def _unmatched(kind: str, want: Counter[str], have: Counter[str]) -> list[str]:
             + [f"{kind} {name!r} on the target only" for name in sorted(have - want)])
 
 
-def _outdated(res: Resource, found: dict[str, Any], is_attachment: bool) -> bool:
-    """Whether the source's file is newer than the copy on the domain: the source's date
-    against the moment the copy was written there (a resource's ``updated_at``, an
-    attachment's ``created_at``). Without both dates the copy is kept."""
-    written = found.get("created_at" if is_attachment else "updated_at")
-    source = parse_time(res.modified)
-    copy = parse_time(written if isinstance(written, str) else None)
-    return source is not None and copy is not None and source > copy
-
-
-def _copy_of(res: Resource, is_attachment: bool, resources: list[dict[str, Any]],
-             attachments: list[dict[str, Any]], seen: Counter[tuple[bool, str]]
-             ) -> tuple[str, int, dict[str, Any] | None]:
-    """The copy of ``res`` on the domain: the n-th attachment with its file name, or the
-    n-th resource with its title, n counting the files of the dataset named alike so far
-    (``seen``). Returns that name, n, and the copy (None: there is none)."""
-    if is_attachment:
-        match_key, value = (lambda a: a.get("filename")), res.filename
-    else:
-        match_key, value = (lambda r: r.get("title")), resource_body(res, "")["title"]
-    n = seen[(is_attachment, value)]
-    seen[(is_attachment, value)] += 1
-    return value, n, _nth(attachments if is_attachment else resources, match_key, value, n)
-
-
 def dataset_id_variant(dataset_id: str, source_id: str) -> str:
     """A second, still deterministic ``dataset_id`` for when another record's copy holds
     the first: the first with a suffix made from the source id."""
     suffix = "-" + hashlib.sha1(source_id.encode()).hexdigest()[:8]
     return dataset_id[:100 - len(suffix)].rstrip("-_") + suffix
-
-
-def _nth(items: list[dict[str, Any]], key: Callable[[dict[str, Any]], Any], value: Any,
-         n: int) -> dict[str, Any] | None:
-    """The ``n``-th item (0-based) whose ``key`` equals ``value``."""
-    matches = [item for item in items if key(item) == value]
-    return matches[n] if n < len(matches) else None
 
 
 class OdsTarget:
@@ -120,11 +99,9 @@ class OdsTarget:
         self.status_poll = options.status_poll
         self.status_timeout = options.status_timeout
         self._empty_at_start = False  # set by check(): no dataset can pre-exist then
-        self._known: dict[str, str] = {}  # source id → its dataset_id (an earlier run's or ours)
-        self._claims: dict[str, str] = {}  # dataset_id → the source id whose copy it holds
-        self._id_locks: defaultdict[str, anyio.Lock] = defaultdict(anyio.Lock)
-        for entry in journal.entries(ID_ENTRY):
-            self._claim(entry["key"], str(entry["dataset_id"]))
+        self.ids = DatasetIds(journal)  # who holds which dataset_id: in the state store
+        self.public = PublicUrls(settings.url, client)
+        self.files = DatasetFiles(self.site, client, journal, report, self.public)
         self.options = settings.map_options()
         self.owned = {**OWNED}
         mark = self.options.mark_field
@@ -145,7 +122,7 @@ class OdsTarget:
         them."""
         page = await check_key(self.site, "target", "create, edit and publish datasets")
         self._empty_at_start = total_count(page) == 0
-        listed = await self._list("/metadata/templates/")
+        listed = await self.site.list_all("/metadata/templates/")
         check_mapped_ids(listed, {"licenses": self.settings.licenses,
                                   "themes": self.settings.themes}, self.describe())
         schema = {t["name"]: {f["name"]: f.get("type") or "text" for f in t.get("schema") or []
@@ -184,8 +161,8 @@ class OdsTarget:
         Raises:
             SkippableError: the dataset_id is held by a dataset bulkport did not make.
         """
-        mapped = self._mapped(ds)
-        candidates = self._candidates(ds, mapped)
+        mapped, known = self._mapped(ds)
+        candidates = self._candidates(ds, mapped, known)
         for dataset_id in candidates:
             existing = await self.find(dataset_id)
             if existing is None:
@@ -197,47 +174,51 @@ class OdsTarget:
         mapped = replace(mapped, dataset_id=dataset_id)
         if self._metadata_changes(existing.get("metadata") or {}, mapped.metadata):
             return "update"
-        return "update" if await self._files_pending(existing["uid"], mapped) else "unchanged"
+        return "update" if await self.files.pending(existing["uid"], mapped) else "unchanged"
 
-    async def upsert(self, ds: Dataset, transfer: FileTransfer) -> str:
-        """Create or update one dataset with its files; return created/updated/unchanged.
+    async def upsert(self, ds: Dataset, transfer: FileTransfer) -> Written:
+        """Create or update one dataset with its files, and publish it (unless the job
+        says not to).
+
+        Returns:
+            What became of it: its ``dataset_id``, its page, and each hosted file with the
+            URL the domain serves it at (see :mod:`bulkport.portals.ods.public`).
 
         Raises:
             SkippableError: this dataset failed (the run goes on).
         """
-        mapped = self._mapped(ds)
+        mapped, known = self._mapped(ds)
         for note in mapped.notes:
             self.report.note(note)
-        mapped, existing, created = await self._take_id(ds, mapped)
+        mapped, existing, created = await self._take_id(ds, mapped, known)
         if created:
             outcome, changed = "created", True
         else:
             changed = await self._update_metadata(existing, mapped)
             outcome = "updated" if changed else "unchanged"
         uid = existing["uid"]
-        if await self._sync_files(ds, uid, mapped, transfer, fresh=outcome == "created"):
+        files = await self.files.sync(ds, uid, mapped, transfer, fresh=created)
+        if any(f.action != "unchanged" for f in files):
             changed = True
             outcome = "updated" if outcome == "unchanged" else outcome
-        if self.publish:
-            await self._publish(uid, mapped, changed or not existing.get("is_published"))
-        return outcome
+        published = bool(existing.get("is_published"))
+        if self.publish and await self._publish(uid, mapped, changed or not published):
+            published = True
+        return Written(outcome, mapped.dataset_id, self.public.page(mapped.dataset_id),
+                       await self.files.urls(mapped.dataset_id, uid, files, published))
 
-    def _candidates(self, ds: Dataset, mapped: OdsDataset) -> list[str]:
+    def _candidates(self, ds: Dataset, mapped: OdsDataset, known: str | None) -> list[str]:
         """The dataset_ids ``ds`` may take, in order: the one it has (journaled, or an
         earlier run's), else the one mapped from its name and then that one's variant."""
-        if ds.source_id in self._known:
+        if known is not None:
             return [mapped.dataset_id]
         return [mapped.dataset_id, dataset_id_variant(mapped.dataset_id, ds.source_id)]
-
-    def _claim(self, source_id: str, dataset_id: str) -> None:
-        self._known[source_id] = dataset_id
-        self._claims[dataset_id] = source_id
 
     def _all_held(self, candidates: list[str]) -> SkippableError:
         return SkippableError(f"dataset_ids {', '.join(candidates)} on {self.describe()} hold "
                               "copies of other source records")
 
-    async def _take_id(self, ds: Dataset, mapped: OdsDataset
+    async def _take_id(self, ds: Dataset, mapped: OdsDataset, known: str | None
                        ) -> tuple[OdsDataset, dict[str, Any], bool]:
         """Find or create the dataset ``ds`` is written as: the first candidate dataset_id
         that is free or holds ``ds``'s copy (another record's copy makes it take the next).
@@ -249,26 +230,23 @@ class OdsTarget:
             SkippableError: a dataset bulkport did not make holds the dataset_id, or every
                 candidate holds another record's copy.
         """
-        candidates = self._candidates(ds, mapped)
+        candidates = self._candidates(ds, mapped, known)
         for dataset_id in candidates:
             mapped = replace(mapped, dataset_id=dataset_id)
             # One claim of a dataset_id at a time: another record's create of it in this
-            # run is then known before this one looks.
-            async with self._id_locks[dataset_id]:
+            # run is then in the state store before this one looks.
+            async with self.ids.lock(dataset_id):
                 # On a domain that was empty when the run began, a dataset can only exist
                 # if this run made it, so it is created without a lookup first. dataset_id
                 # is unique on a domain: a create that finds it taken is refused, never
                 # duplicated.
-                fresh = self._empty_at_start and dataset_id not in self._claims
+                fresh = self._empty_at_start and self.ids.holder(dataset_id) is None
                 existing = None if fresh else await self.find(dataset_id)
                 created = False
                 if existing is None:
                     existing, created = await self._create_or_find(ds, mapped)
                 if created or self._is_ours(existing, ds.source_id):
-                    if self._known.get(ds.source_id) != dataset_id or (
-                            self.journal.get(ID_ENTRY, ds.source_id) is None):
-                        self.journal.record(ID_ENTRY, ds.source_id, dataset_id=dataset_id)
-                    self._claim(ds.source_id, dataset_id)
+                    self.ids.claim(ds.source_id, dataset_id)
                     return mapped, existing, created
         raise self._all_held(candidates)
 
@@ -319,145 +297,22 @@ class OdsTarget:
                              json=merged)
         return bool(changes)
 
-    async def _sync_files(self, ds: Dataset, uid: str, mapped: OdsDataset,
-                          transfer: FileTransfer, *, fresh: bool) -> bool:
-        """Upload what the target lacks, or holds an older copy of (by the source's date);
-        True when something was written."""
-        if not mapped.resources and not mapped.attachments:
-            return False
-        resources = [] if fresh else await self._list(f"/datasets/{uid}/resources/")
-        attachments = [] if fresh or not mapped.attachments else await self._list(
-            f"/datasets/{uid}/attachments/")
-        wrote = False
-        seen: Counter[tuple[bool, str]] = Counter()
-
-        async def one(res: Resource, is_attachment: bool) -> None:
-            nonlocal wrote
-            key = f"{ds.source_id}/{res.source_id}"
-            value, n, found = _copy_of(res, is_attachment, resources, attachments, seen)
-            if found is not None and not _outdated(res, found, is_attachment):
-                if self.journal.get(FILE_ENTRY, key) is None:
-                    self.journal.record(FILE_ENTRY, key, target=found.get("uid"))
-                return
-            if found is not None and is_attachment:
-                # An attachment cannot be replaced: the old one goes, then the new one comes
-                # (killed in between, the next run finds none and adds it).
-                await self._delete(f"/datasets/{uid}/attachments/{found['uid']}/")
-            if is_attachment:
-                target, digest = await transfer.send(
-                    res, lambda up, attempt: self._attach(uid, up, attempt, value, n))
-            elif found is not None:
-                target, digest = await self._replace_file(uid, found, res, transfer)
-            else:
-                target, digest = await self._add_resource(uid, res, transfer)
-            self.journal.record(FILE_ENTRY, key, target=target.get("uid"), size=digest.size,
-                                sha256=digest.sha256)
-            self.report.count("files_transferred")
-            self.report.count("bytes_transferred", digest.size)
-            wrote = True
-
-        async with anyio.create_task_group() as tg:
-            for res in mapped.resources:
-                tg.start_soon(one, res, False)
-            for res in mapped.attachments:
-                tg.start_soon(one, res, True)
-        return wrote
-
-    async def _files_pending(self, uid: str, mapped: OdsDataset) -> bool:
-        """Whether :meth:`_sync_files` would upload something into dataset ``uid``."""
-        if not mapped.resources and not mapped.attachments:
-            return False
-        resources = await self._list(f"/datasets/{uid}/resources/")
-        attachments = await self._list(f"/datasets/{uid}/attachments/") if (
-            mapped.attachments) else []
-        seen: Counter[tuple[bool, str]] = Counter()
-        for files, is_attachment in ((mapped.resources, False), (mapped.attachments, True)):
-            for res in files:
-                _, _, found = _copy_of(res, is_attachment, resources, attachments, seen)
-                if found is None or _outdated(res, found, is_attachment):
-                    return True
-        return False
-
-    async def _list(self, path: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        while True:
-            page = await self.site.call("GET", path, params={"limit": 1000, "offset": len(items)})
-            if isinstance(page, list):  # some list endpoints are not paginated
-                return page
-            batch = page.get("results", []) if isinstance(page, dict) else []
-            items.extend(batch)
-            if not batch or not page.get("next"):
-                return items
-
-    async def _attach(self, uid: str, upload: Upload, attempt: int, filename: str,
-                      n: int) -> dict[str, Any]:
-        path = f"/datasets/{uid}/attachments/"
-        if attempt > 1:
-            found = _nth(await self._list(path), lambda a: a.get("filename"), filename, n)
-            if found is not None:
-                return found
-        response = await self.client.upload("POST", self.api + path, upload, errors=parse_error)
-        return cast(dict[str, Any], response.json())
-
-    async def _upload_file(self, uid: str, res: Resource,
-                           transfer: FileTransfer) -> tuple[dict[str, Any], Digest]:
-        """Upload the bytes of ``res`` to the dataset's file store (not yet a resource)."""
-        async def put(upload: Upload, _attempt: int) -> dict[str, Any]:
-            # A retried upload leaves at most an unused file; it is never a dataset resource.
-            response = await self.client.upload(
-                "POST", f"{self.api}/datasets/{uid}/resources/files/", upload, errors=parse_error)
-            return cast(dict[str, Any], response.json())
-
-        return await transfer.send(res, put)
-
-    async def _replace_file(self, uid: str, found: dict[str, Any], res: Resource,
-                            transfer: FileTransfer) -> tuple[dict[str, Any], Digest]:
-        """Point the resource ``found`` at a new upload of ``res`` (a PUT: safe to retry)."""
-        file, digest = await self._upload_file(uid, res, transfer)
-        updated = await self.site.call("PUT", f"/datasets/{uid}/resources/{found['uid']}/",
-                                   json=resource_body(res, file["uid"]))
-        return updated if isinstance(updated, dict) else found, digest
-
-    async def _delete(self, path: str) -> None:
-        try:
-            await self.site.call("DELETE", path)
-        except NotFound:  # an earlier attempt went through, its reply was lost
-            pass
-
-    async def _add_resource(self, uid: str, res: Resource,
-                            transfer: FileTransfer) -> tuple[dict[str, Any], Digest]:
-        file, digest = await self._upload_file(uid, res, transfer)
-        body = resource_body(res, file["uid"])
-
-        async def lookup() -> dict[str, Any] | None:
-            listed = await self._list(f"/datasets/{uid}/resources/")
-            return next((r for r in listed
-                         if (r.get("datasource") or {}).get("file", {}).get("uid") == file["uid"]),
-                        None)
-
-        created = await self.client.create_once(
-            lambda: self.site.call("POST", f"/datasets/{uid}/resources/", json=body, retry=False),
-            lookup)
-        return created, digest
-
     # ---- what a mirror needs besides upserts ------------------------------------------
     # Without [target] mark_field, Opendatasoft records carry no ownership mark: the
     # mirror's state is the only proof that it wrote a dataset, so it only ever deletes
     # what its state lists.
 
-    def remember(self, source_id: str, key: str) -> None:
-        """An earlier run wrote ``source_id`` as ``key``: its copy stays there, also once
-        the source renames the dataset (a published ``dataset_id`` is not to move)."""
-        self._claim(source_id, key)
-
     def key_for(self, ds: Dataset) -> str:
-        """The ``dataset_id`` of ``ds`` on the domain."""
-        return self._known.get(ds.source_id) or to_ods(ds, self.options).dataset_id
+        """The ``dataset_id`` of ``ds`` on the domain. Once written, a copy stays there,
+        also when the source renames the dataset (a published ``dataset_id`` is not to
+        move): the journal, or the mirror's state, says where."""
+        return self.ids.of(ds.source_id) or to_ods(ds, self.options).dataset_id
 
-    def _mapped(self, ds: Dataset) -> OdsDataset:
+    def _mapped(self, ds: Dataset) -> tuple[OdsDataset, str | None]:
+        """``ds`` mapped, under the dataset_id it has already if it has one (returned too)."""
         mapped = to_ods(ds, self.options)
-        known = self._known.get(ds.source_id)
-        return replace(mapped, dataset_id=known) if known else mapped
+        known = self.ids.of(ds.source_id)
+        return (replace(mapped, dataset_id=known) if known else mapped), known
 
     def _is_ours(self, existing: dict[str, Any], source_id: str) -> bool:
         """Whether ``existing`` is the copy of ``source_id`` (False: another source record's
@@ -475,7 +330,7 @@ class OdsTarget:
         dataset_id = existing.get("dataset_id")
         if value:
             return bool(value == source_id)
-        holder = self._claims.get(str(dataset_id))
+        holder = self.ids.holder(str(dataset_id))
         if holder is not None or mark is None:
             return holder in (None, source_id)
         raise SkippableError(
@@ -568,7 +423,7 @@ class OdsTarget:
             for res in files:
                 label = res.filename if is_attachment else resource_body(res, "")["title"]
                 copy = copies.get(label)
-                if copy is not None and _outdated(res, copy, is_attachment):
+                if copy is not None and outdated(res, copy, is_attachment):
                     found.append(f"{'attachment' if is_attachment else 'resource'} {label!r} "
                                  "is older than the source's file")
         return found
@@ -588,13 +443,14 @@ class OdsTarget:
                 await anyio.sleep(delay)
                 delay = min(delay * 1.5, 5.0)
 
-    async def _publish(self, uid: str, mapped: OdsDataset, needed: bool) -> None:
+    async def _publish(self, uid: str, mapped: OdsDataset, needed: bool) -> bool:
+        """Publish the dataset when ``needed``; True when it did (and it is published)."""
         if not needed:
-            return
+            return False
         if not mapped.resources:
             self.report.note("dataset has no tabular resource: left unpublished (ODS refuses "
                              "to publish a dataset without one)")
-            return
+            return False
         try:
             with anyio.fail_after(self.status_timeout):
                 try:
@@ -614,3 +470,4 @@ class OdsTarget:
             message = status.get("message") or status.get("errors") or status.get("status")
             raise SkippableError(f"dataset {uid}: processing ended in {status.get('status')!r}: "
                                  f"{message}")
+        return True

@@ -1,7 +1,8 @@
 """CKAN Action API simulator (CKAN 2.10/2.11 semantics) over an in-memory store.
 
-Routes: ``/api/3/action/{name}`` (and ``/api/action/{name}``), GET or POST, and hosted
-files at ``/dataset/{id}/resource/{resource_id}/download/{filename}``.
+Routes: ``/api/3/action/{name}`` (and ``/api/action/{name}``), GET or POST, the dataset
+pages at ``/dataset/{id}`` (:mod:`.pages`) and hosted files at
+``/dataset/{id}/resource/{resource_id}/download/{filename}``.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from aiohttp.hdrs import CONTENT_DISPOSITION
 from aiohttp.multipart import content_disposition_filename, parse_content_disposition
 from multidict import MultiMapping
 
-from bulkport.testing.ckan.actions import ACTIONS, Action, Context, RawResult, Upload, can_read
+from bulkport.testing.ckan.actions import ACTIONS, Action, Context, RawResult, Upload
 from bulkport.testing.ckan.errors import ActionError, BadRequest, ValidationError, ckan_error_body
 from bulkport.testing.ckan.model import guess_mimetype, munge_filename
+from bulkport.testing.ckan.pages import download_of, not_found, page_reply, readable
 from bulkport.testing.ckan.store import CkanStore
 from bulkport.testing.ckan.write import WRITE_ACTIONS
 from bulkport.testing.core.app import build_app
@@ -29,6 +31,7 @@ from bulkport.testing.core.files import BlobTooLarge
 from bulkport.testing.core.responses import base_url, json_response, stream_blob
 
 DEFAULT_API_KEY = "simulator-key"
+PAGE_ROUTE = "dataset_page"  # the route's name, for the request counters
 DEFAULT_USER = "admin"
 _NGINX_413 = ("<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body>\r\n"
               "<center><h1>413 Request Entity Too Large</h1></center>\r\n<hr><center>nginx"
@@ -108,12 +111,15 @@ def create_ckan_app(store: CkanStore | None = None, *, api_keys: dict[str, str] 
     for prefix in ("/api/3/action", "/api/action"):
         app.router.add_route("GET", prefix + "/{name}", handle_action)
         app.router.add_route("POST", prefix + "/{name}", handle_action)
+    app.router.add_get("/dataset/{id}", dataset_page, name=PAGE_ROUTE)
     app.router.add_get("/dataset/{id}/resource/{resource_id}/download/{filename}", _download)
     app.router.add_get("/dataset/{id}/resource/{resource_id}/download", _download)
     return app
 
 
 def _label(request: web.Request) -> str:
+    if request.match_info.route.name == PAGE_ROUTE:
+        return "ckan:page"
     if "name" in request.match_info:
         return "ckan:" + request.match_info["name"]
     if "resource_id" in request.match_info:
@@ -275,28 +281,29 @@ async def handle_action(request: web.Request) -> web.StreamResponse:
     return json_response({"help": help_url, "success": True, "result": result})
 
 
-def _not_found(message: str) -> web.Response:
-    return web.Response(status=404, content_type="text/html",
-                        text=f"<html><body><h1>404 Not Found</h1><p>{message}</p></body></html>")
+async def dataset_page(request: web.Request) -> web.StreamResponse:
+    """``{root}/dataset/{id}``: the dataset's page, as CKAN's ``dataset.read`` serves it."""
+    store: CkanStore = request.app["store"]
+    config: CkanConfig = request.app["config"]
+    ident = request.match_info["id"]
+    pkg = readable(store, request_user(request, config, store), ident)
+    return page_reply(request, pkg, ident, site_title=config.site_title)
 
 
 async def _download(request: web.Request) -> web.StreamResponse:
     store: CkanStore = request.app["store"]
     user = request_user(request, request.app["config"], store)
     res_id = request.match_info["resource_id"]
-    owner = store.packages.get(store.resources.get(res_id, ""))
-    pkg = store.get_package(request.match_info["id"])
-    # As CKAN: a private or unknown dataset or resource is a 404, never a 403.
-    if owner is None or pkg is None or not can_read(user, owner) or not can_read(user, pkg):
-        return _not_found("Resource not found")
-    res = next(r for r in owner["resources"] if r["id"] == res_id)
+    res = download_of(store, user, request.match_info["id"], res_id)
+    if isinstance(res, web.Response):
+        return res
     if res.get("url_type") == "upload":
         blob = store.blobs.get(res_id)
         if blob is None:
-            return _not_found("Resource data not found")
+            return not_found("Resource data not found")
         mimetype = res.get("mimetype") or guess_mimetype(res.get("url") or "")
         return await stream_blob(request, blob,
                                  content_type=mimetype or "application/octet-stream")
     if res.get("url"):
         raise web.HTTPFound(res["url"])
-    return _not_found("No download is available")
+    return not_found("No download is available")

@@ -13,6 +13,7 @@ Routes, under a configurable prefix (``/api/v3``, the newer docs and the officia
   ``{prefix}/upload/{uuid}/complete``; with the ``/api`` prefix also the v4 single-request
   ``POST /api/dataset/{id}/resources[/{resource_id}]``;
 - ``GET /download/{id}/{resource_id}/{filename}`` → a hosted file (each resource's ``url``);
+- ``GET /dataset/{id}`` and ``/dataset/{id}/{slug}`` → the dataset's public page (HTML);
 - ``GET {prefix}/datasets/export.json`` → every dataset the key may read, streamed.
 
 Auth is the raw key in ``Authorization`` (no scheme). Admins edit everything, team members
@@ -49,6 +50,7 @@ from bulkport.testing.datapress.http import (
     render_resource,
     route_label,
 )
+from bulkport.testing.datapress.pages import dataset_page
 from bulkport.testing.datapress.patch import PatchFailed, apply_patch
 from bulkport.testing.datapress.schema import build_dataset
 from bulkport.testing.datapress.store import DataPressStore, iso
@@ -200,6 +202,8 @@ def _routes(prefix: str) -> list[tuple[str, str, Any, str]]:
         ("POST", f"{prefix}/upload/{{uuid}}/complete", complete_upload, "complete"),
         ("GET", f"{prefix}/datasets/export.json", export, "export"),
         ("GET", "/download/{id}/{resource_id}/{filename}", download, "download"),
+        ("GET", "/dataset/{id}", dataset_page, "page"),
+        ("GET", "/dataset/{id}/{slug}", dataset_page, "page"),
     ]
     if prefix == "/api":  # the v4.0 docs' single-request upload and replace
         routes += [("POST", "/api/dataset/{id}/resources", upload_resource, "upload"),

@@ -2,8 +2,10 @@
 
 :mod:`.app` builds the application and lists its routes; their handlers are in
 :mod:`.datasets` (datasets and publication), :mod:`.templates` (metadata), :mod:`.files`
-(resources, files, attachments), :mod:`.apikeys` and :mod:`.explore` (the explore API's
-export), on the request plumbing of :mod:`.http` and the error replies of :mod:`.errors`.
+(resources, files, attachments), :mod:`.apikeys`, :mod:`.explore` (the explore API's
+export, of the records :mod:`.extract` reads from uploaded files) and :mod:`.portal` (the
+dataset pages and attachments visitors reach), on the request plumbing of :mod:`.http` and
+the error replies of :mod:`.errors`.
 :mod:`.store` holds a domain's content, :mod:`.metadata` the metadata templates' rules,
 :mod:`.seed` the domain ``bulkport simulate ods`` serves. :mod:`.openapi` checks replies
 against Opendatasoft's published OpenAPI document, for the tests.

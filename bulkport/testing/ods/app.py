@@ -4,7 +4,8 @@ Everything lives under ``/api/automation/v1.0/`` and every path ends with ``/``.
 ``Authorization: apikey KEY`` or ``?apikey=KEY``; errors are ``{error_code, message,
 detail?}``; lists are ``{total_count, next, previous, results}``. The explore API's dataset
 export (``/api/explore/v2.1/catalog/datasets/{dataset_id}/exports/{format}``) streams the
-records of published datasets (:mod:`bulkport.testing.ods.explore`).
+records of published datasets (:mod:`bulkport.testing.ods.explore`); their pages and
+attachments are served to visitors too (:mod:`bulkport.testing.ods.portal`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from aiohttp.typedefs import Handler
 
 from bulkport.testing.core.app import build_app
 from bulkport.testing.core.faults import Faults
-from bulkport.testing.ods import apikeys, datasets, explore, files, openapi, templates
+from bulkport.testing.ods import apikeys, datasets, explore, files, openapi, portal, templates
 from bulkport.testing.ods.errors import error_middleware, ods_error_body
 from bulkport.testing.ods.http import ADMIN_USER, PREFIX, auth_middleware, route_label
 from bulkport.testing.ods.store import OdsStore
@@ -85,6 +86,7 @@ def create_ods_app(store: OdsStore | None = None, *, api_keys: set[str] | None =
                     stats=store.stats, processing_time=processing_time)
     routes = [(PREFIX + path, handlers) for path, handlers in [*ROUTES, *apikeys.ROUTES]]
     routes += [(explore.EXPLORE_PREFIX + path, handlers) for path, handlers in explore.ROUTES]
+    routes += portal.ROUTES  # what a visitor reaches: pages, attachments
     for path, handlers in routes:
         resource = app.router.add_resource(path)
         for method, handler in handlers.items():

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from bulkport.testing.core.responses import json_response
 from bulkport.testing.ods.errors import OdsError, invalid, invalid_status
+from bulkport.testing.ods.extract import CsvSource, FileRecords
 from bulkport.testing.ods.http import dataset_of, paginate, read_json
 from bulkport.testing.ods.metadata import REQUIRED, check_metadata
 from bulkport.testing.ods.store import BUSY, OdsDataset, OdsStore, Publication, default_security, iso
@@ -173,6 +174,20 @@ def _empty_file_problem(store: OdsStore, dataset: OdsDataset) -> str | None:
     return None
 
 
+def _file_records(store: OdsStore, dataset: OdsDataset) -> FileRecords | None:
+    """What publishing extracts from the dataset's uploaded CSV resources (None: there is
+    none, the records stay what they were)."""
+    sources = []
+    for resource in dataset.resources.values():
+        source = resource["datasource"]
+        if resource.get("type") != "csvfile" or source.get("type") != "uploaded_file":
+            continue
+        blob = store.blobs.get(source["file"]["uid"])
+        if blob is not None:
+            sources.append(CsvSource.of(blob, resource.get("params") or {}))
+    return FileRecords(tuple(sources)) if sources else None
+
+
 async def publish(request: web.Request) -> web.StreamResponse:
     store: OdsStore = request.app["store"]
     dataset = dataset_of(request)
@@ -185,6 +200,9 @@ async def publish(request: web.Request) -> web.StreamResponse:
         raise invalid_status("The dataset is a draft: it cannot be published.")
     problem = _empty_file_problem(store, dataset)
     dataset.published_metadata = copy.deepcopy(dataset.metadata)
+    records = _file_records(store, dataset)
+    if records is not None and not problem:
+        store.records[dataset.uid] = records
     publication.start(now, request.app["processing_time"], "error" if problem else "idle",
                       problem)
     return json_response({"detail": "ok"})

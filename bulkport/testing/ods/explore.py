@@ -2,9 +2,11 @@
 
 ``GET /api/explore/v2.1/catalog/datasets/{dataset_id}/exports/{format}`` streams every
 record of a published dataset (no row cap, unlike ``/records``), chunked, with no
-Content-Length. The records are a :class:`RecordSet` in ``store.records`` (dataset uid →
-records): what the platform extracted from the dataset's sources. The API is public: an
-anonymous caller sees published datasets that are not restricted; a key must be valid.
+Content-Length. The records are in ``store.records`` (dataset uid → records): what the
+platform extracted from the dataset's sources, a generated :class:`RecordSet` for a seeded
+domain, or the rows of the uploaded CSV files a publication read
+(:class:`bulkport.testing.ods.extract.FileRecords`). The API is public: an anonymous caller
+sees published datasets that are not restricted; a key must be valid.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import io
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
@@ -33,6 +35,20 @@ _NOTES = ("", "ok", "contains, a comma", 'quoted "word"', "line\nbreak", "🚲 v
 _ROWS_PER_BLOCK = 500
 
 
+class Records(Protocol):
+    """The records of a dataset, as an export reads them."""
+
+    @property
+    def fields(self) -> tuple[str, ...]: ...
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The label of each of :attr:`fields`."""
+        ...
+
+    def iter_records(self, limit: int = -1) -> Iterator[dict[str, Any]]: ...
+
+
 @dataclass(frozen=True)
 class RecordSet:
     """``rows`` records, each a pure function of ``seed`` and its position."""
@@ -40,6 +56,10 @@ class RecordSet:
     rows: int
     seed: int = 0
     fields: tuple[str, ...] = ("id", "name", "place", "value", "date", "note")
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.fields  # generated fields are labelled by their names
 
     def iter_records(self, limit: int = -1) -> Iterator[dict[str, Any]]:
         """The records in order, the first ``limit`` only when it is not -1."""
@@ -53,20 +73,26 @@ class RecordSet:
             yield dict(zip(self.fields, values, strict=False))
 
 
-def render(records: RecordSet, fmt: str = "csv", *, delimiter: str = ";",
-           with_bom: bool = True, limit: int = -1) -> Iterator[bytes]:
-    """The export body in pieces, as the endpoint streams it (the v2.1 CSV defaults)."""
+def render(records: Records, fmt: str = "csv", *, delimiter: str = ";",
+           with_bom: bool = True, limit: int = -1, use_labels: bool = False) -> Iterator[bytes]:
+    """The export body in pieces, as the endpoint streams it (the v2.1 CSV defaults).
+
+    Args:
+        use_labels: a CSV's header row holds the fields' labels, not their names.
+    """
+    fields = records.fields
     rows = records.iter_records(limit)
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, delimiter=delimiter)
-        writer.writerow(records.fields)
+        writer.writerow(records.labels if use_labels else fields)
         head = ("\ufeff" if with_bom else "") + buffer.getvalue()
         yield head.encode()
         while True:
             buffer.seek(0)
             buffer.truncate()
-            block = [list(r.values()) for _, r in zip(range(_ROWS_PER_BLOCK), rows, strict=False)]
+            block = [[r.get(f) for f in fields]
+                     for _, r in zip(range(_ROWS_PER_BLOCK), rows, strict=False)]
             if not block:
                 return
             writer.writerows(block)
@@ -99,8 +125,8 @@ def _flag(request: web.Request, name: str, default: bool) -> bool:
 
 
 async def export_dataset(request: web.Request) -> web.StreamResponse:
-    """``GET .../exports/{format}``: ``limit`` (-1 for all), and for CSV ``delimiter`` and
-    ``with_bom``, as the v2.1 API takes them."""
+    """``GET .../exports/{format}``: ``limit`` (-1 for all), ``use_labels``, and for CSV
+    ``delimiter`` and ``with_bom``, as the v2.1 API takes them."""
     store: OdsStore = request.app["store"]
     dataset_id = request.match_info["dataset_id"]
     fmt = request.match_info["format"]
@@ -122,7 +148,7 @@ async def export_dataset(request: web.Request) -> web.StreamResponse:
         raise _bad("Invalid value for 'limit': must be -1 or more.")
     records = store.records.get(dataset.uid) or RecordSet(rows=0)
     pieces = render(records, fmt, delimiter=delimiter, with_bom=_flag(request, "with_bom", True),
-                    limit=limit)
+                    limit=limit, use_labels=_flag(request, "use_labels", False))
     response = web.StreamResponse(headers={
         "Content-Type": FORMATS[fmt],
         "Content-Disposition": f'attachment; filename="{dataset_id}.{fmt}"'})

@@ -121,7 +121,7 @@ async def list_attachments(request: web.Request) -> web.StreamResponse:
 async def create_attachment(request: web.Request) -> web.StreamResponse:
     dataset = dataset_of(request)
     record = await _receive_file(request, "at_")
-    dataset.attachments[record.uid] = record
+    dataset.add_attachment(record)
     dataset.touch()
     return json_response(record.out(), 201)
 

@@ -13,7 +13,8 @@ from bulkport.testing.ods.errors import OdsError, invalid, not_found
 from bulkport.testing.ods.store import OdsDataset, OdsStore
 
 PREFIX = "/api/automation/v1.0"
-PUBLIC_PREFIX = "/api/explore/"  # the explore API also answers anonymous callers
+# What also answers anonymous callers: the explore APIs and the portal's pages.
+PUBLIC_PREFIXES = ("/api/explore/", "/api/v2/", "/api/datasets/1.0/", "/explore/")
 ADMIN_USER = "admin"  # the owner of the keys given to create_ods_app
 MAX_LIMIT = 1000
 
@@ -31,7 +32,7 @@ def auth_middleware(keys: set[str]) -> Middleware:
 
     ``keys`` belong to the domain administrator; keys created through ``/apikeys/`` to
     their user, until revoked. The caller's user name goes in ``request["ods_user"]``
-    (None for an anonymous caller of the explore API, which needs no key).
+    (None for an anonymous caller of the explore API or the portal, which need no key).
     """
 
     @web.middleware
@@ -41,7 +42,7 @@ def auth_middleware(keys: set[str]) -> Middleware:
             scheme, _, value = header.partition(" ")
             key = value.strip() if scheme.lower() == "apikey" else request.query.get("apikey")
             challenge = {"WWW-Authenticate": 'ApiKey realm="api"'}
-            if not key and request.path.startswith(PUBLIC_PREFIX):
+            if not key and request.path.startswith(PUBLIC_PREFIXES):
                 request["ods_user"] = None
                 return await handler(request)
             if not key:

@@ -117,7 +117,10 @@ def _add_file(store: OdsStore, dataset: OdsDataset, filename: str, file: Synthet
     kind = filename.rsplit(".", 1)[-1].lower()
     record = FileRecord(uid, filename, MIMETYPES.get(kind), _when(i), file.size)
     store.blobs.put_synthetic(uid, file)
-    (dataset.attachments if attachment else dataset.files)[uid] = record
+    if attachment:
+        dataset.add_attachment(record)
+    else:
+        dataset.files[uid] = record
     return record
 
 

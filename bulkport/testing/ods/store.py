@@ -8,6 +8,7 @@ settles to ``idle`` (published) or ``error``. No task runs in the background.
 from __future__ import annotations
 
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,8 @@ class FileRecord:
     mimetype: str | None
     created_at: str
     size: int
+    # An attachment's id in the explore API and on the portal, which is not its uid.
+    public_id: str | None = None
 
     def out(self) -> dict[str, Any]:
         return {"uid": self.uid, "filename": self.filename, "mimetype": self.mimetype,
@@ -141,6 +144,20 @@ class OdsDataset:
 
     def touch(self) -> None:
         self.updated_at = iso()
+
+    def add_attachment(self, record: FileRecord) -> None:
+        """Attach ``record``, under an explore id no other attachment of the dataset has."""
+        taken = {a.public_id for a in self.attachments.values()}
+        base = attachment_id(record.filename)
+        record.public_id = next(candidate for n in range(1, len(taken) + 2)
+                                if (candidate := base if n == 1 else f"{base}_{n}") not in taken)
+        self.attachments[record.uid] = record
+
+
+def attachment_id(filename: str) -> str:
+    """The explore API's id of an attachment, made from its file name as the documents
+    show it (``cities1000.zip`` → ``cities1000_zip``, ``file.csv`` → ``file_csv``)."""
+    return re.sub(r"[^a-z0-9]", "_", filename.lower()) or "attachment"
 
 
 def default_security() -> dict[str, Any]:

@@ -15,6 +15,12 @@ no ``Authorization``) → ``resource_upload_finalize {id}``: the resource become
 file (``url_type`` upload, ``size``, ``hash`` = hex SHA-256, ``mimetype``), downloaded from
 ``/@demo/dataset/{id}/resource/{rid}/download/{name}``, which redirects (302) to a
 presigned GET on the object store.
+
+Pages: CKAN's own dataset pages under the API (``/@demo/dataset/{name}``, as
+:mod:`bulkport.testing.ckan.pages`), and the portal's public site on the API's origin: the
+dataset pages of PortalJS Cloud's frontend, ``/@{organization}/{name}``, which show public
+datasets only (the frontend reads the API without a key) and answer 404 when the
+organization is not the dataset's.
 """
 
 from __future__ import annotations
@@ -33,7 +39,6 @@ from bulkport.testing.ckan.actions import (
     Action,
     Context,
     as_input,
-    can_read,
     get_or_bust,
     require_user,
     resource_owner,
@@ -42,21 +47,26 @@ from bulkport.testing.ckan.actions import (
 from bulkport.testing.ckan.app import (
     DEFAULT_API_KEY,
     DEFAULT_USER,
+    PAGE_ROUTE,
     CkanConfig,
     add_key_holders,
+    dataset_page,
     handle_action,
     request_user,
     site_actions,
 )
 from bulkport.testing.ckan.errors import ValidationError, ckan_error_body
 from bulkport.testing.ckan.model import guess_mimetype, munge_filename, now_iso, resource_out
+from bulkport.testing.ckan.pages import download_of, not_found, page_html, readable
 from bulkport.testing.ckan.store import CkanStore
 from bulkport.testing.ckan.validate import build_organization
 from bulkport.testing.core.app import build_app
 from bulkport.testing.core.faults import Faults
+from bulkport.testing.core.responses import base_url
 from bulkport.testing.core.s3 import MAX_PUT_SIZE, ObjectStore, Signer
 
 _HOSTED = re.compile(r"resources/([0-9a-f-]{36})/([^/]+)$")
+FRONTEND_ROUTE = "frontend_page"
 
 
 @dataclass
@@ -151,6 +161,9 @@ def _hostname(request: web.Request) -> str:
 def _label(request: web.Request) -> str:
     if _hostname(request) == request.app["config"].object_host:
         return "s3:" + request.method.lower()
+    route = request.match_info.route.name
+    if route in (PAGE_ROUTE, FRONTEND_ROUTE):
+        return "portaljs:page" if route == PAGE_ROUTE else "portaljs:frontend"
     if "name" in request.match_info:
         return "portaljs:" + request.match_info["name"]
     if "resource_id" in request.match_info:
@@ -172,13 +185,9 @@ async def _download(request: web.Request) -> web.StreamResponse:
     config: PortalJsConfig = request.app["config"]
     user = request_user(request, config, store)
     res_id = request.match_info["resource_id"]
-    owner = store.packages.get(store.resources.get(res_id, ""))
-    pkg = store.get_package(request.match_info["id"])
-    res = next((r for r in (owner or {}).get("resources", []) if r["id"] == res_id), None)
-    # As CKAN: a private or unknown dataset or resource is a 404, never a 403.
-    if (owner is None or pkg is None or res is None or not can_read(user, owner)
-            or not can_read(user, pkg)):
-        raise web.HTTPNotFound(text="Resource not found")
+    res = download_of(store, user, request.match_info["id"], res_id)
+    if isinstance(res, web.Response):
+        return res
     if res.get("url_type") == "upload" and res_id in store.blobs:
         key = f"resources/{res_id}/{res['url']}"
         base = f"{request.scheme}://{request.host}"
@@ -187,6 +196,19 @@ async def _download(request: web.Request) -> web.StreamResponse:
     if res.get("url") and res.get("url_type") != "upload":
         raise web.HTTPFound(res["url"])
     raise web.HTTPNotFound(text="No download is available")
+
+
+async def _frontend_page(request: web.Request) -> web.StreamResponse:
+    """``/@{org}/{dataset}``: the portal site's page of a public dataset of ``org``."""
+    store: CkanStore = request.app["store"]
+    config: PortalJsConfig = request.app["config"]
+    pkg = readable(store, None, request.match_info["dataset"])
+    org = store.organizations.get((pkg or {}).get("owner_org") or "")
+    if pkg is None or org is None or org["name"] != request.match_info["org"]:
+        return not_found("This page could not be found.")
+    return web.Response(text=page_html(pkg, config.site_title,
+                                       base_url(request) + request.app["root_path"]),
+                        content_type="text/html")
 
 
 def _ensure_portal_org(store: CkanStore, portal: str) -> None:
@@ -258,7 +280,9 @@ def create_portaljs_app(store: CkanStore | None = None, *, portal: str = "demo",
     for prefix in (f"/@{portal}/api/3/action", f"/@{portal}/api/action"):
         app.router.add_route("GET", prefix + "/{name}", handle_action)
         app.router.add_route("POST", prefix + "/{name}", handle_action)
+    app.router.add_get(f"/@{portal}/dataset/{{id}}", dataset_page, name=PAGE_ROUTE)
     download = f"/@{portal}/dataset/{{id}}/resource/{{resource_id}}/download"
     app.router.add_get(download + "/{filename}", _download)
     app.router.add_get(download, _download)
+    app.router.add_get("/@{org}/{dataset}", _frontend_page, name=FRONTEND_ROUTE)
     return app

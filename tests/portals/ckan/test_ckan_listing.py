@@ -14,6 +14,7 @@ from aiohttp import web
 
 from bulkport.errors import ServerError, first_error
 from bulkport.http import HttpClient, RetryPolicy
+from bulkport.portals.base import MemoryListing
 from bulkport.portals.ckan.settings import CkanSourceSettings
 from bulkport.portals.ckan.source import CkanSource, solr_date
 from bulkport.settings import Options
@@ -27,6 +28,7 @@ class Site:
     store: CkanStore
     url: str = ""
     failing: set[int] = field(default_factory=set)  # ``start`` offsets answered with a 500
+    shift: bool = False  # add a dataset that sorts first once the first page is served
 
 
 @pytest.fixture
@@ -39,7 +41,13 @@ async def site() -> AsyncIterator[Site]:
         if int(request.query.get("start", 0)) in site.failing:
             return web.json_response({"success": False, "error": {"message": "boom"}},
                                      status=500)
-        return await handler(request)
+        reply = await handler(request)
+        if site.shift and request.match_info.get("name") == "package_search":
+            site.shift = False  # every later page now starts one record earlier
+            first = min(active(site.store).values(), key=lambda p: p["id"])
+            site.store.save_package({**first, "id": "0" * 8 + "-0000-4000-8000-" + "0" * 12,
+                                     "name": "added-while-listed"})
+        return reply
 
     app = create_ckan_app(site.store, api_keys={KEY: "admin"})
     app.middlewares.insert(0, fail_pages)
@@ -68,7 +76,8 @@ def active(store: CkanStore) -> dict[str, dict[str, Any]]:
 async def test_list_ids_gives_every_id_and_date_without_full_records(site: Site) -> None:
     store, url = site.store, site.url
     async with HttpClient() as client:
-        listing = await portal(client, url).list_ids(page_concurrency=2)
+        listing = MemoryListing()
+        await portal(client, url).list_ids(listing, page_concurrency=2)
     assert set(listing.modified) == set(active(store)) and listing.announced == 130
     for pkg_id, modified in listing.modified.items():
         stored = datetime.fromisoformat(store.packages[pkg_id]["metadata_modified"])
@@ -82,7 +91,8 @@ async def test_list_ids_of_some_ids_keeps_those_still_there(site: Site) -> None:
     gone = ids[5]
     store.save_package({**store.packages[gone], "state": "deleted"})
     async with HttpClient() as client:
-        listing = await portal(client, url).list_ids(page_concurrency=2, ids=[*ids, "nope"])
+        listing = MemoryListing()
+        await portal(client, url).list_ids(listing, page_concurrency=2, ids=[*ids, "nope"])
     assert set(listing.modified) == set(ids) - {gone}
     assert store.stats["ckan:package_search"] == 2  # ids in batches of 50
 
@@ -91,7 +101,7 @@ async def test_a_failed_page_fails_the_listing(site: Site) -> None:
     site.failing.add(50)  # the second page: a listing is complete or an error, never partial
     async with HttpClient(retry=RetryPolicy(attempts=2, backoff_base=0.01)) as client:
         with pytest.raises(Exception) as caught:
-            await portal(client, site.url).list_ids(page_concurrency=2)
+            await portal(client, site.url).list_ids(MemoryListing(), page_concurrency=2)
     assert isinstance(first_error(caught.value), ServerError)
 
 
@@ -121,7 +131,8 @@ async def test_a_reindex_alone_is_a_change_for_the_listing_and_for_since(site: S
     store.save_package({**store.packages[pkg_id], "indexed_ts": reindexed.isoformat()})
     async with HttpClient() as client:
         source = portal(client, url)
-        listing = await source.list_ids(page_concurrency=2)
+        listing = MemoryListing()
+        await source.list_ids(listing, page_concurrency=2)
         cut = reindexed.replace(tzinfo=timezone.utc) - timedelta(minutes=1)
         changed = await collect(lambda send: source.produce(send, page_concurrency=2, since=cut))
     assert listing.modified[pkg_id] == solr_date(reindexed)
@@ -129,3 +140,26 @@ async def test_a_reindex_alone_is_a_change_for_the_listing_and_for_since(site: S
               for i, p in active(store).items() if i != pkg_id}
     assert {i: listing.modified[i] for i in others} == others
     assert [p["id"] for p in changed] == [pkg_id]
+
+
+async def test_produce_sends_once_what_shifted_pages_list_twice(site: Site) -> None:
+    """A dataset added while the pages are read moves every later record one place on: the
+    last of each page comes again at the top of the next. Each is sent once."""
+    site.shift = True
+    async with HttpClient() as client:
+        source = portal(client, site.url)
+        sent = await collect(lambda send: source.produce(send, page_concurrency=1))
+        ids = [p["id"] for p in sent]
+        assert len(ids) == len(set(ids)) == 130  # the newcomer itself is the next run's
+        assert site.store.stats["ckan:package_search"] == 3
+        # The ids seen last for one listing only: a later one on the same source sends all.
+        again = await collect(lambda send: source.produce(send, page_concurrency=2))
+    assert len(again) == 131
+
+
+async def test_list_ids_adds_an_id_listed_twice_once(site: Site) -> None:
+    site.shift = True
+    async with HttpClient() as client:
+        listing = MemoryListing()
+        await portal(client, site.url).list_ids(listing, page_concurrency=1)
+    assert len(listing) == 130 and listing.announced == 130

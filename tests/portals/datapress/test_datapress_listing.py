@@ -15,6 +15,7 @@ from aiohttp import web
 from bulkport.errors import ServerError, TransportError, first_error
 from bulkport.http import HttpClient, RetryPolicy
 from bulkport.moments import parse_time
+from bulkport.portals.base import MemoryListing
 from bulkport.portals.datapress.settings import DataPressSourceSettings
 from bulkport.portals.datapress.source import DataPressSource
 from bulkport.settings import Options
@@ -82,7 +83,8 @@ async def test_list_ids_gives_what_the_export_shows_with_its_dates(site: Site, k
     assert 0 < len(private) < 120
     async with HttpClient() as client:
         source = portal(client, site, key)
-        listing = await source.list_ids(page_concurrency=2)
+        listing = MemoryListing()
+        await source.list_ids(listing, page_concurrency=2)
         sent = await collect(lambda send: source.produce(send, page_concurrency=1))
     # The editor sees private datasets, a visitor does not: the listing is what produce
     # sends, whichever key reads it.
@@ -100,10 +102,23 @@ async def test_list_ids_of_some_ids_keeps_those_still_there(site: Site) -> None:
     gone = ids[4]
     del store.datasets[gone]
     async with HttpClient() as client:
-        listing = await portal(client, site).list_ids(page_concurrency=2, ids=[*ids, "zzzzz"])
+        listing = MemoryListing()
+        await portal(client, site).list_ids(listing, page_concurrency=2,
+                                            ids=[*ids, ids[0], "zzzzz"])
     assert set(listing.modified) == set(ids) - {gone}
+    assert listing.announced == len(ids) - 1  # an id asked twice is read and counted once
     assert all(listing.modified[i] == store.datasets[i]["updatedAt"] for i in listing.modified)
     assert store.stats["datapress:get"] == 31 and store.stats["datapress:export"] == 0
+
+
+async def test_list_ids_adds_to_the_listing_it_is_given(site: Site) -> None:
+    """A listing is a sink (a mirror's is a table of its state store): what it held stays,
+    the export's ids are added, and ``announced`` counts what this export held."""
+    listing = MemoryListing({"kept1": "2020-01-01T00:00:00.000Z"})
+    async with HttpClient() as client:
+        await portal(client, site).list_ids(listing, page_concurrency=2)
+    assert set(listing.modified) == {"kept1", *site.store.datasets}
+    assert listing.announced == len(site.store.datasets) == len(listing) - 1
 
 
 @pytest.mark.parametrize(("fault", "error"), [("cut", TransportError), ("500", ServerError)])
@@ -111,7 +126,7 @@ async def test_a_failed_export_fails_the_listing(site: Site, fault: str, error: 
     site.export_fault = fault  # a listing is complete or an error, never partial
     async with HttpClient(retry=RetryPolicy(attempts=2, backoff_base=0.01)) as client:
         with pytest.raises(Exception) as caught:
-            await portal(client, site).list_ids(page_concurrency=2)
+            await portal(client, site).list_ids(MemoryListing(), page_concurrency=2)
     assert isinstance(first_error(caught.value), error)
     assert site.export_reads == 2  # tried again once, then gave up
 
@@ -120,7 +135,8 @@ async def test_a_failed_lookup_by_id_fails_the_listing(site: Site) -> None:
     site.failing_gets = True  # an error is not an absence: it must not become a deletion
     async with HttpClient(retry=RetryPolicy(attempts=2, backoff_base=0.01)) as client:
         with pytest.raises(Exception) as caught:
-            await portal(client, site).list_ids(page_concurrency=2, ids=sorted(site.store.datasets)[:3])
+            await portal(client, site).list_ids(MemoryListing(), page_concurrency=2,
+                                                ids=sorted(site.store.datasets)[:3])
     assert isinstance(first_error(caught.value), ServerError)
 
 

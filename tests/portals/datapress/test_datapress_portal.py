@@ -89,3 +89,53 @@ async def test_the_export_is_parsed_in_flat_memory() -> None:
             tracemalloc.stop()
     assert seen == count
     assert peak < 1_500_000  # the body is 5.5 MB: never held whole
+
+
+class _Counted:
+    """A listing that keeps a count only, so that what is measured is the source's."""
+
+    announced = 0
+
+    def __init__(self) -> None:
+        self.added = 0
+
+    def add(self, source_id: str, modified: str | None) -> None:
+        self.added += 1
+
+    def __len__(self) -> int:
+        return self.added
+
+
+async def test_the_ids_of_the_export_are_not_kept_in_memory() -> None:
+    """Dropping what a cut export sent again needs every id met: they go to disk."""
+    count = 20_000  # a Python set of them would add 2.4 MB to the peak
+
+    async def export(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.content_type = "application/json"
+        await response.prepare(request)
+        body = bytearray(b"[")
+        for n in range(count):
+            body += b'%s{"id": "d%06d", "updatedAt": "2025-01-01T00:00:00.000Z"}' % (
+                b"," if n else b"", n)
+            if len(body) >= 65536:
+                await response.write(bytes(body))
+                body.clear()
+        await response.write(bytes(body) + b"]")
+        return response
+
+    app = web.Application()
+    app.router.add_get("/api/v3/datasets/export.json", export)
+    listing = _Counted()
+    async with serve(app) as url, HttpClient() as client:
+        portal = DataPressSource(DataPressSourceSettings(type="datapress", url=url), client,
+                                 Options())
+        tracemalloc.start()
+        try:
+            await portal.list_ids(listing, page_concurrency=1)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert listing.added == listing.announced == count
+    assert peak < 2_500_000  # about 1.6 MB of buffers whatever the count
+

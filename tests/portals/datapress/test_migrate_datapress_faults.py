@@ -21,7 +21,8 @@ from datapress_sites import (
     run,
     write_job,
 )
-from interrupt import kill_when_journaled
+from interrupt import kill_at_random_moments, kill_when_journaled
+from state_rows import count_journaled
 
 from bulkport.testing import Faults
 from bulkport.testing.core.responses import drop_connection
@@ -108,11 +109,30 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(sites, tmp_path: Path) -
     env = {**os.environ, "T_CKAN_KEY": CKAN_KEY, "T_DP_KEY": DP_KEY}
     command = [sys.executable, "-m", "bulkport", "run", str(job), "--state-dir", str(state),
                "--no-progress"]
-    journal = state / "journal.jsonl"
-    kill_when_journaled(command, env, journal, b'"kind":"dataset"', 10)
-    done = journal.read_bytes().count(b'"kind":"dataset"')
+    kill_when_journaled(command, env, state, "dataset", 10)
+    done = count_journaled(state, "dataset")
     assert 10 <= done < 30  # really interrupted mid-run
 
     assert subprocess.run(command, env=env, stderr=subprocess.DEVNULL).returncode == 0
     check_ckan_in_datapress(s)
     assert final_state(s.dp) == final_state(reference.dp)
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_kill_9_at_random_moments_then_resume_equals_an_uninterrupted_run(
+        sites, tmp_path: Path, seed: int) -> None:
+    """Kills land anywhere: mid-create, mid-upload, mid-PATCH, mid-export scan."""
+    reference = sites(datasets=30, latency=0.02)
+    for name in ("ref", "killed"):
+        (tmp_path / name).mkdir()
+    assert run(write_job(tmp_path / "ref", reference), tmp_path / "ref-state") == 0
+
+    s = sites(datasets=30, latency=0.02)  # a run of about 2 s, creates in its first half
+    job = write_job(tmp_path / "killed", s)
+    env = {**os.environ, "T_CKAN_KEY": CKAN_KEY, "T_DP_KEY": DP_KEY}
+    command = [sys.executable, "-m", "bulkport", "run", str(job), "--state-dir",
+               str(tmp_path / "killed-state"), "--no-progress"]
+    delays = kill_at_random_moments(command, env, seed=seed, kills=4, longest=1.6)
+    assert subprocess.run(command, env=env, stderr=subprocess.DEVNULL).returncode == 0, delays
+    check_ckan_in_datapress(s)
+    assert final_state(s.dp) == final_state(reference.dp), delays

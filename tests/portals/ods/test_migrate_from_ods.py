@@ -285,7 +285,7 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(sites, tmp_path: Path) -
     command = [sys.executable, "-m", "bulkport", "run", str(write_job(tmp_path / "killed", s)),
                "--state-dir", str(state), "--no-progress"]
     env = {**os.environ, "T_CKAN_KEY": CKAN_KEY}
-    kill_when_journaled(command, env, state / "journal.jsonl", b"\n", 30)
+    kill_when_journaled(command, env, state, None, 30)
     assert len(s.ckan.packages) < 50  # really interrupted mid-run
 
     assert subprocess.run(command, env=env, stderr=subprocess.DEVNULL).returncode == 0

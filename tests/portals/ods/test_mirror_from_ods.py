@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import orjson
 import pytest
 from aiohttp import web
-from mirror_sites import TARGET_KEY, WRITES, by_mark, environment
+from mirror_sites import TARGET_KEY, WRITES, by_mark, environment, state_of
 from ods_edits import ByHand
 
 from bulkport.cli import main
@@ -126,10 +125,6 @@ retries = 2
 def run(job: Path, state: Path, *args: str) -> int:
     environment()
     return main(["run", str(job), "--state-dir", str(state), "--no-progress", *args])
-
-
-def state_of(folder: Path) -> dict[str, Any]:
-    return orjson.loads((folder / "mirror.json").read_bytes())
 
 
 def last_report(folder: Path) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import aiohttp
 import anyio
 import pytest
 from aiohttp import web
@@ -15,6 +16,7 @@ from ods_edits import ByHand
 
 from bulkport.errors import ServerError, first_error
 from bulkport.http import HttpClient, RetryPolicy
+from bulkport.portals.base import MemoryListing
 from bulkport.portals.ods.settings import OdsSourceSettings
 from bulkport.portals.ods.source import OdsSource
 from bulkport.settings import Options
@@ -31,6 +33,9 @@ class Site:
     store: OdsStore
     url: str = ""
     failing: set[int] = field(default_factory=set)  # ``offset``s of /datasets/ answered 500
+    # Pages after the first are read from this many places earlier, as if as many datasets
+    # had been created at the head of the list once the first page was read.
+    shift: int = 0
 
 
 @pytest.fixture
@@ -41,10 +46,13 @@ async def site() -> AsyncIterator[Site]:
 
     @web.middleware
     async def fail_pages(request: web.Request, handler: Any) -> web.StreamResponse:
-        if (request.path.endswith("/datasets/")
-                and int(request.query.get("offset", 0)) in site.failing):
+        offset = int(request.query.get("offset", 0))
+        if request.path.endswith("/datasets/") and offset in site.failing:
             return web.json_response({"error_code": "internal_error", "message": "boom"},
                                      status=500)
+        if request.path.endswith("/datasets/") and offset and site.shift:
+            moved = request.rel_url.update_query(offset=max(0, offset - site.shift))
+            return await handler(request.clone(rel_url=moved))
         return await handler(request)
 
     app = create_ods_app(site.store, api_keys={KEY})
@@ -84,8 +92,9 @@ async def test_list_ids_gives_every_uid_and_its_latest_date_without_details(site
     for uid in edited:
         await ByHand(site.url, KEY).set_field(uid, "default", "timezone", "Europe/Paris")
     store.stats.clear()
+    listing = MemoryListing()
     async with HttpClient() as client:
-        listing = await source(client, site.url).list_ids(page_concurrency=2)
+        await source(client, site.url).list_ids(listing, page_concurrency=2)
     assert set(listing.modified) == set(store.datasets) and listing.announced == DATASETS
     assert listing.modified == {uid: latest(store, uid) for uid in store.datasets}
     assert sorted(uid for uid, d in store.datasets.items()
@@ -99,19 +108,48 @@ async def test_list_ids_of_some_uids_keeps_those_still_there(site: Site) -> None
     uids = sorted(store.datasets)[:12]
     gone = uids[5]
     store.remove(store.datasets[gone])
+    listing = MemoryListing()
     async with HttpClient() as client:
-        listing = await source(client, site.url).list_ids(page_concurrency=2,
-                                                          ids=[*uids, "da_nope00"])
+        await source(client, site.url).list_ids(listing, page_concurrency=2,
+                                                ids=[*uids, "da_nope00"])
     assert listing.modified == {uid: latest(store, uid) for uid in uids if uid != gone}
+    assert listing.announced == len(uids) - 1
     assert store.stats["GET /datasets/{uid}/"] == 13  # one lookup each, 404s included
     assert store.stats["GET /datasets/"] == 0
+
+
+class CountingListing(MemoryListing):
+    """A listing that counts what it is given."""
+
+    added: int = 0
+
+    def add(self, source_id: str, modified: str | None) -> None:
+        self.added += 1
+        super().add(source_id, modified)
+
+
+async def test_a_shifting_list_gives_each_dataset_once(site: Site) -> None:
+    site.shift = 7  # pages of 50 from 0, 43 and 93: the second repeats 7 of the first
+    listing = CountingListing()
+    async with HttpClient() as client:
+        reader = source(client, site.url)
+        await reader.list_ids(listing, page_concurrency=2)
+        records = await collect(lambda send: reader.produce(send, page_concurrency=2))
+        # Read on their own (no uids seen before), the pages do overlap.
+        pages = [await reader.list_page(offset, 50) for offset in (0, 50)]
+    assert len({d["uid"] for d in pages[0][1]} & {d["uid"] for d in pages[1][1]}) == 7
+    # The listing gets the repeats, and keeps each uid once; the full records come once.
+    assert listing.added == DATASETS + 7 and len(listing) == DATASETS
+    assert listing.announced == DATASETS
+    uids = [r["dataset"]["uid"] for r in records]
+    assert len(uids) == len(set(uids)) == DATASETS
 
 
 async def test_a_failed_page_fails_the_listing(site: Site) -> None:
     site.failing.add(50)  # the second page: a listing is complete or an error, never partial
     async with HttpClient(retry=RetryPolicy(attempts=2, backoff_base=0.01)) as client:
         with pytest.raises(Exception) as caught:
-            await source(client, site.url).list_ids(page_concurrency=2)
+            await source(client, site.url).list_ids(MemoryListing(), page_concurrency=2)
     assert isinstance(first_error(caught.value), ServerError)
 
 
@@ -169,3 +207,15 @@ async def test_every_change_to_a_dataset_moves_its_updated_at(site: Site) -> Non
     await moves(lambda: hand.call("DELETE", f"/datasets/{uid}/attachments/{attachment['uid']}/"))
     resource = next(iter(store.datasets[uid].resources))
     await moves(lambda: hand.call("DELETE", f"/datasets/{uid}/resources/{resource}/"))
+
+
+async def test_page_url_is_the_dataset_page_a_visitor_opens(site: Site) -> None:
+    store = site.store
+    uid = next(u for u, d in store.datasets.items() if d.is_published and not d.is_restricted)
+    async with HttpClient() as client:
+        reader = source(client, site.url)
+        [record] = await collect(lambda send: reader.produce_ids(send, [uid]))
+        url = reader.page_url(reader.to_pivot(record))
+    assert url == f"{site.url}/explore/dataset/{store.datasets[uid].dataset_id}/"
+    async with aiohttp.ClientSession() as session, session.get(url) as page:  # no key
+        assert page.status == 200 and page.content_type == "text/html"

@@ -353,6 +353,29 @@ async def test_downloads_need_read_permission(site: Site) -> None:
         assert response.status == 404
 
 
+
+async def test_a_dataset_has_a_public_page_as_the_export_names_it(site: Site) -> None:
+    async with site.session.get(site.api + "/datasets/export.json") as response:
+        exported = {d["id"]: d for d in await response.json()}
+    page = exported[site.dataset]["webpage"]
+    assert page == f"{site.url}/dataset/{site.dataset}"
+    shown = (await site.call("GET", f"/dataset/{site.dataset}"))[1]
+    for url in (page, f"{page}/any-title-slug"):  # the short and the friendly URL
+        async with site.session.get(url) as response:  # a visitor: no key
+            assert (response.status, response.content_type) == (200, "text/html")
+            html = await response.text()
+        assert all(res["url"] in html for res in shown["resources"].values())
+    for url in (f"{site.url}/dataset/zzzzz", f"{site.url}/dataset/zzzzz/some-title"):
+        async with site.session.get(url) as response:
+            assert response.status == 404
+    site.store.datasets[site.dataset]["sharing"] = "private"
+    for key, expected in ((None, 403), (OUTSIDER, 403), (EDITOR, 200)):
+        headers = {"Authorization": key} if key else {}
+        async with site.session.get(page, headers=headers) as response:
+            assert response.status == expected
+    assert site.store.stats["datapress:page"] == 7
+
+
 async def test_export_streams_the_catalogue_the_key_may_read(site: Site) -> None:
     private = (await _new_dataset(site, sharing="private"))["id"]
     async with site.session.get(site.api + "/datasets/export.json") as response:
