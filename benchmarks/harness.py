@@ -56,8 +56,7 @@ def start_simulator(stack: ExitStack, kind: str, args: list[str]) -> Simulator:
         [sys.executable, "-m", "bulkport", "simulate", kind, "--port", str(port), *args],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    stack.callback(proc.wait, 10)
-    stack.callback(proc.terminate)
+    stack.callback(_stop, proc)
     url = f"http://127.0.0.1:{port}"
     portal = args[args.index("--portal") + 1] if "--portal" in args else None
     if portal:
@@ -131,3 +130,13 @@ def run_bulkport(job: Path, state: Path, report: Path, *extra: str, quiet: bool 
     return Run(report=json.loads(report.read_text()), exit=os.waitstatus_to_exitcode(status),
                wall=time.monotonic() - started, rss_mb=usage.ru_maxrss / 1024,
                cpu=usage.ru_utime + usage.ru_stime)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a simulator; one holding a large catalog may take long to exit: then kill it."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

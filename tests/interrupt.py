@@ -39,10 +39,11 @@ def kill_when_journaled(command: list[str], env: Mapping[str, str], state: Path,
 def kill_at_random_moments(command: list[str], env: Mapping[str, str], *, seed: int,
                            kills: int, longest: float) -> list[float]:
     """Run ``command`` again and again, each time SIGKILLed after a random delay (up to
-    ``longest`` seconds, from ``seed``), ``kills`` times; then once to its end. Returns the
-    delays used. The caller compares the result with an uninterrupted run's."""
+    ``longest`` seconds, from ``seed``), ``kills`` times (a run that ends sooner is not
+    killed). Returns the delays after which a run was killed; the caller runs the command
+    once more to its end and compares the result with an uninterrupted run's."""
     rng = random.Random(seed)
-    delays = []
+    killed = []
     for _ in range(kills):
         delay = rng.uniform(0.05, longest)
         proc = subprocess.Popen(command, env=dict(env), stdout=subprocess.DEVNULL,
@@ -52,5 +53,5 @@ def kill_at_random_moments(command: list[str], env: Mapping[str, str], *, seed: 
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
-        delays.append(round(delay, 3))
-    return delays
+            killed.append(round(delay, 3))
+    return killed

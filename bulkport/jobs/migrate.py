@@ -63,7 +63,8 @@ def record_written(report: Report, source: Source, ds: Dataset, written: Written
     for file in written.files:
         resource = resources.get(file.source_id)
         report.record(FILE, file.action, source_id=file.source_id, parent=ds.source_id,
-                      source_url=resource.url if resource else None, target_url=file.url)
+                      source_url=source.file_url(ds, resource) if resource else None,
+                      target_url=file.url)
 
 
 def record_failed(report: Report, source_id: str | None, label: str,

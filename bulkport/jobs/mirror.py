@@ -45,6 +45,7 @@ REMOVED_COUNTS = {"deleted": "datasets_deleted", "hidden": "datasets_hidden",
                   "absent": "datasets_already_gone", "not_owned": "datasets_not_owned",
                   "kept": "datasets_kept"}
 SHOWN = 20  # plan lines printed per action by a dry run
+LOOK_AGAIN_AT_MOST = 10_000  # deletion candidates re-listed by id (a request per 50)
 
 
 async def mirror(job: JobConfig, *, store: StateStore, report: Report, dry_run: bool = False,
@@ -177,7 +178,9 @@ class _Run:
         guards = Guards(max_fraction=self.options.max_delete_fraction,
                         max_count=self.options.max_delete_count)
         reason = refusal(plan, held, guards, deleting=deleting)
-        if reason is None and plan.gone and plan.listed:
+        # A page shift while listing can hide a few records: a refusal by a narrow margin
+        # may be that, so the candidates get their second look unless they are many.
+        if plan.gone and plan.listed and (reason is None or plan.gone <= LOOK_AGAIN_AT_MOST):
             if await look_again(self.source, self.listing, page_concurrency=page_concurrency):
                 plan = march(self.listing)
                 reason = refusal(plan, held, guards, deleting=deleting)

@@ -52,6 +52,11 @@ class Source(Protocol):
         """The public page of ``ds`` on this portal (the old URL of a redirect map)."""
         ...
 
+    def file_url(self, ds: Dataset, resource: Resource) -> str:
+        """The public URL a visitor downloads this hosted file from on the source (the old
+        URL of a redirect map)."""
+        ...
+
     def open_file(self, resource: Resource) -> AbstractAsyncContextManager[StreamResponse]:
         """Stream a hosted file's bytes."""
         ...

@@ -1,16 +1,20 @@
 """Every ordered pair of portals, migrated against the simulators; the final target state is
-checked record by record: every dataset once, its title and description, its files by hash."""
+checked record by record: every dataset once, its title and description, its files by hash;
+then every entry of the redirect map the migration leaves is followed on both sides."""
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import os
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -47,6 +51,13 @@ class Expected:
     title: str
     description: str
     files: list[str]  # SHA-256 of each hosted file, sorted
+    # Old file URLs in the redirect map: one per file, unless the source serves several
+    # files at one URL (an Opendatasoft dataset's export holds the records of all its CSVs).
+    entries: int | None = None
+
+    @property
+    def file_entries(self) -> int:
+        return len(self.files) if self.entries is None else self.entries
 
 
 @dataclass
@@ -84,14 +95,20 @@ def _ods_expected(store: OdsStore) -> list[Expected]:
         files = [store.blobs.get(r["datasource"]["file"]["uid"]).sha256
                  for r in ds.resources.values() if r["datasource"]["type"] == "uploaded_file"]
         files += [store.blobs.get(a).sha256 for a in ds.attachments]
-        if any(r["datasource"]["type"] == "ftp" for r in ds.resources.values()):
+        ftp = any(r["datasource"]["type"] == "ftp" for r in ds.resources.values())
+        if ftp:
             # Data only the explore export serves: it travels as a CSV file.
             body = b"".join(render(store.records[uid], delimiter=",", with_bom=False))
             files.append(hashlib.sha256(body).hexdigest())
+        # Published, a visitor downloads the uploaded files as one export per format and
+        # separator; unpublished, each file is where the Automation API serves it.
+        uploaded = [r for r in ds.resources.values() if r["datasource"]["type"] == "uploaded_file"]
+        tables = len({(r["type"], r["params"].get("separator")) for r in uploaded}
+                     if ds.is_published else uploaded)
         default = ds.metadata["default"]
         expected.append(Expected(uid, ds.dataset_id, default["title"]["value"],
                                  (default.get("description") or {}).get("value") or "",
-                                 sorted(files)))
+                                 sorted(files), tables + len(ds.attachments) + ftp))
     return expected
 
 
@@ -267,17 +284,17 @@ def test_every_pair_migrates_every_dataset_and_file(portals: Portals, tmp_path: 
         assert held.files == record.files, record.name
 
     # The redirect map the migration leaves: every old URL and every new one resolves, and a
-    # file's new URL serves the bytes of its old one.
+    # file's new URL serves the data of its old one.
     csv_map = tmp_path / "redirects.csv"
     assert main(["export", str(job), "--state-dir", str(tmp_path / "state"),
                  "--redirects", str(csv_map)]) == 0
     rows = list(csv.DictReader(csv_map.open()))
     assert sum(row["type"] == "dataset" for row in rows) == DATASETS
-    assert sum(row["type"] == "file" for row in rows) == sum(len(r.files) for r in expected)
+    assert sum(row["type"] == "file" for row in rows) == sum(r.file_entries for r in expected)
     for row in rows:
         old, new = _fetch(row["old_url"], source), _fetch(row["new_url"], target)
         if row["type"] == "file":
-            assert hashlib.sha256(new).hexdigest() == hashlib.sha256(old).hexdigest(), row
+            _check_same_data(row, old, new, source, target)
     nginx_map = tmp_path / "redirects.map"
     assert main(["export", str(job), "--state-dir", str(tmp_path / "state"),
                  "--redirects", str(nginx_map)]) == 0
@@ -288,6 +305,52 @@ def test_every_pair_migrates_every_dataset_and_file(portals: Portals, tmp_path: 
     # A second run, even with a fresh state directory, writes nothing.
     assert main(["run", str(job), "--state-dir", str(tmp_path / "fresh"), "--no-progress"]) == 0
     assert writes() == written
+
+
+def _export_format(url: str, portal: Endpoint) -> str | None:
+    """The format of an Opendatasoft Explore API export (the dataset's records written
+    anew, not a file's bytes); None for any other URL."""
+    if portal.type != "ods":
+        return None
+    head, found, fmt = urlsplit(url).path.rpartition("/exports/")
+    return fmt if found and "/api/explore/v2.1/catalog/datasets/" in head else None
+
+
+def _check_same_data(row: dict[str, str], old: bytes, new: bytes, source: Endpoint,
+                     target: Endpoint) -> None:
+    """The new URL serves the data of the old one: the same bytes when both are the file
+    itself; when one is an export, the file's rows among the export's records (a CSV), or
+    an export that is not empty (any other format)."""
+    old_format = _export_format(row["old_url"], source)
+    new_format = _export_format(row["new_url"], target)
+    if old_format is None and new_format is None:
+        assert hashlib.sha256(new).hexdigest() == hashlib.sha256(old).hexdigest(), row
+        return
+    assert old_format is None or new_format is None, row  # no pair is Opendatasoft to itself
+    file, export, url, fmt = ((new, old, row["old_url"], old_format) if old_format
+                              else (old, new, row["new_url"], new_format))
+    if fmt != "csv":
+        assert export.strip(), row
+        return
+    # The export is asked for in the file's separator (and says so).
+    delimiter = parse_qs(urlsplit(url).query).get("delimiter", [";"])[0]
+    header, *records = _csv_rows(file, delimiter)
+    exported_header, *exported = _csv_rows(export, delimiter)
+    assert header and set(header) <= set(exported_header), row
+    at = [exported_header.index(name) for name in header]
+
+    def cells(values: list[str], width: int) -> list[str]:  # a short row is padded
+        return values + [""] * (width - len(values))
+
+    wanted = Counter(tuple(cells(r, len(header))[:len(header)]) for r in records)
+    served = Counter(tuple(cells(r, len(exported_header))[i] for i in at) for r in exported)
+    assert not wanted - served, row  # every row of the file is a record of the export
+
+
+def _csv_rows(data: bytes, delimiter: str) -> list[list[str]]:
+    """The rows of a CSV, blank ones left out (they are no records), without a BOM."""
+    return [r for r in csv.reader(io.StringIO(data.decode("utf-8-sig")), delimiter=delimiter)
+            if any(cell.strip() for cell in r)]
 
 
 def _fetch(url: str, portal: Endpoint) -> bytes:

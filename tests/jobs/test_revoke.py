@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -199,16 +199,33 @@ def test_survives_ten_percent_faults(make_site, tmp_path: Path) -> None:
     assert set(site.store.accounts.tokens) == before - expected
 
 
-def test_kill_9_then_resume_ends_like_an_uninterrupted_run(make_site, tmp_path: Path) -> None:
-    site = make_site(users=10, tokens=1200, faults=Faults(latency=0.01))
-    expected = site.datapusher(keep_newest=1)
-    before = set(site.store.accounts.tokens)
+@dataclass
+class Killable:
+    """A revocation run in a subprocess, on a slow site, to be killed half-way."""
+
+    site: Site
+    expected: set[str]
+    before: set[str]
+    state: Path
+    env: dict[str, str]
+    command: list[str]
+
+
+def killable(make_site: Callable[..., Site], tmp_path: Path, tokens: int) -> Killable:
+    site = make_site(users=10, tokens=tokens, faults=Faults(latency=0.01))
     job = write_job(tmp_path / "job.toml", site.url, options="connections = 4",
                     filter='name = "datapusher"\nkeep_newest = 1')
     state = tmp_path / "state"
-    env = {**os.environ, "TEST_TOKEN_KEY": ADMIN_KEY}
-    command = [sys.executable, "-m", "bulkport", "run", str(job), "--state-dir", str(state),
-               "--no-progress", "--yes"]
+    return Killable(site, site.datapusher(keep_newest=1), set(site.store.accounts.tokens),
+                    state, {**os.environ, "TEST_TOKEN_KEY": ADMIN_KEY},
+                    [sys.executable, "-m", "bulkport", "run", str(job), "--state-dir",
+                     str(state), "--no-progress", "--yes"])
+
+
+def test_kill_9_then_resume_ends_like_an_uninterrupted_run(make_site, tmp_path: Path) -> None:
+    k = killable(make_site, tmp_path, 1200)
+    site, expected, before, state, env, command = (k.site, k.expected, k.before, k.state,
+                                                   k.env, k.command)
     kill_when_journaled(command, env, state, "token", 60)
     gone = before - set(site.store.accounts.tokens)
     assert 60 <= len(gone) < len(expected)  # really interrupted mid-run
@@ -230,15 +247,9 @@ def test_kill_9_then_resume_ends_like_an_uninterrupted_run(make_site, tmp_path: 
 @pytest.mark.parametrize("seed", [3, 4])
 def test_kill_9_at_random_moments_then_resume_revokes_each_once(make_site, tmp_path: Path,
                                                                seed: int) -> None:
-    site = make_site(users=10, tokens=900, faults=Faults(latency=0.01))
-    expected = site.datapusher(keep_newest=1)
-    before = set(site.store.accounts.tokens)
-    job = write_job(tmp_path / "job.toml", site.url, options="connections = 4",
-                    filter='name = "datapusher"\nkeep_newest = 1')
-    state = tmp_path / "state"
-    env = {**os.environ, "TEST_TOKEN_KEY": ADMIN_KEY}
-    command = [sys.executable, "-m", "bulkport", "run", str(job), "--state-dir", str(state),
-               "--no-progress", "--yes"]
+    k = killable(make_site, tmp_path, 900)
+    site, expected, before, state, env, command = (k.site, k.expected, k.before, k.state,
+                                                   k.env, k.command)
     delays = kill_at_random_moments(command, env, seed=seed, kills=4, longest=2.0)
     assert subprocess.run(command, env=env, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL).returncode == 0, delays

@@ -70,6 +70,9 @@ class ShelfReader:
     def page_url(self, ds: Dataset) -> str:
         return f"{self.settings.url}/{ds.name}"
 
+    def file_url(self, ds: Dataset, resource: Resource) -> str:
+        return resource.url
+
     def to_pivot(self, raw: Any) -> Dataset:
         if not raw.get("title"):
             raise MappingError(f"record {raw['name']}: no title")

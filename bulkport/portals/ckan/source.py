@@ -105,6 +105,10 @@ class CkanSource:
         """The dataset's page (:func:`~bulkport.portals.ckan.pages.dataset_page`)."""
         return dataset_page(self.settings, ds.name, ds.organization)
 
+    def file_url(self, ds: Dataset, resource: Resource) -> str:
+        """Where the file is read from: the resource's own URL, which visitors download."""
+        return resource.url
+
     def _search_params(self, offset: int, limit: int, *, fq: str | None = None,
                        fields: str | None = None) -> dict[str, Any]:
         params: dict[str, Any] = {

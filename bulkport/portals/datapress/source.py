@@ -220,6 +220,10 @@ class DataPressSource:
         """The dataset's public page, ``{site}/dataset/{id}`` (the export's ``webpage``)."""
         return dataset_page(self.settings.url, ds.source_id)
 
+    def file_url(self, ds: Dataset, resource: Resource) -> str:
+        """Where the file is read from: the resource's own URL, which visitors download."""
+        return resource.url
+
     @asynccontextmanager
     async def open_file(self, resource: Resource) -> AsyncIterator[StreamResponse]:
         """Stream a hosted file; the key goes along only to the portal's own host.

@@ -91,6 +91,16 @@ def remote_url(source: Mapping[str, Any]) -> str | None:
     return base.rstrip("/") + ("" if relative[0] in "?#" else "/") + relative.lstrip("/")
 
 
+def resource_file_url(read: OdsReadOptions, uid: str, file_uid: str) -> str:
+    """Where the Automation API serves the file of an uploaded resource (what is read)."""
+    return f"{read.api}/datasets/{uid}/resources/files/{quote(file_uid)}/download/"
+
+
+def attachment_file_url(read: OdsReadOptions, uid: str, attachment_uid: str) -> str:
+    """Where the Automation API serves an attachment (what is read)."""
+    return f"{read.api}/datasets/{uid}/attachments/{quote(attachment_uid)}/download/"
+
+
 def _resource(res: Mapping[str, Any], uid: str, read: OdsReadOptions) -> Resource | None:
     """An uploaded file (hosted) or a remote file (a link); None for other datasources."""
     source = object_at(res, "datasource")
@@ -107,7 +117,7 @@ def _resource(res: Mapping[str, Any], uid: str, read: OdsReadOptions) -> Resourc
         display = text(file.get("filename")) or text(res.get("display_name")) or ""
         name = display if _extension(display) else f"{title or file_uid}.{kind.lower() or 'bin'}"
         return Resource(**common, hosted=True, file_name=name,
-                        url=f"{read.api}/datasets/{uid}/resources/files/{quote(file_uid)}/download/",
+                        url=resource_file_url(read, uid, file_uid),
                         format=_extension(name) or kind, mimetype=text(file.get("mimetype")))
     if source.get("type") == "http":
         url = remote_url(source)
@@ -123,7 +133,7 @@ def _attachment(att: Mapping[str, Any], uid: str, read: OdsReadOptions) -> Resou
     att_uid = text(att.get("uid")) or ""
     name = text(att.get("filename")) or att_uid
     return Resource(source_id=att_uid, name=name, file_name=name, format=_extension(name),
-                    url=f"{read.api}/datasets/{uid}/attachments/{quote(att_uid)}/download/",
+                    url=attachment_file_url(read, uid, att_uid),
                     hosted=True, mimetype=text(att.get("mimetype")),
                     modified=text(att.get("created_at")))
 

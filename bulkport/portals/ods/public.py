@@ -1,7 +1,10 @@
 """Where an Opendatasoft domain shows a dataset and serves its files to a visitor.
 
 - The dataset's page: ``{domain}/explore/dataset/{dataset_id}/`` (the links of
-  Opendatasoft's own widgets, ``ods-widgets``).
+  Opendatasoft's own widgets, ``ods-widgets``). The portal shows published datasets only:
+  until then a dataset is only in the back office, ``{domain}/backoffice/catalog/datasets/
+  {dataset_id}/``, which people who may edit it open (visitors are sent to the login page);
+  that is its page then.
 - A resource's data: Opendatasoft turns every resource into records of the dataset, and a
   visitor downloads those from the Export tab, not the uploaded file (only a key that may
   edit the dataset reads that). The file's URL is the Explore API v2.1 export of the dataset
@@ -27,15 +30,23 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from bulkport.http import HttpClient
 from bulkport.portals.ods.api import API_PATH, parse_error
-from bulkport.portals.ods.source import EXPLORE_PATH, page_url
 
-__all__ = ["PublicUrls", "page_url"]
+__all__ = ["EXPLORE_PATH", "PublicUrls", "attachment_lookup", "page_url"]
+
+EXPLORE_PATH = "/api/explore/v2.1"
+PAGE_PATH = "/explore/dataset/{dataset_id}/"  # a published dataset's page on the portal
+BACKOFFICE_PATH = "/backoffice/catalog/datasets/{dataset_id}/"  # where editors open one
 
 # Extractor type of a resource → the export in the same format as the file it was made of.
 EXPORTS = {"csvfile": "csv", "xlsfile": "xlsx", "jsonfile": "json", "geojsonfile": "geojson",
            "kmlfile": "kml", "shapefile": "shp"}
 DELIMITERS = (";", ",", "\t", "|")  # what a CSV export can be separated by
 ODSFILE = "odsfile://"  # an attachment's URL inside the platform: the file's name follows
+
+
+def page_url(site_url: str, dataset_id: str) -> str:
+    """The public page of a dataset on the domain's portal (what its catalog links to)."""
+    return site_url.rstrip("/") + PAGE_PATH.format(dataset_id=quote(dataset_id, safe=""))
 
 
 def _metas(listed: dict[str, Any]) -> dict[str, Any]:
@@ -73,8 +84,11 @@ class PublicUrls:
         self.site = site_url.rstrip("/")
         self.client = client
 
-    def page(self, dataset_id: str) -> str:
-        return page_url(self.site, dataset_id)
+    def page(self, dataset_id: str, *, published: bool = True) -> str:
+        """The dataset's page on the portal once published, else in the back office."""
+        if published:
+            return page_url(self.site, dataset_id)
+        return self.site + BACKOFFICE_PATH.format(dataset_id=quote(dataset_id, safe=""))
 
     def export(self, dataset_id: str, extractor: str, separator: str = ",") -> str:
         """The export of the dataset's records in the format of a resource's file (CSV when
@@ -102,9 +116,8 @@ class PublicUrls:
         return (f"{self.site}{API_PATH}/datasets/{quote(uid, safe='')}/attachments/"
                 f"{quote(attachment_uid, safe='')}/download/")
 
-    async def attachment_ids(self, dataset_id: str) -> Callable[[str, int], str | None]:
-        """The Explore API's ids of a published dataset's attachments, as a lookup: the
-        file name and n (the n-th attachment of that name, from 0) → its id, or None.
+    async def list_attachments(self, dataset_id: str) -> list[dict[str, Any]]:
+        """The Explore API's list of a published dataset's attachments, as it gives them.
 
         Raises:
             BulkportError: the list could not be read (e.g. NotFound: not published).
@@ -113,10 +126,23 @@ class PublicUrls:
         response = await self.client.request("GET", url, errors=parse_error)
         body = response.json()
         listed = body.get("attachments") if isinstance(body, dict) else None
-        items = [a for a in listed or [] if isinstance(a, dict)]
+        return [a for a in listed or [] if isinstance(a, dict)]
 
-        def lookup(filename: str, n: int) -> str | None:
-            named = [a for a in items if _file_name(a) == filename]
-            return _attachment_id(named[n]) if n < len(named) else None
+    async def attachment_ids(self, dataset_id: str) -> Callable[[str, int], str | None]:
+        """The Explore API's ids of a published dataset's attachments, as a lookup (see
+        :func:`attachment_lookup`).
 
-        return lookup
+        Raises:
+            BulkportError: the list could not be read (e.g. NotFound: not published).
+        """
+        return attachment_lookup(await self.list_attachments(dataset_id))
+
+
+def attachment_lookup(listed: list[dict[str, Any]]) -> Callable[[str, int], str | None]:
+    """The Explore API's ids of the attachments it ``listed``, as a lookup: the file name
+    and n (the n-th attachment of that name, from 0) → its id, or None."""
+    def lookup(filename: str, n: int) -> str | None:
+        named = [a for a in listed if _file_name(a) == filename]
+        return _attachment_id(named[n]) if n < len(named) else None
+
+    return lookup

@@ -8,6 +8,11 @@ on the platform (FTP, cloud storage, federated or pushed datasets) streams from 
 API's export, which has no row cap, unlike ``/records``. Remote (HTTP) files stay links.
 The key goes as ``Authorization: apikey KEY`` to the portal's origin and nowhere else.
 
+Where a visitor found each dataset and file (the old URLs of a redirect map) is kept beside
+each pivot dataset (:mod:`bulkport.portals.ods.source_urls`). An attachment's public link
+needs its id in the Explore API, which the Automation API does not give: so a published
+dataset that has attachments costs one more request, the Explore API's list of them.
+
 As a mirror source: the dataset list has no field selection and no date filter, so a cheap
 listing still reads every page but keeps only each uid and its date (:func:`modified_of`),
 and a pass since a date reads every page too but asks for the resources and attachments of
@@ -16,6 +21,7 @@ the datasets changed since then only.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -42,12 +48,13 @@ from bulkport.portals.base import Listing
 from bulkport.portals.ods.access import refused_key
 from bulkport.portals.ods.api import OdsApi, parse_error, total_count
 from bulkport.portals.ods.mapping_read import OdsReadOptions, from_ods
+from bulkport.portals.ods.public import EXPLORE_PATH, PublicUrls
 from bulkport.portals.ods.settings import OdsSourceSettings
+from bulkport.portals.ods.source_urls import EXPLORE_ATTACHMENTS, SourceUrls
 from bulkport.queue import fan_out_pages, pipeline
 from bulkport.settings import Options
 
-EXPLORE_PATH = "/api/explore/v2.1"
-PAGE_PATH = "/explore/dataset/{dataset_id}/"  # a dataset's page on the domain's portal
+log = logging.getLogger("bulkport")
 MAX_LIMIT = 1000  # the Automation API's ceiling for ``limit``
 EXPORT_FORMATS = ("csv", "json", "jsonl", "geojson", "parquet", "xlsx", "shp", "kml", "gpx",
                   "fgb", "jsonld", "rdfxml", "turtle", "n3", "ov2")
@@ -76,11 +83,6 @@ def _uid(dataset: Any) -> Any:
     return dataset.get("uid") if isinstance(dataset, dict) else None
 
 
-def page_url(site_url: str, dataset_id: str) -> str:
-    """The public page of a dataset on the domain's portal (what its catalog links to)."""
-    return site_url.rstrip("/") + PAGE_PATH.format(dataset_id=quote(dataset_id, safe=""))
-
-
 def changed_since(dataset: Any, since: datetime) -> bool:
     """Whether a listed dataset changed at or after ``since`` (yes when it states no date)."""
     moment = parse_time(modified_of(dataset))
@@ -90,8 +92,8 @@ def changed_since(dataset: Any, since: datetime) -> bool:
 class OdsSource:
     """Reads an Opendatasoft domain: datasets with every metadata template, files, exports."""
 
-    def __init__(self, settings: OdsSourceSettings, client: HttpClient,
-                 options: Options) -> None:
+    def __init__(self, settings: OdsSourceSettings, client: HttpClient, options: Options, *,
+                 visitor_urls: bool = True) -> None:
         self.client = client
         self.settings = settings
         self.site = OdsApi(settings, client)
@@ -104,14 +106,25 @@ class OdsSource:
             export_format=settings.export_format,
             organization_from_publisher=settings.organization_from_publisher)
         self.detail_workers = settings.detail_workers or client.limits.connections_per_host
+        # Learn where visitors find each dataset and file, as a redirect map needs them (a
+        # reader that only compares records skips the requests that costs).
+        self.visitor_urls = visitor_urls
+        self.public = PublicUrls(settings.url, client)
+        self.urls = SourceUrls(self.public, self.read)
 
     def describe(self) -> str:
         return self.site.describe()
 
     def page_url(self, ds: Dataset) -> str:
-        """``{domain}/explore/dataset/{dataset_id}/``: the page the portal shows a dataset
-        on (the pivot's name is the ``dataset_id``)."""
-        return page_url(self.settings.url, ds.name)
+        """``{domain}/explore/dataset/{dataset_id}/``, the page the portal shows a published
+        dataset on; the back office's page of one not published."""
+        return self.urls.page(ds)
+
+    def file_url(self, ds: Dataset, resource: Resource) -> str:
+        """A tabular file: the export of the dataset's records in its format; an
+        attachment: its Information tab link; not published: where the Automation API
+        serves it (see :mod:`bulkport.portals.ods.public`)."""
+        return self.urls.file(ds, resource)
 
     async def check(self) -> None:
         """Nothing to ask first: the Automation API answers no anonymous caller, so a wrong
@@ -188,7 +201,20 @@ class OdsSource:
             tg.start_soon(fetch, "resources", f"/datasets/{uid}/resources/",
                           {"expand": "datasource.connection"})
             tg.start_soon(fetch, "attachments", f"/datasets/{uid}/attachments/", {})
+        if (self.visitor_urls and record["attachments"] and "error" not in record
+                and dataset.get("is_published")):
+            await self._explore_attachments(record, str(name))
         return record
+
+    async def _explore_attachments(self, record: dict[str, Any], dataset_id: str) -> None:
+        """Add the Explore API's list of the dataset's attachments to ``record``: their
+        public links need its ids. Without it, the links are the Automation API's."""
+        try:
+            record[EXPLORE_ATTACHMENTS] = await self.public.list_attachments(dataset_id)
+        except (SkippableError, RetriableError, AuthError) as error:  # no reason to stop
+            log.warning("%s: the Explore API did not list the attachments of dataset %s (%s): "
+                        "their Automation API URLs are recorded instead", self.describe(),
+                        dataset_id, type(error).__name__)
 
     async def produce(self, send: MemoryObjectSendStream[Any], *, page_concurrency: int,
                       on_total: Callable[[int], None] | None = None,
@@ -330,7 +356,9 @@ class OdsSource:
         error = raw.get("error") if isinstance(raw, dict) else None
         if isinstance(error, BulkportError):
             raise error
-        return from_ods(raw, self.options, self.read)
+        ds = from_ods(raw, self.options, self.read)
+        self.urls.keep(ds, raw)
+        return ds
 
     @asynccontextmanager
     async def open_file(self, resource: Resource) -> AsyncIterator[StreamResponse]:

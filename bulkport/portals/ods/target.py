@@ -204,7 +204,8 @@ class OdsTarget:
         published = bool(existing.get("is_published"))
         if self.publish and await self._publish(uid, mapped, changed or not published):
             published = True
-        return Written(outcome, mapped.dataset_id, self.public.page(mapped.dataset_id),
+        return Written(outcome, mapped.dataset_id,
+                       self.public.page(mapped.dataset_id, published=published),
                        await self.files.urls(mapped.dataset_id, uid, files, published))
 
     def _candidates(self, ds: Dataset, mapped: OdsDataset, known: str | None) -> list[str]:
@@ -383,7 +384,8 @@ class OdsTarget:
         if mark is None:
             raise ConfigError(f"verify needs [target] mark_field on {self.describe()}: without "
                               "an ownership mark it cannot tell bulkport's copies from others")
-        reader = OdsSource(self.settings.as_source(), self.client, self.run_options)
+        reader = OdsSource(self.settings.as_source(), self.client, self.run_options,
+                           visitor_urls=False)
         send, receive = anyio.create_memory_object_stream[Any](0)
         found: list[tuple[str, Any]] = []
         async with anyio.create_task_group() as tg:

@@ -174,7 +174,7 @@ def _empty_file_problem(store: OdsStore, dataset: OdsDataset) -> str | None:
     return None
 
 
-def _file_records(store: OdsStore, dataset: OdsDataset) -> FileRecords | None:
+def file_records(store: OdsStore, dataset: OdsDataset) -> FileRecords | None:
     """What publishing extracts from the dataset's uploaded CSV resources (None: there is
     none, the records stay what they were)."""
     sources = []
@@ -200,7 +200,7 @@ async def publish(request: web.Request) -> web.StreamResponse:
         raise invalid_status("The dataset is a draft: it cannot be published.")
     problem = _empty_file_problem(store, dataset)
     dataset.published_metadata = copy.deepcopy(dataset.metadata)
-    records = _file_records(store, dataset)
+    records = file_records(store, dataset)
     if records is not None and not problem:
         store.records[dataset.uid] = records
     publication.start(now, request.app["processing_time"], "error" if problem else "idle",

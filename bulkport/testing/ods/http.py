@@ -14,7 +14,8 @@ from bulkport.testing.ods.store import OdsDataset, OdsStore
 
 PREFIX = "/api/automation/v1.0"
 # What also answers anonymous callers: the explore APIs and the portal's pages.
-PUBLIC_PREFIXES = ("/api/explore/", "/api/v2/", "/api/datasets/1.0/", "/explore/")
+PUBLIC_PREFIXES = ("/api/explore/", "/api/v2/", "/api/datasets/1.0/", "/explore/",
+                   "/backoffice/", "/login/")
 ADMIN_USER = "admin"  # the owner of the keys given to create_ods_app
 MAX_LIMIT = 1000
 

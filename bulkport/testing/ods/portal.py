@@ -2,6 +2,9 @@
 
 - ``GET /explore/dataset/{dataset_id}/``: the dataset's page (HTML), as its catalog links
   to it;
+- ``GET /backoffice/catalog/datasets/{dataset_id}/``: its page in the back office, published
+  or not, for a user who may edit it (a caller with a valid key); a visitor is sent to the
+  login page, ``/login/?next=...``, instead;
 - ``GET /api/explore/v2.1/catalog/datasets/{dataset_id}/attachments``: the Explore API's
   list of its attachments, each with its own id (made from the file name, not the
   Automation API's ``uid``) and the ``href`` it downloads from;
@@ -9,15 +12,15 @@
   tab's link) and ``GET /api/v2/catalog/datasets/{dataset_id}/attachments/{attachment_id}``
   (the ``href`` the list states): the attachment's bytes.
 
-Like the domain, they show published datasets only, and a restricted one to a caller with a
-valid key only; anything else is a 404.
+Like the domain, the others show published datasets only, and a restricted one to a caller
+with a valid key only; anything else is a 404.
 """
 
 from __future__ import annotations
 
 import html
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
@@ -61,6 +64,30 @@ async def dataset_page(request: web.Request) -> web.StreamResponse:
     return web.Response(text=body, content_type="text/html")
 
 
+def _html_page(title: str, body: str, status: int = 200) -> web.Response:
+    return web.Response(status=status, content_type="text/html", text=(
+        f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title></head>"
+        f"<body>{body}</body></html>\n"))
+
+
+async def backoffice_page(request: web.Request) -> web.StreamResponse:
+    """The dataset's page in the back office, as its editors see it now (published or not);
+    a visitor is sent to log in first."""
+    if request.get("ods_user") is None:
+        raise web.HTTPFound("/login/?" + urlencode({"next": request.path}))
+    dataset = request.app["store"].by_dataset_id(request.match_info["dataset_id"])
+    if dataset is None:
+        return _html_page("Page not found", "<h1>Page not found</h1>", status=404)
+    default = dataset.metadata.get("default") or {}
+    title = html.escape(str((default.get("title") or {}).get("value") or dataset.dataset_id))
+    state = "published" if dataset.is_published else "not published"
+    return _html_page(title, f"<h1>{title}</h1><p>{state}</p>")
+
+
+async def login_page(request: web.Request) -> web.StreamResponse:
+    return _html_page("Log in", "<h1>Log in</h1><form method=\"post\"></form>")
+
+
 async def list_attachments(request: web.Request) -> web.StreamResponse:
     """``{"_links": [], "attachments": [{"href", "metas": {...}}]}``, as v2.1 lists them."""
     dataset = _visible(request)
@@ -95,6 +122,9 @@ async def download_attachment(request: web.Request) -> web.StreamResponse:
 # HEAD too, as a link checker may ask (aiohttp leaves the body out).
 ROUTES: list[tuple[str, dict[str, Any]]] = [
     ("/explore/dataset/{dataset_id}/", {"GET": dataset_page, "HEAD": dataset_page}),
+    ("/backoffice/catalog/datasets/{dataset_id}/", {"GET": backoffice_page,
+                                                    "HEAD": backoffice_page}),
+    ("/login/", {"GET": login_page}),
     ("/api/explore/v2.1/catalog/datasets/{dataset_id}/attachments", {"GET": list_attachments}),
     ("/api/datasets/1.0/{dataset_id}/attachments/{attachment_id}/",
      {"GET": download_attachment, "HEAD": download_attachment}),

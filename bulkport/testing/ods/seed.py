@@ -39,6 +39,7 @@ from bulkport.testing.core.faults import Faults
 from bulkport.testing.core.files import MIMETYPES, SyntheticFile
 from bulkport.testing.ods.apikeys import seed_apikeys
 from bulkport.testing.ods.app import create_ods_app
+from bulkport.testing.ods.datasets import file_records
 from bulkport.testing.ods.explore import RecordSet
 from bulkport.testing.ods.files import DATASOURCES, EXTRACTORS
 from bulkport.testing.ods.http import ADMIN_USER
@@ -152,7 +153,8 @@ def seed_ods(store: OdsStore, datasets: int = 100, resources: int = 2, file_size
     Adds the ``dcat`` and ``city`` templates to the store. Every 7th dataset (from the 4th)
     reads its data from FTP, with records only the explore export serves (the first of them
     ``large_export_rows`` records, more than ``/records`` could ever page through); every
-    11th (from the 6th) has metadata only. Datasets with a resource are published. Uids,
+    11th (from the 6th) has metadata only. Datasets with a resource are published, with the
+    records of their uploaded CSV files, as a publication reads them. Uids,
     dates and contents are a function of ``seed`` (given a store made with a seed too).
     """
     store.templates.setdefault("dcat", dcat_template())
@@ -186,7 +188,10 @@ def seed_ods(store: OdsStore, datasets: int = 100, resources: int = 2, file_size
                     _resource(store, dataset, res["name"], {
                         "type": "uploaded_file", "file": {"uid": record.uid}}, record.filename, i)
             if dataset.resources:
-                store.records[dataset.uid] = RecordSet(rows=rng.randint(1, 40), seed=i)
+                # What publishing extracts from the uploaded CSV files; the rows of remote
+                # feeds stand in for a dataset with links only.
+                store.records[dataset.uid] = file_records(store, dataset) or RecordSet(
+                    rows=rng.randint(1, 40), seed=i)
         if dataset.resources:
             dataset.publication = Publication(is_published=True, status="idle")
             dataset.published_metadata = metadata

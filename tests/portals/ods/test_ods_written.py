@@ -145,13 +145,18 @@ async def test_a_changed_file_is_updated_where_it_is(site: Site, tmp_path: Path)
 
 
 async def test_unpublished_files_are_where_a_key_reads_them(site: Site, tmp_path: Path) -> None:
-    """Nothing is public before publication: the page is a 404, and the bytes are served by
-    the Automation API only, to a key."""
+    """Nothing is public before publication: the page is the back office's, which a visitor
+    is sent to log in for, and the bytes are served by the Automation API only, to a key."""
     with StateStore(tmp_path) as store:
         written = await upsert(site, store, dataset(site, "src-3", "draft-trees"),
                                publish=False)
     assert not site.ods.by_dataset_id("draft-trees").is_published  # type: ignore[union-attr]
-    assert (await fetch(written.url))[0] == 404
+    assert written.url == f"{site.url}/backoffice/catalog/datasets/draft-trees/"
+    async with aiohttp.ClientSession() as session, session.get(
+            written.url, allow_redirects=False) as reply:
+        assert reply.status == 302 and reply.headers["Location"].startswith("/login/?next=")
+    status, page = await fetch(written.url, {"Authorization": f"apikey {KEY}"})
+    assert status == 200 and b"Trees src-3" in page
     for file in written.files:
         assert urlsplit(file.url).path.startswith("/api/automation/v1.0/datasets/da_")
         assert (await fetch(file.url))[0] == 401

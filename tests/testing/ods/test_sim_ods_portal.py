@@ -91,6 +91,24 @@ async def test_a_dataset_page_is_shown_once_published(domain: Domain) -> None:
     assert (await domain.get("/explore/dataset/no-such-dataset/"))[0] == 404
 
 
+async def test_the_back_office_shows_a_dataset_to_its_editors_only(domain: Domain) -> None:
+    """Published or not, to a caller with a key; a visitor is sent to log in first."""
+    uid = await domain.dataset("draft-notes", files={"n.csv": b"a\n1\n"})
+    path = "/backoffice/catalog/datasets/draft-notes/"
+    status, kind, body = await domain.get(path, WITH_KEY)
+    assert (status, kind) == (200, "text/html")
+    assert b"<h1>Title of draft-notes</h1><p>not published</p>" in body
+    async with aiohttp.ClientSession() as session, session.get(
+            domain.url + path, allow_redirects=False) as reply:
+        assert reply.status == 302
+        assert reply.headers["Location"] == f"/login/?next={path}"
+    status, kind, body = await domain.get(path)  # the redirect followed: the login page
+    assert (status, kind) == (200, "text/html") and b"Log in" in body
+    await domain.publish(uid)
+    assert b"<p>published</p>" in (await domain.get(path, WITH_KEY))[2]
+    assert (await domain.get("/backoffice/catalog/datasets/nope/", WITH_KEY))[0] == 404
+
+
 async def test_a_restricted_dataset_is_shown_to_a_key_only(domain: Domain) -> None:
     uid = await domain.dataset("staff-list", restricted=True, files={"s.csv": b"n\n1\n"},
                                attachments={"rules.pdf": b"%PDF rules"})
