@@ -48,10 +48,11 @@ async def fan_out_pages(
         total, first = await fetch(0, page_size)
         if on_total is not None:
             on_total(total)
-        for item in first:
-            await send.send(item)
-        step = min(page_size, len(first)) if len(first) < total else page_size
-        if step <= 0 or len(first) >= total:
+        got, pending = len(first), _last_first(first)
+        del first  # the page is let go of item by item as it is sent
+        await _drain(pending, send)
+        step = min(page_size, got) if got < total else page_size
+        if step <= 0 or got >= total:
             return total
         offsets = iter(range(step, total, step))
 
@@ -65,13 +66,25 @@ async def fan_out_pages(
                             raise
                         on_page_error(offset, error)
                         continue
-                    for item in items:
-                        await out.send(item)
+                    pending = _last_first(items)
+                    del items
+                    await _drain(pending, out)
 
         async with anyio.create_task_group() as tg:
             for _ in range(max(1, concurrency)):
                 tg.start_soon(page_worker, send.clone())
     return total
+
+
+def _last_first(items: Sequence[T]) -> list[T]:
+    return list(reversed(items))
+
+
+async def _drain(pending: list[T], send: MemoryObjectSendStream[T]) -> None:
+    """Send the items of ``pending`` (last one first), letting go of each as it is taken: a
+    page held whole until its last item is taken keeps all of them in memory."""
+    while pending:
+        await send.send(pending.pop())
 
 
 async def run_workers(

@@ -26,6 +26,7 @@ from bulkport.queue import fan_out_pages
 from bulkport.settings import Options
 
 ROWS_MAX = 1000  # CKAN's default ckan.search.rows_max
+FULL_ROWS = 200  # whole packages per page by default: one parses to about 9 kB, or far more
 ID_BATCH = 50  # ids per ``id:(...)`` filter: short enough for a GET URL
 # A sysadmin's resource_delete (and a package_update that sends metadata_modified back)
 # leaves metadata_modified as it was, but every write reindexes the dataset, and Solr
@@ -91,6 +92,9 @@ class CkanSource:
         self.api = CkanApi(settings, client)
         # [source] rows wins over [options] page_size; the server may clamp it further.
         self.rows = max(1, min(settings.rows or options.page_size, ROWS_MAX))
+        # Whole packages are held a page at a time while workers take them: smaller pages
+        # keep that memory small (ids and dates only are listed by the page of self.rows).
+        self.full_rows = settings.rows or min(self.rows, FULL_ROWS)
         self._search_by_post = settings.search_by_post  # set for good once GET is refused
 
     def describe(self) -> str:
@@ -173,7 +177,7 @@ class CkanSource:
         # gone when it ends (a source has no close of its own; a later listing starts anew).
         with IdSet() as seen:
             return await fan_out_pages(partial(self.search_page, fq=fq, seen=seen), send,
-                                       page_size=self.rows, concurrency=page_concurrency,
+                                       page_size=self.full_rows, concurrency=page_concurrency,
                                        on_total=on_total, on_page_error=on_page_error)
 
     async def list_ids(self, listing: Listing, *, page_concurrency: int,
