@@ -125,12 +125,11 @@ class History:
         row = self.db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run,)).fetchone()
         return None if row is None else _run(row)
 
-    def last(self, *, kinds: tuple[str, ...] = (), real: bool = False) -> Run | None:
-        """The newest run (of ``kinds``; with ``real``, not a dry run)."""
-        for run in reversed(self.runs()):
-            if (not kinds or run.kind in kinds) and not (real and run.dry_run):
-                return run
-        return None
+    def last(self) -> Run | None:
+        """The newest run."""
+        row = self.db.execute(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT 1"
+                              ).fetchone()
+        return None if row is None else _run(row)
 
     def actions(self, run: int, *, actions: tuple[str, ...] = (),
                 entities: tuple[str, ...] = ()) -> Iterator[Action]:

@@ -27,6 +27,11 @@ MAX_LISTED = 10_000  # failures/notes kept in full; beyond, only counted
 REPORTS_DIR = "reports"  # in the state directory: one report per run
 
 
+def failure_reason(error: BaseException | str) -> str:
+    """How a report and the history word why a unit failed."""
+    return error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+
+
 class Report:
     """Collects the outcome of a run."""
 
@@ -55,8 +60,8 @@ class Report:
         """Record one failed unit (a dataset, a file) and why."""
         self.counts["failed"] += 1
         if len(self.failures) < MAX_LISTED:
-            reason = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-            self.failures.append({"unit": what, "reason": redact(reason), **context})
+            self.failures.append({"unit": what, "reason": redact(failure_reason(error)),
+                                  **context})
 
     def note(self, text: str) -> None:
         """Something kept or left out that the user should know (counted, not repeated)."""

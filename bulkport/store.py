@@ -91,6 +91,16 @@ def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     db.execute("COMMIT")
 
 
+def _create(db: sqlite3.Connection) -> None:
+    """The tables, and the format they are in, made together (executescript would commit
+    before each statement)."""
+    with transaction(db):
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                db.execute(statement)
+        db.execute(f"PRAGMA user_version = {FORMAT}")
+
+
 class StateStore:
     """The state of one job. Use as a context manager: entering takes the lock (unless
     ``shared``), opens or creates the database and imports older state files."""
@@ -119,7 +129,7 @@ class StateStore:
     def __enter__(self) -> StateStore:
         if self.state_dir is None or self.path is None:
             self._db = connect(":memory:")
-            self._db.executescript(SCHEMA)
+            _create(self._db)
             return self
         check_state_dir(self.state_dir)
         try:
@@ -183,11 +193,7 @@ class StateStore:
             # the process at every commit; only a power cut may lose the last ones
             db.execute("PRAGMA foreign_keys = ON")
             if version < FORMAT:
-                with transaction(db):
-                    for statement in SCHEMA.split(";"):
-                        if statement.strip():
-                            db.execute(statement)
-                    db.execute(f"PRAGMA user_version = {FORMAT}")
+                _create(db)
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"{self.path}: unreadable state database ({exc}); move it away "
                               "to start over: the next run reads the whole source again and "

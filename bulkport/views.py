@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 from urllib.parse import urlsplit
@@ -33,10 +34,8 @@ def open_history(state_dir: Path) -> StateStore:
 def _took(run: Run) -> str:
     if run.ended is None:
         return "running" if run.exit_code is None else "?"
-    from datetime import datetime
-
-    seconds = (datetime.fromisoformat(run.ended) - datetime.fromisoformat(run.started))
-    return f"{seconds.total_seconds():.0f}s"
+    took = datetime.fromisoformat(run.ended) - datetime.fromisoformat(run.started)
+    return f"{took.total_seconds():.0f}s"
 
 
 def _outcome(run: Run) -> str:

@@ -17,7 +17,7 @@ from bulkport.portals import registry
 from bulkport.portals.base import Source, Written
 from bulkport.progress import ProgressBar
 from bulkport.queue import pipeline
-from bulkport.report import Report
+from bulkport.report import Report, failure_reason
 from bulkport.store import StateStore, transaction
 from bulkport.transfer import FileTransfer, transfer_limit
 
@@ -45,13 +45,15 @@ def record_plan(report: Report, action: str, label: str, **context: Any) -> None
         report.planned(action, label, **context)
 
 
-def _label(raw: Any) -> str:
+def raw_label(raw: Any) -> str:
+    """How messages name a raw record before (or without) its mapping."""
     if isinstance(raw, dict):
         return f"dataset {raw.get('name') or raw.get('id') or '?'}"
     return "dataset ?"
 
 
-def _id(raw: Any) -> str | None:
+def raw_id(raw: Any) -> str | None:
+    """A raw record's source id, when it states one."""
     return str(raw["id"]) if isinstance(raw, dict) and raw.get("id") else None
 
 
@@ -71,8 +73,7 @@ def record_failed(report: Report, source_id: str | None, label: str,
                   error: BaseException) -> None:
     """A dataset that failed: in the report's failures and in the run's history."""
     report.fail(label, error)
-    report.record(DATASET, "failed", source_id=source_id, reason=f"{type(error).__name__}: "
-                                                                   f"{error}")
+    report.record(DATASET, "failed", source_id=source_id, reason=failure_reason(error))
 
 
 async def migrate(job: JobConfig, *, store: StateStore, report: Report, dry_run: bool = False,
@@ -103,7 +104,7 @@ async def migrate(job: JobConfig, *, store: StateStore, report: Report, dry_run:
         breaker = Breaker(job.options.max_repeated_failures)
 
         async def handle(raw: Any) -> None:
-            label, source_id = _label(raw), _id(raw)
+            label, source_id = raw_label(raw), raw_id(raw)
             try:
                 ds = source.to_pivot(raw)
                 label, source_id = f"dataset {ds.name}", ds.source_id

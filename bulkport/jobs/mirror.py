@@ -29,7 +29,15 @@ from bulkport.errors import (
     SkippableError,
     first_error,
 )
-from bulkport.jobs.migrate import DATASET, make_client, record_failed, record_plan, record_written
+from bulkport.jobs.migrate import (
+    DATASET,
+    make_client,
+    raw_id,
+    raw_label,
+    record_failed,
+    record_plan,
+    record_written,
+)
 from bulkport.jobs.mirror_diff import Guards, Plan, StoredListing, march, refusal
 from bulkport.jobs.mirror_state import Entry, MirrorState
 from bulkport.moments import parse_time
@@ -228,12 +236,9 @@ class _Run:
             bar.close()
 
     async def _handle(self, raw: Any) -> None:
-        label, source_id = "dataset ?", None
-        if isinstance(raw, dict):
-            label = f"dataset {raw.get('name') or raw.get('id') or '?'}"
-            if raw.get("id"):  # read even if it cannot be mapped: read and reported once
-                source_id = str(raw["id"])
-                self.listing.mark_read(source_id)
+        label, source_id = raw_label(raw), raw_id(raw)
+        if source_id is not None:  # read even if it cannot be mapped: read and reported once
+            self.listing.mark_read(source_id)
         try:
             ds = self.source.to_pivot(raw)
             label = f"dataset {ds.name}"
