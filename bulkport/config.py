@@ -10,18 +10,19 @@ import difflib
 import os
 import re
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Union
 from urllib.parse import SplitResult, urlsplit
 
 from dotenv import dotenv_values
 
 from bulkport.errors import ConfigError
-from bulkport.jobs.token_filter import TokenFilter, parse_filter
+from bulkport.jobs.token_filter import FilterTable, TokenFilter, parse_filter
 from bulkport.portals import registry
 from bulkport.portals.base import Limit, Role
-from bulkport.settings import Options, SourceSettings, TargetSettings, from_table
+from bulkport.settings import Options, SourceSettings, TargetSettings, from_table, keys, setting
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -34,7 +35,37 @@ KINDS: dict[str, tuple[Role | None, Role]] = {
     "mirror": (Role.MIRROR_SOURCE, Role.MIRROR_TARGET),
     "revoke-tokens": (None, Role.TOKENS),
 }
-TOP_LEVEL = ("kind", "name", "source", "target", "options", "filter")
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobFile:
+    """The top level of a job file: its keys, their types and meanings.
+
+    :func:`load_job` reads them (each table through its own class); this class is the list
+    of keys a job file may hold and what the key reference says of each.
+    """
+
+    kind: Literal["migrate", "mirror", "revoke-tokens"] = setting(
+        "migrate", "what the job does: migrate copies datasets and their files, mirror keeps "
+                   "a target equal to the source (removing what the source dropped), "
+                   "revoke-tokens revokes API tokens")
+    name: str | None = setting(
+        None, "the job's name, a plain file name: it names the state directory "
+              ".bulkport/<name>; not set: the job file's name without .toml")
+    source: SourceSettings | None = setting(
+        None, "the portal read from; migrate and mirror jobs need one (see the [source] "
+              "tables below)")
+    target: TargetSettings | None = setting(
+        None, "the portal written to, or whose tokens a revoke-tokens job revokes; every job "
+              "needs one (see the [target] tables below)")
+    options: Options = setting(factory=Options, doc="how hard and how long the run works, "
+                                                    "and what a mirror may do (see [options])")
+    filter: FilterTable | None = setting(
+        None, "revoke-tokens jobs only: which tokens to revoke (see [filter]); not set: every "
+              "token the key can see")
+
+
+TOP_LEVEL = tuple(keys(JobFile))
 # What each command line override of [options] is called there.
 FLAGS = {"connections": "--concurrency", "reason": "--reason",
          "max_delete_fraction": "--max-delete-fraction", "max_delete_count": "--max-delete-count"}
@@ -195,8 +226,44 @@ def load_job(path: Path, **overrides: Any) -> JobConfig:
     Raises:
         ConfigError: one line saying what is wrong and where.
     """
-    raw = _substitute(_read(path), _environment(path), "job", path)
-    kind = raw.get("kind", "migrate")
+    return _checked(_read(path), path, overrides)
+
+
+JobSource = Union[str, "os.PathLike[str]", Mapping[str, Any]]
+TEXT, TABLE = Path("<job text>"), Path("<job table>")  # how messages name them
+
+
+def load_any(job: JobSource, **overrides: Any) -> JobConfig:
+    """A job given as a file's path, as TOML text or as a dict (the tables of a job file).
+
+    A string is TOML text when it holds a newline or an ``=``, and is not a file's name.
+    Text and dicts must say their ``name``: it names the job's state directory.
+
+    Raises:
+        ConfigError: one line saying what is wrong and where.
+    """
+    if isinstance(job, Mapping):
+        return _checked(_named(dict(job), TABLE), TABLE, overrides)
+    if isinstance(job, str) and ("\n" in job or "=" in job) and not Path(job).is_file():
+        try:
+            raw = tomllib.loads(job)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{TEXT}: not valid TOML: {exc}") from None
+        return _checked(_named(raw, TEXT), TEXT, overrides)
+    return load_job(Path(job), **overrides)
+
+
+def _named(raw: dict[str, Any], origin: Path) -> dict[str, Any]:
+    if "name" not in raw:
+        raise ConfigError(f"{origin}: name is required for a job given as text or a table: it "
+                          "names the job's state directory (.bulkport/<name>)")
+    return raw
+
+
+def _checked(read: dict[str, Any], path: Path, overrides: dict[str, Any]) -> JobConfig:
+    """The job a job file's tables describe, ``${VARS}`` resolved and every value checked."""
+    raw = _substitute(read, _environment(path), "job", path)
+    kind = raw.get("kind", JobFile.kind)
     if not isinstance(kind, str) or kind not in KINDS:
         raise ConfigError(f"{path}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
     source_role, target_role = KINDS[kind]

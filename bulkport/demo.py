@@ -61,7 +61,7 @@ def check_target(ckan: CkanStore, ods: OdsStore) -> list[str]:
 
 
 def run_demo(datasets: int = 300, progress: bool = True) -> int:
-    from bulkport.cli import run_job
+    from bulkport.runner import run_job
 
     ckan_store, ods_store = CkanStore(), OdsStore(custom_templates={"bulkport": ["source_extras"]})
     seed_ckan(ckan_store, datasets=datasets, resources=2, file_size=8192, seed=7)
@@ -81,15 +81,17 @@ def run_demo(datasets: int = 300, progress: bool = True) -> int:
                           DEMO_TARGET_URL=ods.url, DEMO_TARGET_KEY=TARGET_KEY)
         job_path = Path(tmp) / "demo.toml"
         job_path.write_text(JOB.read_text(encoding="utf-8"))
-        code = run_job(load_job(job_path), state_dir=state_dir, report_path=None,
-                       progress=progress and sys.stderr.isatty(), dry_run=False)
+        result = run_job(load_job(job_path), state_dir=state_dir,
+                         progress=progress and sys.stderr.isatty())
+        print(result.text())
+        code = result.exit_code
         problems = check_target(ckan_store, ods_store)
     files = sum(len(d.resources) + len(d.attachments) for d in ods_store.datasets.values())
     if problems:
-        print(f"target check: {len(problems)} problem(s)", file=sys.stderr)
+        print(f"target check: {len(problems)} problem(s)")
         for line in problems[:10]:
-            print(f"  {line}", file=sys.stderr)
+            print(f"  {line}")
         return code or 1
     print(f"target check: all {len(ods_store.datasets)} datasets present once and published "
-          f"where they have data; {files} files byte-identical to the source", file=sys.stderr)
+          f"where they have data; {files} files byte-identical to the source")
     return code

@@ -6,7 +6,9 @@ full jitter that honour ``Retry-After``, typed errors (:mod:`bulkport.errors`), 
 messages, and credentials bound to the origin they belong to — a resource URL, a presigned
 URL or another portal never receives a portal's key, even through a redirect. Each request,
 reply, chunk and retry is told to the run's :class:`~bulkport.watchdog.Activity` (what the
-watchdog and the progress bar read), and each retry is logged (``-v``) with its wait.
+watchdog and the progress bar read), and each retry is logged (``-v``) with its wait. The
+latency of each answered attempt and each retry are counted per host in a
+:class:`~bulkport.metrics.HostStats` (the run report's).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import anyio
 import orjson
 from aiolimiter import AsyncLimiter
 
-from bulkport import __version__
+from bulkport import __version__, metrics
 from bulkport.errors import (
     AuthError,
     BadResponse,
@@ -334,12 +336,16 @@ class HttpClient:
         retry: RetryPolicy | None = None,
         timeouts: Timeouts | None = None,
         activity: Activity | None = None,
+        hosts: metrics.HostStats | None = None,
     ) -> None:
         self.limits = limits or Limits()
         self.retry = retry or RetryPolicy()
         self.timeouts = timeouts or Timeouts()
         self.activity = activity or Activity()  # what the watchdog and the progress bar read
         self.requests: Counter[str] = Counter()  # attempts per host, for the report
+        # Latency and retries per host: the run's report holds them (see metrics.measuring).
+        found = hosts if hosts is not None else metrics.current()
+        self.hosts = found if found is not None else metrics.HostStats()
         self._credentials: dict[str, dict[str, str]] = {}
         self._host_limits: dict[str, tuple[anyio.Semaphore, AsyncLimiter | None]] = {}
         self._session: aiohttp.ClientSession | None = None
@@ -420,6 +426,8 @@ class HttpClient:
             raise error
         delay = self.retry.delay(failures, error)
         self.activity.retrying(host, delay)
+        if host is not None:
+            self.hosts.retried(host)
         log.debug("%s; attempt %d/%d in %.1fs", what, failures + 1, attempts, delay)
         await anyio.sleep(delay)
 
@@ -477,11 +485,14 @@ class HttpClient:
                     await limiter.acquire()
                 self.requests[netloc] += 1
                 flight = self.activity.begin(netloc)
+                sent = time.monotonic()
                 try:
                     async with self._session.request(
                         method, url, params=params, headers=request_headers, data=data,
                         allow_redirects=False,
                     ) as raw:
+                        # Latency: until the status and headers (a body's time is its size's).
+                        self.hosts.answered(netloc, time.monotonic() - sent)
                         self.activity.received(flight)
                         location = raw.headers.get("Location")
                         if raw.status in _REDIRECTS and location:

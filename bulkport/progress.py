@@ -10,12 +10,18 @@ draws (a few times per second at most), so the hot path pays nothing for it.
 from __future__ import annotations
 
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
+from contextvars import ContextVar
 from typing import Any
 
 from tqdm import tqdm
 
 from bulkport.watchdog import Activity
+
+# Told (units done, total or None) each time a unit finishes: a script's or notebook's own
+# progress display (bulkport.run(progress=...)).
+listener: ContextVar[Callable[[int, int | None], None] | None] = ContextVar(
+    "progress_listener", default=None)
 
 
 class ProgressBar(tqdm):  # type: ignore[type-arg]  # counts units, yields nothing
@@ -30,12 +36,17 @@ class ProgressBar(tqdm):  # type: ignore[type-arg]  # counts units, yields nothi
 
     def __init__(self, activity: Activity | None, *, progress: bool, **kwargs: Any) -> None:
         self._activity = activity or Activity()
+        self._done = 0
         super().__init__(disable=not progress, file=sys.stderr, dynamic_ncols=True, **kwargs)
         if not self.disable:
             self._activity.show(self.refresh)
 
     def update(self, n: float | None = 1) -> bool | None:
         self._activity.progressed()  # a unit finished
+        told = listener.get()
+        if told is not None:
+            self._done += int(n or 0)  # tqdm counts nothing when it draws nothing
+            told(self._done, int(self.total) if self.total is not None else None)
         return super().update(n)
 
     @property

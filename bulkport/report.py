@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from bulkport.metrics import FINISHED, HostStats, Timeline
 from bulkport.outputs import replacing, write_atomically
 from bulkport.redact import redact
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from bulkport.history import History
 
 MAX_LISTED = 10_000  # failures/notes kept in full; beyond, only counted
+FAILURES_SHOWN, NOTES_SHOWN = 10, 5  # in the summary; the report has them all
 REPORTS_DIR = "reports"  # in the state directory: one report per run
 
 
@@ -45,6 +47,8 @@ class Report:
         self.plan: list[dict[str, Any]] = []
         self.actions: list[dict[str, Any]] = []  # every item acted on, for audits: never capped
         self.requests: Mapping[str, int] = {}
+        self.hosts = HostStats()  # retries and latency per host (the HTTP layer records them)
+        self.timeline = Timeline()  # what finished when, in at most a few hundred buckets
         self.details: dict[str, Any] = {}  # job-specific facts (e.g. a mirror's watermark)
         self.aborted: str | None = None
         self.history: History | None = None  # where each record acted on is kept
@@ -55,10 +59,11 @@ class Report:
 
     def count(self, name: str, n: int = 1) -> None:
         self.counts[name] += n
+        self.timeline.count(name, n)
 
     def fail(self, what: str, error: BaseException | str, **context: Any) -> None:
         """Record one failed unit (a dataset, a file) and why."""
-        self.counts["failed"] += 1
+        self.count("failed")
         if len(self.failures) < MAX_LISTED:
             self.failures.append({"unit": what, "reason": redact(failure_reason(error)),
                                   **context})
@@ -69,7 +74,7 @@ class Report:
         self.notes[text] += 1
 
     def planned(self, action: str, what: str, **context: Any) -> None:
-        self.counts[f"would_{action}"] += 1
+        self.count(f"would_{action}")
         if len(self.plan) < MAX_LISTED:
             self.plan.append({"action": action, "unit": what, **context})
 
@@ -88,6 +93,8 @@ class Report:
         (an audit lists them all); with ``entity``, also in the run's history, by the row's
         ``id``."""
         self.counts[outcome] += 1
+        if not outcome.endswith("_failed"):  # a failed act is in the timeline by fail()
+            self.timeline.add(FINISHED)
         self.actions.append({**row, "outcome": outcome})
         if entity is not None:
             extra = {k: v for k, v in row.items() if k != "id" and v is not None}
@@ -118,6 +125,8 @@ class Report:
             "details": self.details,
             "requests": {"total": total_requests, "per_host": self.requests},
             "requests_per_second": round(total_requests / self.seconds, 1) if self.seconds else 0,
+            "hosts": self.hosts.to_json(self.requests),
+            "timeline": self.timeline.to_json(self.seconds),
         }
         return redact(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode()).encode()
 
@@ -140,7 +149,8 @@ class Report:
     def summary(self) -> str:
         c = self.counts
         head = "DRY RUN: " if self.dry_run else ""
-        parts = [f"{k.replace('_', ' ')} {v}" for k, v in sorted(c.items()) if v and k != "failed"]
+        parts = [f"{k.replace('_', ' ')} {_amount(k, v)}" for k, v in sorted(c.items())
+                 if v and k != "failed"]
         failed = f", failed {c['failed']}" if c["failed"] else ""
         if self.aborted:  # the reason first: it is what the reader has to act on
             done = (", ".join(parts) or "nothing done") + failed
@@ -150,13 +160,24 @@ class Report:
             status = "OK" if self.ok else "FAILED"
             done = (", ".join(parts) or "nothing to do") + failed
             lines = [f"{head}{self.kind} {self.job}: {status} in {self.seconds:.1f}s — {done}"]
-        for failure in self.failures[:10]:
+        for failure in self.failures[:FAILURES_SHOWN]:
             lines.append(f"  failed {failure['unit']}: {failure['reason']}")
-        if len(self.failures) > 10:
-            lines.append(f"  … {c['failed'] - 10} more failures in the report")
-        for text, n in self.notes.most_common(5):
+        if c["failed"] > FAILURES_SHOWN:
+            lines.append(f"  … {c['failed'] - FAILURES_SHOWN} more failures in the report")
+        for text, n in self.notes.most_common(NOTES_SHOWN):
             lines.append(f"  note ({n}×): {text}")
+        if len(self.notes) > NOTES_SHOWN:
+            lines.append(f"  … {len(self.notes) - NOTES_SHOWN} more notes in the report")
         return redact("\n".join(lines))
+
+
+def _amount(name: str, value: int) -> str:
+    """A count as the summary shows it: bytes in a unit a person reads, exact beside it."""
+    if not name.startswith("bytes") or value < 1000:
+        return f"{value:,}"
+    units = ("kB", "MB", "GB", "TB")
+    power = min(len(units), (len(str(value)) - 1) // 3)  # 1 for thousands, 2 for millions…
+    return f"{value / 1000 ** power:.1f} {units[power - 1]} ({value:,})"
 
 
 def run_report_path(state_dir: Path, started: datetime, run: int) -> Path:

@@ -19,6 +19,7 @@ from bulkport.redact import safe_url
 
 if TYPE_CHECKING:
     from bulkport.config import JobConfig
+    from bulkport.report import Report
 
 T = TypeVar("T")
 
@@ -104,11 +105,18 @@ def transfer_limit(job: JobConfig, held: int = 0) -> int:
 
 
 class FileTransfer:
-    """Moves files source → target, ``transfers`` at a time, never holding a whole file."""
+    """Moves files source → target, ``transfers`` at a time, never holding a whole file.
 
-    def __init__(self, client: HttpClient, source: FileSource, transfers: int) -> None:
+    Every target sends its files through :meth:`send`, so this is where a run counts them:
+    ``files_transferred`` and ``bytes_transferred`` in ``report``, once per file the target
+    accepted (retried attempts count once; a file a target keeps never comes here).
+    """
+
+    def __init__(self, client: HttpClient, source: FileSource, transfers: int,
+                 report: Report | None = None) -> None:
         self.client = client
         self.source = source
+        self.report = report  # None: nothing counted
         # The download right after acquiring yields anyway: no extra checkpoint needed.
         self.limiter = anyio.Semaphore(max(1, transfers), fast_acquire=True)
 
@@ -118,13 +126,17 @@ class FileTransfer:
 
         A failed attempt re-opens the download (a stream cannot be replayed); ``attempt``
         (1, 2, …) lets ``put`` look for what an earlier attempt may have created.
+
+        Returns:
+            What ``put`` returned, and the digest of the bytes the target holds: those of
+            the last attempt that read the whole file (``put`` may find, without reading,
+            what an earlier attempt sent before its reply was lost).
         """
-        attempts = 0
+        digests: list[Digest] = []
 
         async def once() -> tuple[T, Digest]:
-            nonlocal attempts
-            attempts += 1
             digest = Digest()
+            digests.append(digest)
             async with self.limiter, self.source.open_file(resource) as download:
                 mimetype = (resource.mimetype
                             or mimetypes.guess_type(resource.filename)[0]
@@ -137,7 +149,13 @@ class FileTransfer:
                     size=download.content_length,
                     content_type=mimetype,
                 )
-                result = await put(upload, attempts)
+                result = await put(upload, len(digests))
             return result, digest
 
-        return await self.client.with_retries(once)
+        result, digest = await self.client.with_retries(once)
+        # An unfinished stream has no hash yet (that of an empty file is not "").
+        read = next((d for d in reversed(digests) if d.sha256), None)
+        if read is not None and self.report is not None:
+            self.report.count("files_transferred")
+            self.report.count("bytes_transferred", read.size)
+        return result, read or digest

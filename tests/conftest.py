@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
+import uuid
 from collections.abc import Iterator
 
 import pytest
-from real_ckan.tier import CkanInstance, Tier, TierUnavailable
+from real_ckan.tier import CkanInstance, MakeUser, Tier, TierUnavailable
 
 
 @pytest.fixture
@@ -30,6 +32,18 @@ def ckan_tier() -> Iterator[list[CkanInstance]]:
         tier.stop()
 
 
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Headless Chromium, for the tests marked ``browser`` (Debian: apt-get install chromium)."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        reason = "chromium is not installed (apt-get install chromium)"
+        if os.environ.get("BULKPORT_BROWSER") == "require":
+            pytest.fail(f"browser required but unavailable: {reason}")
+        pytest.skip(reason)
+    return found
+
+
 @pytest.fixture
 def real_ckan(ckan_tier: list[CkanInstance]) -> CkanInstance:
     """The first real CKAN, emptied of datasets and organizations."""
@@ -42,6 +56,25 @@ def real_ckan_target(ckan_tier: list[CkanInstance]) -> CkanInstance:
     """The second real CKAN, emptied: the target of CKAN → CKAN tests."""
     ckan_tier[1].wipe()
     return ckan_tier[1]
+
+
+@pytest.fixture
+def make_user() -> Iterator[MakeUser]:
+    """Makes a non-sysadmin user with an API token on a real CKAN: (name, token); deleted
+    afterwards, so that the other real-CKAN tests (the contract lists users) find the site as
+    it was."""
+    made: list[tuple[CkanInstance, str]] = []
+
+    def make(ckan: CkanInstance) -> tuple[str, str]:
+        name = f"user-{uuid.uuid4().hex[:8]}"
+        ckan.result("user_create", {"name": name, "email": f"{name}@example.org",
+                                    "password": "User-pass-12345"})
+        made.append((ckan, name))
+        return name, ckan.result("api_token_create", {"user": name, "name": "tests"})["token"]
+
+    yield make
+    for ckan, name in made:
+        ckan.result("user_delete", {"id": name})
 
 
 # ---- Opendatasoft simulator replies checked against Opendatasoft's OpenAPI document ----

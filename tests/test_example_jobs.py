@@ -121,12 +121,13 @@ def test_each_example_job_runs_against_the_simulators_its_header_names(
         capsys: pytest.CaptureFixture[str]) -> None:
     job, args = _follow(name, tmp_path, simulators, monkeypatch)
     real = [a for a in args if a != "--dry-run"]
+    # On a failure, show both streams: the summary on stdout, the diagnostics on stderr.
     assert main(["run", str(job), "--no-progress", "--dry-run", "--report", "dry.json"]) == 0, (
-        capsys.readouterr().err)
+        capsys.readouterr())
     assert main(["run", str(job), "--no-progress", "--report", "real.json", *real]) == 0, (
-        capsys.readouterr().err)
+        capsys.readouterr())
     counts = json.loads(Path("real.json").read_text())["counts"]
     assert not counts.get("failed")
     assert any(counts.get(k) for k in ("datasets_created", "revoked")), counts
     if f"bulkport verify jobs/{name}" in _header((JOBS / name).read_text(encoding="utf-8")):
-        assert main(["verify", str(job), "--quiet"]) == 0, capsys.readouterr().err
+        assert main(["verify", str(job), "--quiet"]) == 0, capsys.readouterr()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -11,9 +12,10 @@ import pytest
 from aiohttp import web
 
 from bulkport.config import JobConfig
-from bulkport.errors import ConfigError
-from bulkport.http import HttpClient, Limits, StreamResponse, Upload
+from bulkport.errors import ConfigError, TransportError
+from bulkport.http import HttpClient, Limits, RetryPolicy, StreamResponse, Upload
 from bulkport.model import Resource
+from bulkport.report import Report
 from bulkport.settings import Options, SourceSettings, TargetSettings
 from bulkport.testing import ThreadedServer
 from bulkport.transfer import FileTransfer, transfer_limit
@@ -106,3 +108,54 @@ async def test_many_transfers_through_one_host_never_wait_on_each_other(site: st
                 for n in range(6):
                     tg.start_soon(one, n)
     assert sizes == [len(BODY)] * 6
+
+
+class _Source:
+    def __init__(self, client: HttpClient) -> None:
+        self.client = client
+
+    def open_file(self, resource: Resource) -> AbstractAsyncContextManager[StreamResponse]:
+        return self.client.stream(resource.url)
+
+
+def _file(site: str) -> Resource:
+    return Resource(source_id="1", name="f", url=f"{site}/file", format="CSV", hosted=True,
+                    file_name="f.csv")
+
+
+async def test_a_file_sent_again_after_a_lost_reply_counts_once(site: str) -> None:
+    """The first attempt sends every byte and loses the reply; the second finds the copy
+    without reading: one file, its bytes once, and the digest of what was sent."""
+    report = Report("t", "migrate")
+    async with HttpClient(retry=RetryPolicy(backoff_base=0.001)) as client:
+        transfer = FileTransfer(client, _Source(client), 1, report)
+
+        async def put(upload: Upload, attempt: int) -> int:
+            if attempt > 1:
+                return 200  # an earlier attempt's copy is there
+            await client.upload("POST", f"{site}/upload", upload)
+            raise TransportError("connection dropped after the upload")
+
+        _, digest = await transfer.send(_file(site), put)
+    assert digest.size == len(BODY) and digest.sha256 == hashlib.sha256(BODY).hexdigest()
+    assert report.counts["files_transferred"] == 1
+    assert report.counts["bytes_transferred"] == len(BODY)
+
+
+async def test_a_file_not_sent_counts_nothing(site: str) -> None:
+    """A put that never reads the file, or fails on every attempt, sent nothing."""
+    report = Report("t", "migrate")
+    async with HttpClient(retry=RetryPolicy(attempts=2, backoff_base=0.001)) as client:
+        transfer = FileTransfer(client, _Source(client), 1, report)
+
+        async def unread(_upload: Upload, _attempt: int) -> int:
+            return 200
+
+        async def refused(upload: Upload, _attempt: int) -> int:
+            await client.upload("POST", f"{site}/upload", upload)
+            raise TransportError("reset")
+
+        await transfer.send(_file(site), unread)
+        with pytest.raises(TransportError):
+            await transfer.send(_file(site), refused)
+    assert not report.counts["files_transferred"] and not report.counts["bytes_transferred"]

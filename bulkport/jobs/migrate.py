@@ -63,6 +63,8 @@ def record_written(report: Report, source: Source, ds: Dataset, written: Written
                   target_id=written.key, target_url=written.url)
     resources = {r.source_id: r for r in ds.resources}
     for file in written.files:
+        if file.action == "unchanged":  # those sent are counted by the FileTransfer
+            report.count("files_unchanged")
         resource = resources.get(file.source_id)
         report.record(FILE, file.action, source_id=file.source_id, parent=ds.source_id,
                       source_url=source.file_url(ds, resource) if resource else None,
@@ -89,7 +91,7 @@ async def migrate(job: JobConfig, *, store: StateStore, report: Report, dry_run:
     async with make_client(job) as client:
         source = registry.open_source(job.source, client, job.options)
         target = registry.open_target(job.target, client, job.options, journal, report)
-        transfer = FileTransfer(client, source, transfers)
+        transfer = FileTransfer(client, source, transfers, report)  # counts files sent
         await target.check()
         await source.check()
         bar = ProgressBar(client.activity, progress=progress, desc="datasets", unit="ds")

@@ -86,7 +86,7 @@ async def mirror(job: JobConfig, *, store: StateStore, report: Report, dry_run: 
             target = registry.open_mirror_target(job.target, client, job.options,
                                                  store.journal, report)
             run = _Run(job, state, source, target, report,
-                       FileTransfer(client, source, transfers),
+                       FileTransfer(client, source, transfers, report),
                        dry_run=dry_run, full=full, stop=stop)
             try:
                 await target.check()

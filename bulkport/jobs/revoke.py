@@ -117,6 +117,7 @@ async def revoke_tokens(job: JobConfig, *, store: StateStore, report: Report,
     async with make_client(job) as client:
         portal = registry.open_tokens(job.target, client)
         try:
+            await portal.check(token_filter.users)  # what `bulkport check` asks first, too
             if not confirmed:
                 plan = await _plan(portal, token_filter, job, report)
                 for token in plan:

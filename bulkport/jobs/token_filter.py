@@ -13,18 +13,48 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from bulkport.errors import ConfigError
 from bulkport.model import Token
+from bulkport.settings import NonNegative, keys, setting
 
 _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _DATE_KEYS = ("created_before", "created_after", "last_access_before")
-KEYS = ("users", "name", *_DATE_KEYS, "never_used", "keep_newest")
+_MOMENT = 'an ISO 8601 date or datetime (naive = UTC), or an age like "90d"'
+Moment = datetime | date | str
+
+
+@dataclass(frozen=True, kw_only=True)
+class FilterTable:
+    """The ``[filter]`` table as a job file writes it: its keys, their types and meanings.
+
+    :func:`parse_filter` reads the table (its own checks word the errors); this class is
+    the list of keys it accepts and what the key reference says of each.
+    """
+
+    users: str | list[str] | None = setting(
+        None, "only the tokens of these users; not set: every user's (needs an "
+              "administrator's key)")
+    name: str | list[str] | None = setting(
+        None, "token names to select: an exact name, a glob (* ? [) or re:<regex> (the whole "
+              "name must match); any of them")
+    created_before: Moment | None = setting(None, f"tokens created before this moment: {_MOMENT}")
+    created_after: Moment | None = setting(None, f"tokens created after this moment: {_MOMENT}")
+    last_access_before: Moment | None = setting(
+        None, f"tokens not used since this moment (never used counts too): {_MOMENT}")
+    never_used: bool | None = setting(None, "true: only tokens never used; false: only tokens "
+                                            "used at least once")
+    keep_newest: NonNegative = setting(
+        0, "spare the N newest tokens of each (user, name), matched or not, so the service "
+           "holding the newest keeps working")
+
+
+KEYS = tuple(keys(FilterTable))
 
 
 def parse_moment(text: str, now: datetime | None = None) -> datetime:

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import orjson
 
 from bulkport.config import JobConfig
-from bulkport.errors import MappingError, abort_reason
+from bulkport.errors import ConfigError, MappingError, abort_reason
 from bulkport.jobs.migrate import make_client
 from bulkport.portals import registry
 from bulkport.portals.base import MirrorTarget, Role, Source
@@ -28,6 +29,7 @@ from bulkport.report import Report
 from bulkport.store import StateStore
 
 EXIT_MATCH, EXIT_DIFFERENT, EXIT_ABORTED = 0, 1, 2
+VERIFY_KINDS = ("migrate", "mirror")  # the jobs with a source and a target to compare
 log = logging.getLogger("bulkport")
 
 
@@ -53,6 +55,13 @@ class Verdict:
                 + [f"on the target only: {name}" for name in self.extra]
                 + [f"differs: {name}: {', '.join(what)}" for name, what in self.differing]
                 + [f"unreadable at the source: {name}: {why}" for name, why in self.unreadable])
+
+
+def check_verifiable(job: JobConfig) -> None:
+    """Raise a ConfigError unless ``job`` has a source and a target to compare."""
+    if job.kind not in VERIFY_KINDS:
+        raise ConfigError(f"{job.path}: verify compares the source and target of a "
+                          f"{' or '.join(VERIFY_KINDS)} job; this is a {job.kind} job")
 
 
 def _record_name(record: Any, default: str) -> str:
@@ -127,8 +136,9 @@ def _compare(source: Source, target: MirrorTarget, raw: Any, copies: dict[str, l
 
 
 def run_verify(job: JobConfig, *, report_path: Path | None = None, quiet: bool = False,
-               shown: int = 50, out: Any = None) -> int:
-    """Run :func:`verify`, print what differs, optionally write a JSON report.
+               shown: int = 50, out: Any = None, as_json: bool = False) -> int:
+    """Run :func:`verify`, print what differs (as one JSON object with ``as_json``),
+    optionally write a JSON report.
 
     Returns:
         0 when source and target match, 1 when they differ, 2 when the check failed.
@@ -146,6 +156,9 @@ def run_verify(job: JobConfig, *, report_path: Path | None = None, quiet: bool =
             report.write(report_path)
         log.info("verify %s: could not compare: %s", job.name, report.aborted)  # file only
         print(f"verify {job.name}: could not compare: {report.aborted}", file=sys.stderr)
+        if as_json:
+            print(orjson.dumps({"job": job.name, "matches": None, "exit_code": EXIT_ABORTED,
+                                "error": redact(report.aborted)}).decode(), file=out)
         return EXIT_ABORTED
     report.finish()
     lines = verdict.lines()
@@ -159,6 +172,13 @@ def run_verify(job: JobConfig, *, report_path: Path | None = None, quiet: bool =
             f"{verdict.on_target:,} copies on the target"
             + (f" ({verdict.hidden:,} hidden)" if verdict.hidden else ""))
     log.info("%s: %s", head, "they match" if verdict.matches else f"{len(lines):,} difference(s)")
+    code = EXIT_MATCH if verdict.matches else EXIT_DIFFERENT
+    if as_json:
+        print(orjson.dumps({"job": job.name, "matches": verdict.matches, "exit_code": code,
+                            "at_source": verdict.at_source, "on_target": verdict.on_target,
+                            "hidden": verdict.hidden,
+                            "differences": [redact(line) for line in lines]}).decode(), file=out)
+        return code
     if verdict.matches:
         if not quiet:
             print(f"{head}: they match", file=out)

@@ -5,6 +5,10 @@ pivot model (:mod:`bulkport.model`). A mirror needs a little more of each
 (:class:`MirrorSource`, :class:`MirrorTarget`), a revocation a :class:`TokenStore`. Each
 portal package declares a :class:`Portal`: its type names, its settings classes, the
 adapters for the roles it plays, and what it cannot do and why.
+
+Every adapter's ``check()`` runs before a job reads or writes anything; it names each step
+it takes to a :class:`CheckSteps` (a run passes the silent :data:`QUIET`; ``bulkport check``
+one that prints a line per step).
 """
 
 from __future__ import annotations
@@ -28,12 +32,34 @@ if TYPE_CHECKING:
     from bulkport.transfer import FileTransfer
 
 
+class CheckSteps:
+    """Where an adapter's ``check()`` says what it verified, one named step at a time.
+
+    A step that fails raises, as it does in a run: the step :meth:`begin` named last is the
+    one that failed. This class keeps quiet; ``bulkport check`` passes one that records.
+    """
+
+    #: True when no read follows the check (``bulkport check``): the adapter then also asks
+    #: what a run learns from its first read (a listing's first page, a token list), which
+    #: a run does not ask twice.
+    standalone: bool = False
+
+    def begin(self, step: str) -> None:
+        """The next step: ``"api"``, ``"key"``, ``"permissions"``, ``"organizations"``..."""
+
+    def passed(self, detail: str) -> None:
+        """The step begun last passed; ``detail`` says what it found (never a secret)."""
+
+
+QUIET = CheckSteps()  # what a run passes: every step checked, nothing said
+
+
 class Source(Protocol):
     """Reads a catalog: raw records streamed out, mapped one by one, files opened as streams."""
 
     def describe(self) -> str: ...
 
-    async def check(self) -> None:
+    async def check(self, steps: CheckSteps = QUIET) -> None:
         """Fail fast (wrong URL or key, a key that cannot see what the job asks for) before
         the listing is read, so that a shorter listing is never taken for the catalog."""
         ...
@@ -67,7 +93,7 @@ class Target(Protocol):
 
     def describe(self) -> str: ...
 
-    async def check(self) -> None:
+    async def check(self, steps: CheckSteps = QUIET) -> None:
         """Fail fast (wrong URL, a key that cannot write, settings that name things the
         portal does not have) before any write, dry runs included."""
         ...
@@ -187,6 +213,11 @@ class TokenStore(Protocol):
 
     def own_token_id(self) -> str | None:
         """The id of the token this run authenticates with (never revoked by it)."""
+        ...
+
+    async def check(self, wanted: tuple[str, ...] | None, steps: CheckSteps = QUIET) -> None:
+        """Fail fast, before anything is listed or revoked: a wrong key, or one that may not
+        list the tokens of the ``wanted`` users (None: every user's)."""
         ...
 
     async def collect(self, wanted: tuple[str, ...] | None, *, concurrency: int,

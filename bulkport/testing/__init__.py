@@ -9,6 +9,11 @@ and the DataPress API over in-memory stores, with a synthetic catalog and fault 
     async with serve(create_ckan_app(store, faults=Faults(error_rate=0.1))) as url:
         ...
 
+or, from a script or a notebook, the site ``bulkport simulate`` serves::
+
+    with simulate("ckan", datasets=100) as portal:
+        ...  # portal.url, portal.api_key
+
 One package per simulator (``ckan``, ``portaljs``, ``ods``, ``datapress``), each with the
 same modules: ``app`` (the application), ``store`` (its content), ``errors`` (its error
 replies), ``seed`` (the site ``bulkport simulate`` serves); ``core`` holds what they
@@ -34,6 +39,7 @@ if TYPE_CHECKING:
     from bulkport.testing.core.faults import FAULT_KINDS, Faults, RequestStats
     from bulkport.testing.core.files import Blob, BlobStore, SyntheticFile
     from bulkport.testing.core.server import ThreadedServer, serve
+    from bulkport.testing.core.simulate import SimulatedPortal, simulate
     from bulkport.testing.datapress.app import create_datapress_app
     from bulkport.testing.datapress.seed import seed_datapress
     from bulkport.testing.datapress.store import DataPressStore
@@ -53,6 +59,7 @@ __all__ = [
     "OdsStore",
     "RecordSet",
     "RequestStats",
+    "SimulatedPortal",
     "SyntheticFile",
     "ThreadedServer",
     "create_ckan_app",
@@ -64,6 +71,7 @@ __all__ = [
     "seed_datapress",
     "seed_ods",
     "serve",
+    "simulate",
 ]
 
 

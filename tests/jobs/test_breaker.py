@@ -104,10 +104,10 @@ def test_every_dataset_failing_the_same_way_stops_the_run(sites, tmp_path: Path,
     job = _job(tmp_path, kind, source_url, target_url)
     state, report = tmp_path / "state", tmp_path / "report.json"
     assert _run(job, state, report) == 2
-    err = capsys.readouterr().err
-    line = next(x for x in err.splitlines() if "ABORTED" in x)
+    output = capsys.readouterr()
+    line = next(x for x in output.out.splitlines() if "ABORTED" in x)
     assert "stopped after 20 datasets in a row failed with the same error" in line
-    assert "does not exist on CKAN" in line and "Traceback" not in err
+    assert "does not exist on CKAN" in line and "Traceback" not in output.err
     written = json.loads(report.read_text())
     assert "in a row" in written["aborted"]
     assert 20 <= written["counts"]["failed"] < DATASETS  # not the whole catalog
@@ -163,6 +163,6 @@ connections = 2
 """)
         report = tmp_path / "report.json"
         assert _run(job, tmp_path / "state", report, "--yes") == 2
-    assert "stopped after 20 tokens in a row failed" in capsys.readouterr().err
+    assert "stopped after 20 tokens in a row failed" in capsys.readouterr().out
     written = json.loads(report.read_text())
     assert 20 <= written["counts"]["failed"] < written["counts"]["tokens_listed"]

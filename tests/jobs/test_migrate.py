@@ -195,9 +195,9 @@ def test_wrong_key_stops_at_first_refusal(make_portals, tmp_path: Path, capsys) 
     code = run(write_job(tmp_path, portals, ods_key="wrong-key-123456"), tmp_path / "state")
     assert code == 2
     assert portals.ods.stats.requests == 1
-    err = capsys.readouterr().err
-    assert "HTTP 401" in err and "ABORTED" in err
-    assert "wrong-key-123456" not in err
+    output = capsys.readouterr()
+    assert "HTTP 401" in output.out and "ABORTED" in output.out
+    assert "wrong-key-123456" not in output.out + output.err
 
 
 def test_missing_extras_template_is_a_clear_error(make_portals, tmp_path: Path, capsys) -> None:
@@ -206,7 +206,7 @@ def test_missing_extras_template_is_a_clear_error(make_portals, tmp_path: Path, 
     job.write_text(job.read_text().replace('extras_template = "bulkport"',
                                            'extras_template = "nope"'))
     assert run(job, tmp_path / "state") == 2
-    assert "extras_template 'nope' does not exist" in capsys.readouterr().err
+    assert "extras_template 'nope' does not exist" in capsys.readouterr().out
     assert ods_writes(portals.ods) == 0
 
 

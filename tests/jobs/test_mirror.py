@@ -197,8 +197,7 @@ def test_a_source_listing_nothing_deletes_nothing(sites, tmp_path: Path, capsys)
         drop(s.source, pkg_id)
     s.reset_stats()
     assert run(job, state, "--max-delete-fraction", "1") == 2
-    err = capsys.readouterr().err
-    assert "the source lists 0 datasets while the mirror holds 30" in err
+    assert "the source lists 0 datasets while the mirror holds 30" in capsys.readouterr().out
     assert s.writes() == {} and state_of(state) == before
 
 
@@ -213,8 +212,8 @@ def test_a_listing_that_fails_midway_deletes_nothing(sites, tmp_path: Path, caps
     s.failing_listing.add(20)  # the second page of ids fails, retries included
     s.reset_stats()
     assert run(job, state) == 2
-    err = capsys.readouterr().err
-    assert "listing the source failed, so nothing was written or deleted" in err
+    out = capsys.readouterr().out
+    assert "listing the source failed, so nothing was written or deleted" in out
     assert s.writes() == {} and state_of(state) == before
 
     s.failing_listing.clear()
@@ -232,13 +231,13 @@ def test_guards_refuse_a_run_that_would_delete_too_much(sites, tmp_path: Path, c
     edit(s.source, ids[30], title="changed too")
     s.reset_stats()
     assert run(job, state) == 2
-    err = capsys.readouterr().err
-    assert "would delete 20 of the 40 mirrored datasets (50%, more than max_delete_fraction" in err
+    out = capsys.readouterr().out
+    assert "would delete 20 of the 40 mirrored datasets (50%, more than max_delete_fraction" in out
     assert s.writes() == {}  # refused before the first write, updates included
 
     job = write_job(tmp_path, s, options="max_delete_fraction = 1.0\nmax_delete_count = 10")
     assert run(job, state) == 2
-    assert "more than max_delete_count 10" in capsys.readouterr().err
+    assert "more than max_delete_count 10" in capsys.readouterr().out
     assert s.writes() == {}
 
     job = write_job(tmp_path, s, options="max_delete_fraction = 0.5")
@@ -317,7 +316,7 @@ def test_quiet_run_prints_nothing_logs_a_line_and_keeps_few_reports(sites, tmp_p
     for pkg_id in s.active_ids()[:2]:  # 2 of 10 is over 10 %: refused, so printed
         drop(s.source, pkg_id)
     assert run(job, state, "--quiet", "--log-file", str(log)) == 2
-    assert "ABORTED" in capsys.readouterr().err
+    assert "ABORTED" in capsys.readouterr().out
 
 
 def test_verify_finds_differences_and_a_full_run_repairs_them(sites, tmp_path: Path,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import os
 import urllib.request
 from collections import Counter
@@ -17,6 +18,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from bulkport.cli import main
 from bulkport.portals.ckan.mapping import MARK
@@ -36,6 +39,8 @@ from bulkport.testing import (
     seed_datapress,
     seed_ods,
 )
+from bulkport.testing.core.files import Blob
+from bulkport.testing.core.responses import drop_connection
 from bulkport.testing.ods.explore import render
 
 KEY = "pair-test-key-0042"
@@ -168,11 +173,53 @@ def _ods_reader(store: OdsStore) -> Reader:
     return read
 
 
+def _stored_files(store: CkanStore | OdsStore | DataPressStore) -> list[Blob]:
+    """The file bodies the target's records hold (not an orphan a lost reply left)."""
+    if isinstance(store, CkanStore):
+        keys = [r["id"] for p in store.packages.values() if p["state"] == "active"
+                for r in p["resources"] if r.get("url_type") == "upload"]
+    elif isinstance(store, OdsStore):
+        keys = [key for ds in store.datasets.values()
+                for key in (*(r["datasource"]["file"]["uid"] for r in ds.resources.values()
+                              if r["datasource"]["type"] == "uploaded_file"), *ds.attachments)]
+    else:
+        keys = [r["origin"] for doc in store.datasets.values()
+                for r in doc["resources"].values()]
+    blobs = [store.blobs.get(key) for key in keys]
+    assert None not in blobs
+    return [b for b in blobs if b is not None]
+
+
+class LoseFirstUpload:
+    """Drops the connection after the site kept the first upload (a multipart POST or a
+    presigned PUT): its reply is lost, so the client must try again."""
+
+    def __init__(self) -> None:
+        self.lost = 0
+
+    def __call__(self, app: web.Application) -> web.Application:
+        @web.middleware
+        async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+            upload = request.content_type == "multipart/form-data" or (
+                request.method == "PUT" and request.content_type != "application/json")
+            if not upload or self.lost:
+                return await handler(request)
+            self.lost += 1
+            response = await handler(request)
+            drop_connection(request)
+            return response
+
+        app.middlewares.insert(0, middleware)
+        return app
+
+
 class Portals:
     """Starts simulators; every one is stopped at the end of the test."""
 
     def __init__(self) -> None:
         self.servers: list[ThreadedServer] = []
+        self.target_store: CkanStore | OdsStore | DataPressStore | None = None
+        self.losing = LoseFirstUpload()  # on a target made with lose_first_upload
 
     def _serve(self, factory: Callable[[], Any]) -> str:
         self.servers.append(ThreadedServer(factory).start())
@@ -201,27 +248,36 @@ class Portals:
             return Endpoint(kind, url), _dp_expected(dp)
         raise AssertionError(kind)
 
-    def target(self, kind: str) -> tuple[Endpoint, Reader, Writes]:
+    def stored(self) -> list[Blob]:
+        """The files the target's records hold now."""
+        assert self.target_store is not None
+        return _stored_files(self.target_store)
+
+    def target(self, kind: str, *, lose_first_upload: bool = False
+               ) -> tuple[Endpoint, Reader, Writes]:
+        wrap: Callable[[web.Application], web.Application] = (
+            self.losing if lose_first_upload else lambda app: app)
         if kind in ("ckan", "portaljs"):
-            store = CkanStore(seed=22)
+            store = self.target_store = CkanStore(seed=22)
             if kind == "ckan":
-                url = self._serve(lambda: create_ckan_app(store, api_keys={KEY: "admin"}))
+                url = self._serve(lambda: wrap(create_ckan_app(store, api_keys={KEY: "admin"})))
             else:
-                url = self._serve(lambda: create_portaljs_app(
-                    store, portal="dst", api_keys={KEY: "admin"})) + "/@dst"
+                url = self._serve(lambda: wrap(create_portaljs_app(
+                    store, portal="dst", api_keys={KEY: "admin"}))) + "/@dst"
             return (Endpoint(kind, url), _ckan_reader(store),
                     lambda: sum(n for label, n in store.stats.items()
                                 if label.split(":")[-1] in (*CKAN_WRITES, "put")))
         if kind == "ods":
-            ods = OdsStore(custom_templates={"bulkport": ["source_extras"]})
-            url = self._serve(lambda: create_ods_app(ods, api_keys={KEY}, processing_time=0.01))
+            ods = self.target_store = OdsStore(custom_templates={"bulkport": ["source_extras"]})
+            url = self._serve(lambda: wrap(create_ods_app(ods, api_keys={KEY},
+                                                          processing_time=0.01)))
             return (Endpoint(kind, url, 'extras_template = "bulkport"'), _ods_reader(ods),
                     lambda: sum(n for label, n in ods.stats.items()
                                 if label.startswith(("POST", "PUT", "DELETE"))))
         if kind == "datapress":
-            dp = _datapress(25)
+            dp = self.target_store = _datapress(25)
             team = dp.add_team("Migrated")["id"]
-            url = self._serve(lambda: create_datapress_app(dp, min_part_size=1024))
+            url = self._serve(lambda: wrap(create_datapress_app(dp, min_part_size=1024)))
             return (Endpoint(kind, url, f'team = "{team}"\nmasthead = "simulator"'),
                     _dp_reader(dp),
                     lambda: sum(dp.stats[f"datapress:{w}"] for w in
@@ -244,9 +300,10 @@ SOURCES = TARGETS = ("ckan", "portaljs", "ods", "datapress")
 PAIRS = [(s, t) for s in SOURCES for t in TARGETS if s != t or s == "ckan"]
 
 
-def _job(path: Path, source: Endpoint, target: Endpoint) -> Path:
+def _job(path: Path, source: Endpoint, target: Endpoint, kind: str = "migrate",
+         options: str = "") -> Path:
     path.write_text(f"""
-kind = "migrate"
+kind = "{kind}"
 name = "pair"
 [source]
 type = "{source.type}"
@@ -261,6 +318,7 @@ api_key = "${{PAIR_KEY}}"
 [options]
 connections = 8
 status_poll = 0.01
+{options}
 """)
     return path
 
@@ -305,6 +363,60 @@ def test_every_pair_migrates_every_dataset_and_file(portals: Portals, tmp_path: 
     # A second run, even with a fresh state directory, writes nothing.
     assert main(["run", str(job), "--state-dir", str(tmp_path / "fresh"), "--no-progress"]) == 0
     assert writes() == written
+
+
+def _counts(state: Path) -> Counter[str]:
+    """The counts of the report a run left in its state directory."""
+    return Counter(json.loads((state / "report.json").read_text())["counts"])
+
+
+@pytest.mark.parametrize("kind", ["migrate", "mirror"])
+@pytest.mark.parametrize("target_kind", TARGETS)
+def test_every_target_counts_the_files_and_bytes_it_was_sent(portals: Portals, tmp_path: Path,
+                                                             target_kind: str,
+                                                             kind: str) -> None:
+    source, expected = portals.source("ckan")
+    target, _, _ = portals.target(target_kind, lose_first_upload=True)
+    os.environ["PAIR_KEY"] = KEY
+    # A mirror keeps what the source drops: DataPress has no delete.
+    job = _job(tmp_path / "job.toml", source, target, kind, 'on_delete = "keep"')
+
+    def run(state: str, *args: str) -> Counter[str]:
+        assert main(["run", str(job), "--state-dir", str(tmp_path / state), "--no-progress",
+                     *args]) == 0
+        return _counts(tmp_path / state)
+
+    planned = run("dry", "--dry-run")
+    assert not planned["files_transferred"] and not planned["bytes_transferred"]
+    assert not portals.stored()
+
+    counts = run("state")
+    stored = portals.stored()
+    assert len(stored) == sum(len(r.files) for r in expected) > 0
+    assert portals.losing.lost == 1  # one upload was sent twice: it still counts once
+    assert counts["files_transferred"] == len(stored)
+    assert counts["bytes_transferred"] == sum(b.size for b in stored) > 0
+    assert not counts["files_unchanged"]
+
+    # Nothing changed: a run with a fresh state compares every file and sends none.
+    again = run("fresh")
+    assert not again["files_transferred"] and not again["bytes_transferred"]
+    assert again["files_unchanged"] == len(stored)
+
+
+def test_an_ods_target_without_extras_template_never_calls_its_files_lost(
+        portals: Portals, tmp_path: Path) -> None:
+    """Files sent are not a field with no place: the notes name what is really lost."""
+    source, expected = portals.source("ckan")
+    target, _, _ = portals.target("ods")
+    os.environ["PAIR_KEY"] = KEY
+    job = _job(tmp_path / "job.toml", source, Endpoint(target.type, target.url))
+    assert main(["run", str(job), "--state-dir", str(tmp_path / "state"), "--no-progress"]) == 0
+    report = json.loads((tmp_path / "state" / "report.json").read_text())
+    assert report["counts"]["files_transferred"] == sum(len(r.files) for r in expected) > 0
+    notes = list(report["notes"])
+    assert not [n for n in notes if "'resources'" in n or "'private'" in n], notes
+    assert any(n.startswith("links (resources without a hosted file) have no place") for n in notes)
 
 
 def _export_format(url: str, portal: Endpoint) -> str | None:

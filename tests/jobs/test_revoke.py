@@ -250,7 +250,8 @@ def test_kill_9_at_random_moments_then_resume_revokes_each_once(make_site, tmp_p
     k = killable(make_site, tmp_path, 900)
     site, expected, before, state, env, command = (k.site, k.expected, k.before, k.state,
                                                    k.env, k.command)
-    delays = kill_at_random_moments(command, env, seed=seed, kills=4, longest=2.0)
+    delays = kill_at_random_moments(command, env, seed=seed, kills=4, longest=2.0,
+                                    state=state)
     assert subprocess.run(command, env=env, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL).returncode == 0, delays
     assert before - set(site.store.accounts.tokens) == expected, delays
@@ -280,8 +281,7 @@ def test_a_wrong_key_stops_at_the_first_request(make_site, tmp_path: Path, capsy
     job = write_job(tmp_path / "job.toml", site.url)
     assert run(job, tmp_path / "state", "--yes", key="not-a-key") == 2
     assert site.store.stats.requests == 1
-    err = capsys.readouterr().err
-    assert "the API key is wrong, or it is not a sysadmin's" in err
+    assert "the API key is wrong, or it is not a sysadmin's" in capsys.readouterr().out
     assert len(site.store.accounts.tokens) == 100
 
 
@@ -291,12 +291,12 @@ def test_a_non_sysadmin_key_is_explained(make_site, tmp_path: Path, capsys) -> N
     jti, own = accounts.create_token("user001", "datapusher")  # the run's own token
     job = write_job(tmp_path / "job.toml", site.url)
     assert run(job, tmp_path / "s1", "--yes", key=own) == 2
-    assert 'name that user in [filter] users = ["<user name>"]' in capsys.readouterr().err
+    assert 'name that user in [filter] users = ["<user name>"]' in capsys.readouterr().out
 
     job = write_job(tmp_path / "job.toml", site.url,
                     filter='name = "datapusher"\nusers = ["user001", "user002"]')
     assert run(job, tmp_path / "s2", "--yes", key=own) == 2
-    assert "refused to list the tokens of user 'user002'" in capsys.readouterr().err
+    assert "refused to list the tokens of user 'user002'" in capsys.readouterr().out
 
     # Listing only itself works; the run's own token is spared and said so.
     mine = {t.id for t in accounts.tokens.values()
@@ -319,7 +319,7 @@ def test_a_plan_from_another_filter_is_not_resumed(make_site, tmp_path: Path, ca
     with StateStore(state) as store:
         store.journal.record("plan", "sealed", filter="something else", size=3)
     assert run(job, state, "--yes") == 2
-    assert "was planned with another [filter]" in capsys.readouterr().err
+    assert "was planned with another [filter]" in capsys.readouterr().out
     assert len(site.store.accounts.tokens) == 60
 
 

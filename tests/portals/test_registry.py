@@ -23,14 +23,15 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 import bulkport
 from bulkport.checkpoint import Journal
-from bulkport.cli import run_job
+from bulkport.cli import main
 from bulkport.config import load_job
 from bulkport.errors import ConfigError, MappingError
 from bulkport.http import HttpClient, StreamResponse
 from bulkport.model import Dataset, Resource
 from bulkport.portals import registry
-from bulkport.portals.base import Limit, Portal, Role, Written
+from bulkport.portals.base import QUIET, CheckSteps, Limit, Portal, Role, Written
 from bulkport.report import Report
+from bulkport.runner import run_job
 from bulkport.settings import Options, SourceSettings, TargetSettings, setting
 from bulkport.transfer import FileTransfer
 
@@ -55,7 +56,7 @@ class ShelfReader:
     def describe(self) -> str:
         return f"shelf {self.settings.url}"
 
-    async def check(self) -> None:
+    async def check(self, steps: CheckSteps = QUIET) -> None:
         pass
 
     async def produce(self, send: MemoryObjectSendStream[Any], *, page_concurrency: int,
@@ -92,7 +93,7 @@ class ShelfWriter:
     def describe(self) -> str:
         return f"shelf {self.settings.url}"
 
-    async def check(self) -> None:
+    async def check(self, steps: CheckSteps = QUIET) -> None:
         pass
 
     async def plan(self, ds: Dataset) -> str:
@@ -137,12 +138,20 @@ def test_a_portal_declared_in_a_test_migrates(shelf: Portal[Any, Any], tmp_path:
         f"r{n}": {"name": f"r{n}", "title": f"Record {n}" if n != 3 else ""} for n in range(6)}
     report_path = tmp_path / "report.json"
     code = run_job(load_job(job_file(tmp_path, source='prefix = "r"')), state_dir=tmp_path / "state",
-                   report_path=report_path, dry_run=False, progress=False, quiet=True)
+                   report_path=report_path).exit_code
     copies = SHELVES["http://shelf-b.invalid"]
     assert sorted(copies) == ["r0", "r1", "r2", "r4", "r5"]  # r3 cannot be mapped: reported
     assert copies["r1"] == {"name": "r1", "title": "Record 1", "tags": ["copied"]}
     assert code == 1 and "r3: no title" in report_path.read_text()
     assert shelf.roles == {Role.SOURCE, Role.TARGET}
+
+
+def test_a_portal_declared_in_a_test_is_checked(shelf: Portal[Any, Any], tmp_path: Path,
+                                                capsys: Any) -> None:
+    SHELVES["http://shelf-a.invalid"] = {}
+    assert main(["check", str(job_file(tmp_path, source='prefix = "r"'))]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and all(line.startswith("ok ") for line in lines), lines
 
 
 def test_its_settings_are_typed_and_checked(shelf: Portal[Any, Any], tmp_path: Path) -> None:

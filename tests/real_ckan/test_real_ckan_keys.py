@@ -9,36 +9,15 @@ rights must stop too; a sysadmin's key runs and copies every dataset.
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from real_ckan.tier import CkanInstance
+from real_ckan.tier import CkanInstance, MakeUser
 
 from bulkport.cli import main
 
 pytestmark = pytest.mark.real_ckan
-MakeUser = Callable[[CkanInstance], tuple[str, str]]
-
-
-@pytest.fixture
-def make_user() -> Iterator[MakeUser]:
-    """Makes a non-sysadmin user with an API token: (name, token); deleted afterwards, so
-    that the other real-CKAN tests (the contract lists users) find the site as it was."""
-    made: list[tuple[CkanInstance, str]] = []
-
-    def make(ckan: CkanInstance) -> tuple[str, str]:
-        name = f"keys-{uuid.uuid4().hex[:8]}"
-        ckan.result("user_create", {"name": name, "email": f"{name}@example.org",
-                                    "password": "Keys-pass-12345"})
-        made.append((ckan, name))
-        return name, ckan.result("api_token_create", {"user": name, "name": "keys"})["token"]
-
-    yield make
-    for ckan, name in made:
-        ckan.result("user_delete", {"id": name})
 
 
 def _catalog(ckan: CkanInstance) -> int:
@@ -80,9 +59,13 @@ def _run(path: Path, tmp_path: Path, source_key: str, target_key: str, *args: st
 
 
 def _the_line(capsys: Any, *keys: str) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err and all(key not in err for key in keys)
-    [line] = [text for text in err.splitlines() if "ABORTED" in text]
+    """The one ABORTED line, on stdout with the run's summary; no traceback, no key in
+    either stream."""
+    output = capsys.readouterr()
+    both = output.out + output.err
+    assert "Traceback" not in both and all(key not in both for key in keys)
+    assert "ABORTED" not in output.err
+    [line] = [text for text in output.out.splitlines() if "ABORTED" in text]
     return line
 
 

@@ -23,6 +23,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,9 @@ class CkanInstance:
                 self.result("dataset_purge", {"id": row["id"]})
         for org in self.result("organization_list", {"all_fields": False}):
             self.result("organization_purge", {"id": org})
+
+
+MakeUser = Callable[[CkanInstance], tuple[str, str]]  # the make_user fixture: (name, token)
 
 
 def free_port() -> int:

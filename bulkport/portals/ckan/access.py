@@ -22,6 +22,7 @@ from bulkport.errors import (
     SkippableError,
     first_few,
 )
+from bulkport.portals.base import QUIET, CheckSteps
 from bulkport.portals.ckan.api import CkanApi
 from bulkport.portals.ckan.settings import CkanSourceSettings, CkanTargetSettings
 
@@ -51,11 +52,44 @@ def filtered_organizations(fq: str | None) -> set[str] | None:
     return set(words)
 
 
-async def key_owner(api: CkanApi, role: str, consequence: str) -> dict[str, Any]:
+async def site_status(api: CkanApi, role: str) -> dict[str, Any]:
+    """``status_show``: whether a CKAN Action API answers at ``[role] url``, and its version.
+
+    Raises:
+        ConfigError: the URL leads to no CKAN Action API.
+    """
+    try:
+        status = await api.call("status_show")
+    except SkippableError as error:
+        answer = f"HTTP {error.status}" if error.status else str(error)
+        raise ConfigError(f"[{role}] url {api.settings.url} answers no CKAN Action API "
+                          f"({api.base}status_show: {answer})") from None
+    return status if isinstance(status, dict) else {}
+
+
+async def check_site(api: CkanApi, role: str, steps: CheckSteps) -> bool:
+    """The ``api`` step, when nothing reads after the check (a run's first call tells
+    instead); whether it ran."""
+    if not steps.standalone:
+        return False
+    steps.begin("api")
+    version = (await site_status(api, role)).get("ckan_version")
+    steps.passed(f"reachable, CKAN {version or '(version not stated)'} Action API")
+    return True
+
+
+def whose(user: dict[str, Any]) -> str:
+    """A key's owner for a message: ``key of sysadmin 'admin'``."""
+    return f"key of {'sysadmin' if user.get('sysadmin') else 'user'} {user['name']!r}"
+
+
+async def key_owner(api: CkanApi, role: str, consequence: str, *,
+                    site_known: bool = False) -> dict[str, Any]:
     """The account of the key ``[role] api_key`` holds.
 
     Args:
         consequence: what CKAN would do with an unknown key, for the message.
+        site_known: ``status_show`` answered already (no need to ask it again).
 
     Raises:
         AuthError: the site does not know the key.
@@ -66,12 +100,8 @@ async def key_owner(api: CkanApi, role: str, consequence: str) -> dict[str, Any]
     except (NotFound, AuthError):
         user = None
     if user is None:
-        try:
-            await api.call("status_show")  # a CKAN site, or something else at that URL?
-        except SkippableError as error:
-            answer = f"HTTP {error.status}" if error.status else str(error)
-            raise ConfigError(f"[{role}] url {api.settings.url} answers no CKAN Action API "
-                              f"({api.base}status_show: {answer})") from None
+        if not site_known:
+            await site_status(api, role)  # a CKAN site, or something else at that URL?
         raise AuthError(f"[{role}] api_key: {api.describe()} does not know this key (mistyped, "
                         f"revoked, or from another site) and would {consequence}: check the "
                         f"key, and [{role}] auth_header if the site renamed the token header, "
@@ -105,8 +135,12 @@ def _known(orgs: list[dict[str, Any]]) -> set[str]:
     return {str(o[k]) for o in orgs for k in ("id", "name") if o.get(k)}
 
 
-async def check_source_key(api: CkanApi, settings: CkanSourceSettings) -> None:
+async def check_source_key(api: CkanApi, settings: CkanSourceSettings,
+                           steps: CheckSteps = QUIET) -> None:
     """Stop a run whose listing would quietly lack datasets the job asks for.
+
+    Steps: ``api`` (standalone only), ``key``, and ``permissions`` for a non-sysadmin
+    asked for private or draft datasets.
 
     Raises:
         ConfigError: private or draft datasets are asked for without a key.
@@ -116,26 +150,40 @@ async def check_source_key(api: CkanApi, settings: CkanSourceSettings) -> None:
                                         ("include_drafts", settings.include_drafts)) if wanted]
     asked = " and ".join(f"{name} = true" for name in hidden)
     if not settings.api_key:
+        steps.begin("key")
         if hidden:
             raise ConfigError(
                 f"[source] {asked} needs an api_key: {api.describe()} shows an anonymous "
                 "caller only its public datasets. Set [source] api_key to the API token of a "
                 "sysadmin or of a member of the organizations read")
+        await check_site(api, "source", steps)
+        steps.begin("key")
+        steps.passed("no api_key: the public datasets, as anyone sees them")
         return
-    user = await key_owner(api, "source", "list only the public datasets, as to anyone")
+    known = await check_site(api, "source", steps)
+    steps.begin("key")
+    user = await key_owner(api, "source", "list only the public datasets, as to anyone",
+                           site_known=known)
     if user.get("sysadmin") or not hidden:
+        steps.passed(whose(user) + (", who sees every dataset" if user.get("sysadmin") else
+                                    ": the public datasets and those of its organizations"))
         return
+    steps.passed(whose(user))
+    steps.begin("permissions")
     readable = _known(await organizations_for(api, "read"))
     involved = filtered_organizations(settings.fq) or await every_organization(api)
     missing = sorted(involved - readable)
+    name = user["name"]
     if missing:
-        name = user["name"]
         raise AuthError(
             f"[source] api_key: user {name!r} is neither a sysadmin nor a member of "
             f"organization(s) {shown(missing)} on {api.describe()}, so their private and "
             f"draft datasets would be missing from the listing: use a sysadmin's API token, "
             f"make {name!r} a member of them, or narrow [source] fq to the organizations "
             f"{name!r} belongs to")
+    steps.passed(f"user {name!r} is a member of every organization read "
+                 f"({shown(sorted(involved)) or 'none'}), so it sees their private and draft "
+                 "datasets")
 
 
 def _named(settings: CkanTargetSettings) -> dict[str, str]:
@@ -147,8 +195,12 @@ def _named(settings: CkanTargetSettings) -> dict[str, str]:
     return named
 
 
-async def check_target_key(api: CkanApi, settings: CkanTargetSettings) -> None:
+async def check_target_key(api: CkanApi, settings: CkanTargetSettings,
+                           steps: CheckSteps = QUIET) -> None:
     """Stop a run before its first write when the key cannot write what the job names.
+
+    Steps: ``key`` (a key is set), ``api`` (standalone only), ``key`` (whose it is),
+    ``organizations`` (those named exist, or may be created) and ``permissions``.
 
     Raises:
         ConfigError: no key, or an organization named in ``[target]`` does not exist while
@@ -156,15 +208,25 @@ async def check_target_key(api: CkanApi, settings: CkanTargetSettings) -> None:
         AuthError: the key is unknown to the site, or its user may not create datasets in
             the organizations named (or in any, when none can be made).
     """
+    steps.begin("key")
     if not settings.api_key:
         raise ConfigError(f"[target] api_key is missing: {api.describe()} takes no anonymous "
                           "writes. Set it to the API token of a sysadmin or of an editor of "
                           "the organizations written to")
-    user = await key_owner(api, "target", "refuse every write, as to anyone")
+    known_site = await check_site(api, "target", steps)
+    steps.begin("key")
+    user = await key_owner(api, "target", "refuse every write, as to anyone",
+                           site_known=known_site)
+    steps.passed(whose(user))
     named = _named(settings)
     sysadmin = bool(user.get("sysadmin"))
     if sysadmin and (settings.create_organizations or not named):
+        steps.begin("permissions")
+        steps.passed("a sysadmin may create datasets in every organization"
+                     + (", and create organizations" if settings.create_organizations else ""))
         return
+    if named:
+        steps.begin("organizations")
     writable = await organizations_for(api, "create_dataset")  # every one, for a sysadmin
     known = _known(writable)
     elsewhere = [org for org in named if org not in known]
@@ -175,6 +237,13 @@ async def check_target_key(api: CkanApi, settings: CkanTargetSettings) -> None:
             f"{api.describe()}, and create_organizations = false: create "
             f"{'it' if len(absent) == 1 else 'them'} there, correct the name(s), or set "
             "create_organizations = true")
+    if named:
+        present = [org for org in named if org not in absent]
+        steps.passed(", ".join(
+            ([f"organization(s) {shown(present)} exist"] if present else [])
+            + ([f"{shown(absent)} will be created (create_organizations = true)"]
+               if absent else [])))
+    steps.begin("permissions")
     refused = [org for org in elsewhere if org not in absent]
     name = user["name"]
     if refused:
@@ -189,6 +258,20 @@ async def check_target_key(api: CkanApi, settings: CkanTargetSettings) -> None:
             f"organization on {api.describe()}, so it cannot create datasets: use a "
             f"sysadmin's API token, or make {name!r} an editor of the organizations "
             "written to")
+    steps.passed(_may_write(user, named, writable))
+
+
+def _may_write(user: dict[str, Any], named: dict[str, str],
+               writable: list[dict[str, Any]]) -> str:
+    """What the key may write, once the permissions step found nothing missing."""
+    who = f"{'sysadmin' if user.get('sysadmin') else 'user'} {user['name']!r}"
+    if named:
+        return f"{who} may create datasets in {shown(named)}"
+    if writable:
+        return (f"{who} may create datasets in organization(s) "
+                f"{shown(str(o.get('name') or o.get('id')) for o in writable)}")
+    return (f"{who} is an editor of no organization: it writes into those it creates "
+            "(create_organizations = true)")
 
 
 async def _exists(api: CkanApi, org: str) -> bool:

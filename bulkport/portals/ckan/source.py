@@ -16,7 +16,7 @@ from bulkport.http import HttpClient, StreamResponse
 from bulkport.idset import IdSet
 from bulkport.model import Dataset, Resource, text
 from bulkport.moments import parse_time
-from bulkport.portals.base import Listing
+from bulkport.portals.base import QUIET, CheckSteps, Listing
 from bulkport.portals.ckan.access import check_source_key
 from bulkport.portals.ckan.api import CkanApi, parse_error
 from bulkport.portals.ckan.mapping import package_to_dataset
@@ -100,10 +100,10 @@ class CkanSource:
     def describe(self) -> str:
         return self.api.describe()
 
-    async def check(self) -> None:
+    async def check(self, steps: CheckSteps = QUIET) -> None:
         """Before the listing: stop when it would quietly lack what the job asks for, as
         with a key CKAN does not know (read as anonymous): see :mod:`.access`."""
-        await check_source_key(self.api, self.settings)
+        await check_source_key(self.api, self.settings, steps)
 
     def page_url(self, ds: Dataset) -> str:
         """The dataset's page (:func:`~bulkport.portals.ckan.pages.dataset_page`)."""

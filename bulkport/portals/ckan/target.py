@@ -35,7 +35,7 @@ from bulkport.errors import (
 )
 from bulkport.http import HttpClient, Upload
 from bulkport.model import Dataset, Resource
-from bulkport.portals.base import Written, WrittenFile
+from bulkport.portals.base import QUIET, CheckSteps, Written, WrittenFile
 from bulkport.portals.ckan.access import check_target_key
 from bulkport.portals.ckan.api import CkanApi, parse_error
 from bulkport.portals.ckan.locks import KeyedLocks
@@ -147,11 +147,11 @@ class CkanTarget:
     def describe(self) -> str:
         return self.portal.describe()
 
-    async def check(self) -> None:
+    async def check(self, steps: CheckSteps = QUIET) -> None:
         """Fail fast, before any write, when the URL is not a CKAN site, the key is unknown
         to it or may not write what the job names, or a named organization is missing
         (:func:`~bulkport.portals.ckan.access.check_target_key`)."""
-        await check_target_key(self.portal, self.settings)
+        await check_target_key(self.portal, self.settings, steps)
 
     async def _show(self, name: str) -> dict[str, Any] | None:
         try:

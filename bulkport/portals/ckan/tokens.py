@@ -1,9 +1,10 @@
 """API tokens on CKAN and PortalJS Cloud: users, their tokens, revocation by ``jti``.
 
-CKAN (2.10+) never says who a key belongs to and treats an unknown key as anonymous, so a
-wrong key and a non-sysadmin key look alike: both are refused the sysadmin-only
-``config_option_list``. Without a sysadmin key only the key owner's own tokens can be
-listed, which the messages here say plainly.
+CKAN (2.10+) treats an unknown key as anonymous, so a wrong key and a non-sysadmin key look
+alike to the sysadmin-only ``config_option_list``, which is how a run tells a sysadmin's key;
+``bulkport check`` also asks ``user_show`` whose key it is (see :mod:`.access`). Without a
+sysadmin key only the key owner's own tokens can be listed, which the messages here say
+plainly.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from anyio.streams.memory import MemoryObjectSendStream
 from bulkport.errors import AuthError, BadResponse, NotFound, RetriableError, SkippableError
 from bulkport.http import HttpClient
 from bulkport.model import Token
+from bulkport.portals.base import QUIET, CheckSteps
+from bulkport.portals.ckan.access import key_owner, shown, whose
 from bulkport.portals.ckan.api import CkanApi
 from bulkport.queue import pipeline
 from bulkport.settings import TargetSettings
@@ -51,6 +54,7 @@ class CkanTokens:
     def __init__(self, settings: TargetSettings, client: HttpClient) -> None:
         self.portal = CkanApi(settings, client)
         self.sysadmin = False
+        self._checked = False  # check() ran: self.sysadmin is known
 
     def describe(self) -> str:
         return self.portal.describe()
@@ -58,24 +62,52 @@ class CkanTokens:
     def own_token_id(self) -> str | None:
         return token_id_of(self.portal.settings.api_key)
 
+    async def check(self, wanted: tuple[str, ...] | None, steps: CheckSteps = QUIET) -> None:
+        """Before anything is listed: whether the key is a sysadmin's (the sysadmin-only
+        ``config_option_list``), as listing every user's tokens needs. Standalone, also whose
+        key it is, and the listing of the ``wanted`` users' tokens (one user's, for all).
+
+        Raises:
+            AuthError: every user was asked for and the key is not a sysadmin's; standalone,
+                also a key the site does not know, or tokens it may not list.
+        """
+        steps.begin("key")
+        try:
+            await self.portal.call("config_option_list")
+            self.sysadmin = True
+        except AuthError:
+            self.sysadmin = False
+        self._checked = True
+        if steps.standalone:  # a run learns nothing more before its listing
+            if self.sysadmin:
+                steps.passed("key of a sysadmin: may list and revoke every user's tokens")
+            else:
+                user = await key_owner(self.portal, "target", "list no token at all")
+                steps.passed(whose(user) + ", not a sysadmin: may list and revoke its own "
+                                           "tokens only")
+            steps.begin("tokens")
+        if wanted is None and not self.sysadmin:
+            raise AuthError(
+                f"{self.describe()} refused a sysadmin-only call: the API key is wrong, or it "
+                "is not a sysadmin's. A non-sysadmin key can only list its owner's tokens: "
+                'name that user in [filter] users = ["<user name>"]')
+        if not steps.standalone:
+            return  # the run's own listing asks the rest
+        users = await self.users(wanted)
+        listed = [len(await self.list(user)) for user in (users if wanted else users[:1])]
+        steps.passed(f"may list the tokens of {shown(users)} ({sum(listed):,} listed)" if wanted
+                     else f"may list the tokens of every user ({len(users):,} users)")
+
     async def users(self, wanted: tuple[str, ...] | None) -> list[str]:
         """The users whose tokens to list: ``wanted``, or every user for a sysadmin.
 
         Raises:
             AuthError: every user was asked for and the key is not a sysadmin's.
         """
-        try:
-            await self.portal.call("config_option_list")
-            self.sysadmin = True
-        except AuthError:
-            self.sysadmin = False
+        if not self._checked:
+            await self.check(wanted)
         if wanted is not None:
             return list(wanted)
-        if not self.sysadmin:
-            raise AuthError(
-                f"{self.describe()} refused a sysadmin-only call: the API key is wrong, or it "
-                "is not a sysadmin's. A non-sysadmin key can only list its owner's tokens: "
-                'name that user in [filter] users = ["<user name>"]')
         # user_list has no paging on CKAN: one call returns every user's name.
         names = await self.portal.call("user_list", {"all_fields": False,
                                                      "include_site_user": True})

@@ -15,6 +15,7 @@ from typing import Any
 
 from bulkport.errors import AuthError, BadResponse, ConfigError, first_few
 from bulkport.http import HttpClient
+from bulkport.portals.base import QUIET, CheckSteps
 from bulkport.portals.datapress.api import parse_error, refused_key, whoami
 from bulkport.portals.datapress.settings import DataPressTargetSettings
 
@@ -71,9 +72,22 @@ def _named(single: tuple[str, str] | None, key: str,
     return named
 
 
-async def check_target_key(client: HttpClient, settings: DataPressTargetSettings) -> None:
+def user_of(me: Mapping[str, Any]) -> str:
+    """How messages name a ``whoami`` user."""
+    return str(me.get("title") or me.get("email") or me.get("id"))
+
+
+def whose(me: Mapping[str, Any]) -> str:
+    """A key's owner for a message: ``key of admin 'Ann'``."""
+    return f"key of {'admin' if me.get('admin') else 'user'} {user_of(me)!r}"
+
+
+async def check_target_key(client: HttpClient, settings: DataPressTargetSettings,
+                           steps: CheckSteps = QUIET) -> None:
     """Before any write: the key is known, its user may write into every team named, and
     the teams, mastheads and topics named exist.
+
+    Steps: ``key``, ``ids`` (teams, mastheads and topics) and ``permissions``.
 
     Raises:
         AuthError: the site does not know the key, or its user is neither an admin nor a
@@ -82,11 +96,14 @@ async def check_target_key(client: HttpClient, settings: DataPressTargetSettings
             every one), or the URL and prefix lead to no DataPress API.
     """
     where = f"DataPress {settings.url}"
+    steps.begin("key")
     me = await whoami(client, settings.api, "target")
     if me is None:
         raise refused_key(where, "target")
     if not isinstance(me, dict):
         raise BadResponse(f"{settings.api}/whoami: unexpected reply (is this a DataPress API?)")
+    steps.passed(f"reachable, DataPress API at {settings.prefix}, {whose(me)}")
+    steps.begin("ids")
     site = await _get(client, f"{settings.api}/site")
     if not isinstance(site, dict):
         raise BadResponse(f"{settings.api}/site: unexpected reply (is this a DataPress API?)")
@@ -107,10 +124,25 @@ async def check_target_key(client: HttpClient, settings: DataPressTargetSettings
     stated = [p for p in problems if p]
     if stated:
         raise ConfigError("[target] " + "; ".join(stated) + ": use those ids")
+    steps.passed(_present(teams, settings))
+    steps.begin("permissions")
     refused = sorted(team for team in outside if team in known_teams)
+    user = user_of(me)
     if refused and not me.get("admin"):
-        user = me.get("title") or me.get("email") or me.get("id")
         raise AuthError(
             f"[target] api_key: user {user!r} is neither an admin nor a member of team(s) "
             f"{', '.join(map(repr, refused))} on {where}, so it cannot create datasets there: "
             f"use an admin's API key, or add {user!r} to those teams")
+    steps.passed(f"{'admin' if me.get('admin') else 'user'} {user!r} may create datasets in "
+                 f"team(s) {', '.join(map(repr, teams))}"
+                 + ("" if me.get("admin") else " (a member of each)"))
+
+
+def _present(teams: Mapping[str, list[str]], settings: DataPressTargetSettings) -> str:
+    """What the ``ids`` step found, once nothing named was missing."""
+    mastheads = {settings.masthead, *settings.mastheads.values()}
+    topics = set(settings.topics.values())
+    return ", ".join(
+        [f"team(s) {', '.join(map(repr, teams))}",
+         f"masthead(s) {', '.join(map(repr, sorted(mastheads)))}"]
+        + ([f"topic(s) {', '.join(map(repr, sorted(topics)))}"] if topics else [])) + " exist"

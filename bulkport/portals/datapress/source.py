@@ -31,7 +31,8 @@ from bulkport.http import HttpClient, StreamResponse
 from bulkport.idset import IdSet
 from bulkport.model import Dataset, Resource
 from bulkport.moments import parse_time
-from bulkport.portals.base import Listing
+from bulkport.portals.base import QUIET, CheckSteps, Listing
+from bulkport.portals.datapress.access import whose
 from bulkport.portals.datapress.api import dataset_page, parse_error, refused_key, whoami
 from bulkport.portals.datapress.mapping import datapress_to_dataset
 from bulkport.portals.datapress.settings import DataPressSourceSettings
@@ -93,8 +94,10 @@ class DataPressSource:
     def describe(self) -> str:
         return f"DataPress {self.settings.url}"
 
-    async def check(self) -> None:
-        """Fail on a wrong key before reading anything (no key: the public catalogue).
+    async def check(self, steps: CheckSteps = QUIET) -> None:
+        """Fail on a wrong key before reading anything (no key: the public catalogue, which
+        is asked ``whoami`` too when standalone: a run's export tells whether the site
+        answers at that prefix).
 
         Checked once per run: an unknown key would otherwise read as an anonymous visitor's,
         and a listing without the private datasets would look like deletions to a mirror.
@@ -105,8 +108,16 @@ class DataPressSource:
         """
         if self._checked:
             return
-        if self.settings.api_key and await whoami(self.client, self.api, "source") is None:
-            raise refused_key(self.describe(), "source")
+        steps.begin("key")
+        reachable = f"reachable, DataPress API at {self.settings.prefix}"
+        if self.settings.api_key:
+            me = await whoami(self.client, self.api, "source")
+            if me is None:
+                raise refused_key(self.describe(), "source")
+            steps.passed(f"{reachable}, {whose(me) if isinstance(me, dict) else 'key accepted'}")
+        elif steps.standalone:
+            await whoami(self.client, self.api, "source")
+            steps.passed(f"{reachable}; no api_key: the public catalogue")
         self._checked = True
 
     async def _records(self) -> AsyncGenerator[Any, None]:

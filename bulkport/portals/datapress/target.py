@@ -38,7 +38,7 @@ from bulkport.errors import (
 )
 from bulkport.http import HttpClient, Upload
 from bulkport.model import Dataset, Resource
-from bulkport.portals.base import Written, WrittenFile
+from bulkport.portals.base import QUIET, CheckSteps, Written, WrittenFile
 from bulkport.portals.datapress.access import check_target_key
 from bulkport.portals.datapress.api import dataset_page, parse_error
 from bulkport.portals.datapress.mapping import MARK, RESOURCES, link_id, md5_of
@@ -107,11 +107,11 @@ class DataPressTarget:
             raise SkippableError(f"no permission: {error}", error.status) from None
         return response.json()
 
-    async def check(self) -> None:
+    async def check(self, steps: CheckSteps = QUIET) -> None:
         """Fail fast, before any write: a wrong key, a key that may not write into the
         teams named, or a team, masthead or topic the site does not have
         (:func:`~bulkport.portals.datapress.access.check_target_key`)."""
-        await check_target_key(self.client, self.settings)
+        await check_target_key(self.client, self.settings, steps)
 
     async def _get(self, dataset_id: str) -> dict[str, Any]:
         found = await self._call("GET", f"{self.api}/dataset/{dataset_id}")

@@ -67,7 +67,7 @@ def _listed(choices: list[Any], labels: Any) -> str:
 
 
 def check_mapped_ids(templates: list[dict[str, Any]], maps: Mapping[str, Mapping[str, str]],
-                     where: str) -> None:
+                     where: str) -> list[str]:
     """Refuse ``[target.licenses]`` / ``[target.themes]`` values the domain does not have.
 
     A domain whose template lists no ``choices`` for the field states nothing to check
@@ -78,14 +78,21 @@ def check_mapped_ids(templates: list[dict[str, Any]], maps: Mapping[str, Mapping
         maps: the settings' ``licenses`` and ``themes`` (pivot value → domain id).
         where: the domain, for the message.
 
+    Returns:
+        What was found, a clause per map given (``3 licence ids exist``).
+
     Raises:
         ConfigError: one line naming every unknown id of the first map that has one.
     """
+    found: list[str] = []
     for setting, (name, kind) in MAPPED_IDS.items():
         wanted = maps.get(setting) or {}
         field = _field(templates, name) if wanted else None
         choices = field.get("choices") if field else None
         if not isinstance(choices, list):
+            if wanted:
+                found.append(f"[target.{setting}] taken as they are (the domain lists no "
+                             f"{kind} ids)")
             continue
         missing = [(key, value) for key, value in wanted.items() if value not in choices]
         if missing:
@@ -94,3 +101,7 @@ def check_mapped_ids(templates: list[dict[str, Any]], maps: Mapping[str, Mapping
                 f"[target.{setting}] {named}: no such {kind} id on {where} (its {kind}s: "
                 f"{_listed(choices, field.get('labels') if field else None)}): map to one "
                 "of those ids")
+        ids = sorted(set(wanted.values()))
+        found.append(f"{kind} id{'s' if len(ids) > 1 else ''} {first_few([repr(i) for i in ids], SHOWN)} "
+                     f"{'exist' if len(ids) > 1 else 'exists'}")
+    return found

@@ -123,8 +123,6 @@ class DatasetFiles:
                 target, digest = await self._add_resource(uid, res, transfer)
             self.journal.record(FILE_ENTRY, key, target=target.get("uid"), size=digest.size,
                                 sha256=digest.sha256)
-            self.report.count("files_transferred")
-            self.report.count("bytes_transferred", digest.size)
             done[i] = FileDone(res, is_attachment, "created" if found is None else "updated",
                                value, n, target)
 

@@ -147,7 +147,9 @@ def to_ods(ds: Dataset, opts: OdsMapOptions) -> OdsDataset:
     # A theme no map knows stays when it is one of the source domain's own theme ids.
     verbatim = _json_list(ds.extras.get(f"{ODS_PREFIX}internal.theme_id"))
     theme_ids = [opts.themes.get(t, t) for t in ds.themes if t in opts.themes or t in verbatim]
-    notes.extend(f"theme {t!r} has no entry in [target.themes]: left out"
+    kept_in = (f"kept in {opts.extras_template}.{opts.extras_field} only"
+               if opts.extras_template else None)  # where a value no field takes goes
+    notes.extend(f"theme {t!r} has no entry in [target.themes]: {kept_in or 'left out'}"
                  for t in ds.themes if t not in opts.themes and t not in verbatim)
     if theme_ids:
         internal["theme_id"] = _value(theme_ids)
@@ -165,7 +167,8 @@ def to_ods(ds: Dataset, opts: OdsMapOptions) -> OdsDataset:
         kept = internal.get("license_id") == _value(ds.license_id)  # the source's own id
         unmapped_licence = not kept
         notes.append(f"licence {ds.license_id!r} has no entry in [target.licenses]: "
-                     + ("kept as the source's Opendatasoft id" if kept else "left unset"))
+                     + ("kept as the source's Opendatasoft id" if kept
+                        else f"license_id left unset, {kept_in}" if kept_in else "left unset"))
 
     carried = {k: v for k, v in pivot.items() if k not in _PLACED and v not in (None, "", [], False)}
     carried.update({k: v for k, v in ds.extras.items() if k not in restored})
@@ -193,8 +196,7 @@ def to_ods(ds: Dataset, opts: OdsMapOptions) -> OdsDataset:
                 orjson.dumps(carried, option=orjson.OPT_SORT_KEYS).decode()
             )
         else:
-            notes.extend(f"field {k!r} has no place in the target: set [target] extras_template"
-                         for k in sorted(carried))
+            notes.extend(_unplaced(carried, ds.resources))
 
     if opts.mark is not None:  # last: no other value may take the mark's place
         template, name = opts.mark
@@ -209,6 +211,22 @@ def to_ods(ds: Dataset, opts: OdsMapOptions) -> OdsDataset:
         attachments=[r for r in hosted if r.format.upper() not in EXTRACTORS],
         notes=notes,
     )
+
+
+def _unplaced(carried: Mapping[str, Any], resources: list[Resource]) -> list[str]:
+    """What is lost without an extras template, said as it is: the hosted files are sent
+    (as resources and attachments) and privacy is the dataset's ``is_restricted``, so
+    only the links and what the files' records say beyond a title go."""
+    hint = "set [target] extras_template"
+    notes = [f"field {k!r} has no place in the target: {hint}"
+             for k in sorted(carried) if k not in ("resources", "private")]
+    if any(not r.hosted for r in resources):
+        notes.append(f"links (resources without a hosted file) have no place in the target: "
+                     f"{hint}")
+    if any(r.hosted and (r.description or r.extras) for r in resources):
+        notes.append("descriptions and extras of the files have no place in the target (the "
+                     f"files themselves are sent): {hint}")
+    return notes
 
 
 def _json_list(value: Any) -> list[Any]:

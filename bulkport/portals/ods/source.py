@@ -44,8 +44,8 @@ from bulkport.http import HttpClient, StreamResponse
 from bulkport.idset import IdSet
 from bulkport.model import Dataset, Resource
 from bulkport.moments import parse_time
-from bulkport.portals.base import Listing
-from bulkport.portals.ods.access import refused_key
+from bulkport.portals.base import QUIET, CheckSteps, Listing
+from bulkport.portals.ods.access import check_key, refused_key
 from bulkport.portals.ods.api import OdsApi, parse_error, total_count
 from bulkport.portals.ods.mapping_read import OdsReadOptions, from_ods
 from bulkport.portals.ods.public import EXPLORE_PATH, PublicUrls
@@ -56,6 +56,7 @@ from bulkport.settings import Options
 
 log = logging.getLogger("bulkport")
 MAX_LIMIT = 1000  # the Automation API's ceiling for ``limit``
+NEEDS = "see every dataset to be read"  # what a source's key must allow, for messages
 EXPORT_FORMATS = ("csv", "json", "jsonl", "geojson", "parquet", "xlsx", "shp", "kml", "gpx",
                   "fgb", "jsonld", "rdfxml", "turtle", "n3", "ov2")
 
@@ -126,18 +127,29 @@ class OdsSource:
         serves it (see :mod:`bulkport.portals.ods.public`)."""
         return self.urls.file(ds, resource)
 
-    async def check(self) -> None:
-        """Nothing to ask first: the Automation API answers no anonymous caller, so a wrong
-        key cannot shorten the listing, and its first page is the key check (a refusal is
-        worded as the key's by :meth:`_get`)."""
+    async def check(self, steps: CheckSteps = QUIET) -> None:
+        """Nothing to ask first in a run: the Automation API answers no anonymous caller, so
+        a wrong key cannot shorten the listing, and its first page is the key check (a
+        refusal is worded as the key's by :meth:`_get`). Standalone, that first question is
+        asked here (``key``).
+
+        Raises:
+            AuthError: the domain refused the key.
+            ConfigError: there is no Automation API at ``[source] url``.
+        """
+        if not steps.standalone:
+            return
+        steps.begin("key")
+        total = total_count(await check_key(self.site, "source", NEEDS))
+        steps.passed(f"reachable, Automation API v1.0, key accepted: "
+                     f"{'?' if total is None else f'{total:,}'} datasets to read")
 
     async def _get(self, path: str, params: Mapping[str, str | int]) -> Any:
         try:
             response = await self.client.request("GET", self.api + path, params=params,
                                                  errors=parse_error)
         except AuthError as error:
-            raise refused_key(self.site, "source", "see every dataset to be read",
-                              error) from None
+            raise refused_key(self.site, "source", NEEDS, error) from None
         return response.json()
 
     async def list_page(self, offset: int, limit: int, *,

@@ -28,7 +28,7 @@ from bulkport.errors import (
 )
 from bulkport.http import HttpClient
 from bulkport.model import Dataset
-from bulkport.portals.base import Written
+from bulkport.portals.base import QUIET, CheckSteps, Written
 from bulkport.portals.ods.access import check_key, check_mapped_ids
 from bulkport.portals.ods.api import OdsApi, total_count
 from bulkport.portals.ods.claims import ID_ENTRY, DatasetIds
@@ -115,22 +115,45 @@ class OdsTarget:
     def describe(self) -> str:
         return self.site.describe()
 
-    async def check(self) -> None:
+    async def check(self, steps: CheckSteps = QUIET) -> None:
         """Fail fast on a wrong key, a missing extras or mark template, or licence and theme
         ids the domain does not have, before any write; learn the domain's templates, so
         that fields kept from another Opendatasoft domain only go back where this one has
-        them."""
+        them.
+
+        Steps: ``key``, ``templates``, ``ids`` (when the job maps licences or themes),
+        ``extras_template`` and ``mark_field`` (when set).
+        """
+        steps.begin("key")
         page = await check_key(self.site, "target", "create, edit and publish datasets")
-        self._empty_at_start = total_count(page) == 0
+        total = total_count(page)
+        self._empty_at_start = total == 0
+        steps.passed(f"reachable, Automation API v1.0, key accepted "
+                     f"({'?' if total is None else f'{total:,}'} datasets on the domain)")
+        steps.begin("templates")
         listed = await self.site.list_all("/metadata/templates/")
-        check_mapped_ids(listed, {"licenses": self.settings.licenses,
-                                  "themes": self.settings.themes}, self.describe())
         schema = {t["name"]: {f["name"]: f.get("type") or "text" for f in t.get("schema") or []
                               if isinstance(f, dict) and isinstance(f.get("name"), str)}
                   for t in listed if isinstance(t, dict) and isinstance(t.get("name"), str)}
+        steps.passed(f"metadata templates {', '.join(sorted(schema)) or 'none'}")
+        if self.settings.licenses or self.settings.themes:
+            steps.begin("ids")
+        found = check_mapped_ids(listed, {"licenses": self.settings.licenses,
+                                          "themes": self.settings.themes}, self.describe())
+        if found:
+            steps.passed(", ".join(found))
         self.options = replace(self.options, schema=schema)
+        self._check_templates(schema, steps)
+
+    def _check_templates(self, schema: dict[str, dict[str, str]], steps: CheckSteps) -> None:
+        """The extras and mark fields the settings name are fields of the domain's templates.
+
+        Raises:
+            ConfigError: one of them is not.
+        """
         template = self.options.extras_template
         if template:
+            steps.begin("extras_template")
             if template not in schema:
                 raise ConfigError(
                     f"[target] extras_template {template!r} does not exist on {self.settings.url}")
@@ -139,7 +162,9 @@ class OdsTarget:
                     f"[target] extras_field {self.options.extras_field!r} is not a field of "
                     f"template {template!r} on {self.settings.url}"
                 )
+            steps.passed(f"template {template!r} has field {self.options.extras_field!r}")
         if self.options.mark is not None:
+            steps.begin("mark_field")
             template, name = self.options.mark
             if template not in schema:
                 raise ConfigError(f"[target] mark_field {self.options.mark_field!r}: template "
@@ -147,6 +172,7 @@ class OdsTarget:
             if name not in schema[template]:
                 raise ConfigError(f"[target] mark_field {self.options.mark_field!r}: {name!r} "
                                   f"is not a field of template {template!r} on {self.settings.url}")
+            steps.passed(f"template {template!r} has field {name!r}")
 
     async def find(self, dataset_id: str) -> dict[str, Any] | None:
         page = await self.site.call("GET", "/datasets/", params={"dataset_id": dataset_id})

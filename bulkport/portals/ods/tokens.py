@@ -11,9 +11,11 @@ from typing import Any
 
 from anyio.streams.memory import MemoryObjectSendStream
 
-from bulkport.errors import BadResponse, NotFound
+from bulkport.errors import AuthError, BadResponse, NotFound
 from bulkport.http import HttpClient
 from bulkport.model import Token
+from bulkport.portals.base import QUIET, CheckSteps
+from bulkport.portals.ods.access import refused_key
 from bulkport.portals.ods.api import OdsApi, parse_error, total_count
 from bulkport.queue import fan_out_pages, pipeline
 from bulkport.settings import TargetSettings
@@ -37,6 +39,25 @@ class OdsTokens:
 
     def own_token_id(self) -> str | None:
         return self.own_id
+
+    async def check(self, wanted: tuple[str, ...] | None, steps: CheckSteps = QUIET) -> None:
+        """Nothing to ask first in a run: the Automation API answers no anonymous caller, so
+        the first ``/apikeys/`` page is the key check. Standalone, that question is asked
+        here (``key``), for no key's value: ``limit=0`` returns the count only.
+
+        Raises:
+            AuthError: the domain refused the key.
+        """
+        if not steps.standalone:
+            return
+        steps.begin("key")
+        try:
+            page = await self.site.call("GET", "/apikeys/", params={"limit": 0})
+        except AuthError as error:
+            raise refused_key(self.site, "target", "list and revoke API keys", error) from None
+        total = total_count(page)
+        steps.passed(f"reachable, key accepted: it may list {'?' if total is None else total} "
+                     "API key(s) (all of the domain's for an administrator, its own otherwise)")
 
     def _token(self, raw: Any) -> Token | None:
         """A listed key as a :class:`Token`; None when it is revoked already."""

@@ -41,6 +41,7 @@ class Simulator:
         datasets: synthetic datasets served when ``--datasets`` is not given.
         authorization: what a client sends before the key, as the start line shows it.
         address: where its API is, for an app served at a URL (a path under it...).
+        api_url: the URL a job file's ``url`` takes, for an app served at a URL.
     """
 
     name: str
@@ -50,6 +51,7 @@ class Simulator:
     datasets: int = 100
     authorization: str = "Authorization: "
     address: Callable[[web.Application, str], str] = _at_url
+    api_url: Callable[[web.Application, str], str] = _at_url
 
 
 def names() -> list[str]:

@@ -12,4 +12,4 @@ SIMULATOR = Simulator(name="portaljs",
                       summary="a PortalJS Cloud portal (CKAN's Action API under /@NAME, "
                               "presigned uploads to an object store)",
                       build=seed.simulated_site, add_arguments=seed.add_arguments,
-                      address=seed.address)
+                      address=seed.address, api_url=seed.api_url)

@@ -38,7 +38,11 @@ def simulated_site(args: argparse.Namespace, faults: Faults | None) -> web.Appli
         object_host=object_host_for(args.host)))
 
 
+def api_url(app: web.Application, url: str) -> str:
+    """The portal's URL, as a job file's ``url`` names it, for a server at ``url``."""
+    return f"{url}/@{app['config'].portal}"
+
+
 def address(app: web.Application, url: str) -> str:
     """Where the portal's API is for a server at ``url``, and its object store."""
-    config = app["config"]
-    return f"{url}/@{config.portal} (object store at {config.object_origin(url)})"
+    return f"{api_url(app, url)} (object store at {app['config'].object_origin(url)})"

@@ -77,13 +77,17 @@ def run(path: Path, tmp_path: Path, *args: str, source_key: str = ADMIN_KEY,
     return main([command, str(path), *state, *args])
 
 
-def the_line(capsys: Any, marker: str = "ABORTED") -> str:
-    """The one line that says why the run stopped (no traceback, no key in the output)."""
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
+def the_line(capsys: Any, marker: str = "ABORTED", stream: str = "out") -> str:
+    """The one line that says why the run stopped, found once across both streams and in
+    ``stream`` (a run's summary is on stdout; verify's "could not compare" on stderr); no
+    traceback, no key in either stream."""
+    output = capsys.readouterr()
+    both = output.out.splitlines() + output.err.splitlines()
+    assert not any("Traceback" in text for text in both)
     for key in (ADMIN_KEY, EDITOR_KEY, WRONG_KEY):
-        assert key not in err
-    [line] = [text for text in err.splitlines() if marker in text]
+        assert not any(key in text for text in both)
+    [line] = [text for text in both if marker in text]
+    assert line in getattr(output, stream).splitlines()
     return line
 
 
@@ -109,7 +113,7 @@ def test_a_wrong_source_key_stops_a_mirror_and_verify_too(sites: Sites, tmp_path
     assert "[source] api_key" in the_line(capsys)
     assert sites.target_writes() == 0
     assert run(path, tmp_path, source_key=WRONG_KEY, command="verify") == 2
-    line = the_line(capsys, "could not compare")
+    line = the_line(capsys, "could not compare", stream="err")
     assert "[source] api_key" in line and "does not know this key" in line
 
 

@@ -240,8 +240,7 @@ def test_a_file_over_the_size_limit_is_reported_and_the_run_goes_on(sites, tmp_p
                                                                      capsys) -> None:
     source, source_url, target, target_url = sites(datasets=5, max_resource_size=2000)
     assert run(tmp_path, source_url, target_url, "state") == 1
-    err = capsys.readouterr().err
-    assert "refused as too large" in err
+    assert "refused as too large" in capsys.readouterr().out
     assert len(by_mark(target)) == len([p for p in source.packages.values()
                                         if p["state"] == "active"])
 
@@ -250,14 +249,14 @@ def test_a_refused_file_is_tried_again_by_the_next_run(sites, tmp_path: Path, ca
     source, source_url, target, target_url = sites(datasets=6)
     limited = "max_resource_size = 2000"  # checked before sending: no byte goes out
     assert run(tmp_path, source_url, target_url, "state", limited) == 1
-    assert "over the site's limit of 2,000" in capsys.readouterr().err
+    assert "over the site's limit of 2,000" in capsys.readouterr().out
     files = sum(1 for p in target.packages.values() for r in p["resources"]
                 if r.get("url_type") == "upload")
     target.stats.clear()
 
     # Still refused: reported again, and the datasets written last time are not rewritten.
     assert run(tmp_path, source_url, target_url, "state", limited) == 1
-    assert "over the site's limit of 2,000" in capsys.readouterr().err
+    assert "over the site's limit of 2,000" in capsys.readouterr().out
     assert writes(target) == 0
 
     # The limit goes: the missing files arrive, nothing else is written twice.

@@ -38,10 +38,14 @@ def to_datapress(tmp_path: Path, s: Sites, *, team: str | None = None,
 
 
 def the_line(capsys: Any) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    assert all(key not in err for key in (CKAN_KEY, DP_KEY, OTHER_KEY))
-    [line] = [text for text in err.splitlines() if "ABORTED" in text]
+    """The one ABORTED line, on stdout with the run's summary; no traceback, no key in
+    either stream."""
+    output = capsys.readouterr()
+    both = output.out + output.err
+    assert "Traceback" not in both
+    assert all(key not in both for key in (CKAN_KEY, DP_KEY, OTHER_KEY))
+    assert "ABORTED" not in output.err
+    [line] = [text for text in output.out.splitlines() if "ABORTED" in text]
     return line
 
 

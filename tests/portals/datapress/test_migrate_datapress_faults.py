@@ -74,22 +74,22 @@ def test_wrong_key_stops_at_the_first_request(sites, tmp_path: Path, capsys) -> 
     s = sites(datasets=5)
     code = run(write_job(tmp_path, s, dp_key="not-the-key-0000"), tmp_path / "state")
     assert code == 2 and s.dp.stats.requests == 1 and s.ckan.stats.requests == 0
-    err = capsys.readouterr().err
-    [line] = [text for text in err.splitlines() if "ABORTED" in text]
+    output = capsys.readouterr()
+    [line] = [text for text in output.out.splitlines() if "ABORTED" in text]
     assert "API key was refused (whoami answered null)" in line and "[target] api_key" in line
-    assert "not-the-key-0000" not in err
+    assert "not-the-key-0000" not in output.out + output.err
 
     back = sites(datasets=5, source="datapress")
     code = run(write_job(tmp_path, back, source="datapress", dp_key="not-the-key-0000"),
                tmp_path / "back")
     assert code == 2 and back.dp.stats.requests == 1
-    assert "[source] api_key" in capsys.readouterr().err
+    assert "[source] api_key" in capsys.readouterr().out
 
 
 def test_a_wrong_prefix_or_field_map_is_one_clear_line(sites, tmp_path: Path, capsys) -> None:
     s = sites(datasets=2)
     assert run(write_job(tmp_path, s, prefix="/api"), tmp_path / "state") == 2
-    assert "is [target] prefix right ('/api/v3' or '/api')?" in capsys.readouterr().err
+    assert "is [target] prefix right ('/api/v3' or '/api')?" in capsys.readouterr().out
     job = write_job(tmp_path, s, extra='[target.fields]\nlanguag = "custom.lang"')
     assert run(job, tmp_path / "state") == 2
     assert "[target] fields: unknown pivot field(s) languag (known: name, title" in (

@@ -140,7 +140,7 @@ def test_a_failed_export_deletes_nothing(sites, tmp_path: Path, capsys) -> None:
     s.reset_stats()
     capsys.readouterr()
     assert run(job, state) == 2
-    assert "listing the source failed, so nothing was written or deleted" in capsys.readouterr().err
+    assert "listing the source failed, so nothing was written or deleted" in capsys.readouterr().out
     assert ckan_write_counts(s.ckan) == {} and state_of(state) == before
 
     failing[0] = False

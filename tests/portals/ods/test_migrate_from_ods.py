@@ -244,10 +244,10 @@ def test_wrong_key_stops_at_the_first_request(sites, tmp_path: Path, capsys) -> 
     s = sites(datasets=10)
     assert run(write_job(tmp_path, s, ods_key="wrong-ods-key-0000"), tmp_path / "state") == 2
     assert s.ods.stats.requests == 1 and ckan_writes(s.ckan) == 0
-    err = capsys.readouterr().err
-    [summary] = [line for line in err.splitlines() if "ABORTED" in line]
+    output = capsys.readouterr()
+    [summary] = [line for line in output.out.splitlines() if "ABORTED" in line]
     assert "HTTP 401" in summary and "authentication" in summary
-    assert "wrong-ods-key-0000" not in err
+    assert "wrong-ods-key-0000" not in output.out + output.err
 
 
 def test_a_dataset_deleted_while_listing_fails_alone(sites, tmp_path: Path) -> None:

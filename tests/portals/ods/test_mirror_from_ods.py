@@ -211,7 +211,7 @@ def test_a_listing_that_fails_midway_deletes_nothing(sites, tmp_path: Path, caps
     s.reset_stats()
     assert run(job, state) == 2
     assert "listing the source failed, so nothing was written or deleted" in (
-        capsys.readouterr().err)
+        capsys.readouterr().out)
     assert s.writes() == {} and state_of(state) == before
 
     s.failing_listing.clear()

@@ -78,9 +78,13 @@ def run(path: Path, tmp_path: Path, *args: str) -> int:
 
 
 def the_line(capsys: Any) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err and ODS_KEY not in err and WRONG_KEY not in err
-    [line] = [text for text in err.splitlines() if "ABORTED" in text]
+    """The one ABORTED line, on stdout with the run's summary; no traceback, no key in
+    either stream."""
+    output = capsys.readouterr()
+    both = output.out + output.err
+    assert "Traceback" not in both and ODS_KEY not in both and WRONG_KEY not in both
+    assert "ABORTED" not in output.err
+    [line] = [text for text in output.out.splitlines() if "ABORTED" in text]
     return line
 
 
