@@ -21,8 +21,9 @@ Every message is redacted before it is built: no API key or presigned URL in it.
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from bulkport.redact import redact
 
@@ -157,3 +158,17 @@ def first_error(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = next((e for e in exc.exceptions if isinstance(e, BulkportError)), exc.exceptions[0])
     return exc
+
+
+@contextlib.contextmanager
+def as_one_error() -> Iterator[None]:
+    """Around a task group doing the parts of one unit (a dataset's files): the first part's
+    error raised as itself, not in an exception group, so that the unit fails as it would on
+    any other error and the run goes on. Cancellations and interrupts pass untouched."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        error = first_error(group)
+        if isinstance(error, Exception) and not isinstance(error, BaseExceptionGroup):
+            raise error from None
+        raise

@@ -25,6 +25,7 @@ import weakref
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import urljoin, urlsplit
@@ -71,6 +72,8 @@ _READ_WHOLE = 1 << 20  # a reply up to this size is read in one go; larger ones 
 log = logging.getLogger("bulkport.http")
 # The method of a request that failed with an HTTP status, for the retry log (a message
 # names the URL only; retries wrapped around several requests do not know which failed).
+# Set while a create's lookup runs inside the create's own retries (see create_once).
+_ONE_ATTEMPT: ContextVar[bool] = ContextVar("one_attempt", default=False)
 _METHOD_OF: weakref.WeakKeyDictionary[BaseException, str] = weakref.WeakKeyDictionary()
 
 
@@ -398,6 +401,8 @@ class HttpClient:
             method, url: the request ``operation`` sends, for the log (when it is one);
                 otherwise the error's message says where it failed.
         """
+        if _ONE_ATTEMPT.get():  # an outer loop retries this, lookup and all
+            return await operation()
         failures = 0
         while True:
             try:
@@ -457,8 +462,16 @@ class HttpClient:
 
         async def attempt() -> T:
             nonlocal first
-            if not first and (found := await lookup()) is not None:
-                return found
+            if not first:
+                # Tried once per attempt: retried by this loop, not also by itself (a portal
+                # answering 503 would get attempts² requests).
+                token = _ONE_ATTEMPT.set(True)
+                try:
+                    found = await lookup()
+                finally:
+                    _ONE_ATTEMPT.reset(token)
+                if found is not None:
+                    return found
             first = False
             return await create()
 

@@ -112,6 +112,7 @@ class Report:
         data = {
             "job": self.job,
             "kind": self.kind,
+            "run": self.run,  # its number in the job's history (bulkport show JOB RUN)
             "dry_run": self.dry_run,
             "ok": self.ok,
             "aborted": self.aborted,

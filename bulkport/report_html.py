@@ -48,6 +48,7 @@ from bulkport.report_charts import (
 FAILURES_PER_GROUP = 5  # records shown under each reason; the JSON report has them all
 GROUPS_SHOWN = 50
 PLAN_PER_ACTION = 50
+REMOVED_SHOWN = 200  # datasets a mirror removed, listed by name (the history has them all)
 CHART_POINTS = 80  # buckets drawn at most (the JSON report keeps up to 300)
 ACTIONS_SHOWN = 1000
 NOTES_SHOWN = 200
@@ -443,6 +444,16 @@ def _mirror(data: Mapping[str, Any]) -> str:
             f"<td>{esc(_REMOVALS.get(outcome, outcome))}</td></tr>"
             for outcome, name in REMOVED_COUNTS.items() if counts.get(name) or outcome == "deleted"]
     parts = [_table(["#Datasets", "Removed from the source, so on the target"], rows)]
+    removed: Sequence[Mapping[str, Any]] = data.get("removed", [])
+    if removed:
+        total = sum(counts.get(name, 0) for name in REMOVED_COUNTS.values())
+        rows = [f'<tr data-removal="{esc(r.get("outcome", ""))}"><td>{esc(r.get("outcome", ""))}'
+                f'</td><td>{_cell(r.get("target_id"))}</td><td>{_cell(r.get("source_id"))}</td>'
+                "</tr>" for r in removed]
+        parts.append('<h3 id="mirror-removed">The datasets</h3>'
+                     + _table(["Outcome", "On the target", "Source id"], rows)
+                     + _more(len(removed), total,
+                             f"in the history (bulkport show JOB {data.get('run') or ''})"))
     if data.get("aborted"):
         parts.append(f'<p class="why" id="mirror-refused">Nothing more was written or removed: '
                      f'{esc(data["aborted"])}</p>')

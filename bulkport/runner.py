@@ -6,6 +6,7 @@ jobs through :func:`run_job`; what they print or return comes from the report it
 
 from __future__ import annotations
 
+import itertools
 import signal
 import sqlite3
 import sys
@@ -21,7 +22,7 @@ from bulkport.config import JobConfig
 from bulkport.errors import ConfigError, abort_reason
 from bulkport.history import History
 from bulkport.jobs.migrate import migrate
-from bulkport.jobs.mirror import mirror
+from bulkport.jobs.mirror import REMOVED_COUNTS, mirror
 from bulkport.jobs.revoke import revoke_tokens
 from bulkport.outputs import check_directory, check_distinct, check_output, write_atomically
 from bulkport.report import REPORTS_DIR, Report, run_report_path
@@ -179,18 +180,27 @@ def _write_reports(report: Report, state_dir: Path, report_path: Path | None,
             Path(old).with_suffix(".html").unlink(missing_ok=True)
         if csv_path is not None:
             report.write_csv(csv_path)
-        _write_html(report, own.with_suffix(".html"), state_dir / HTML_FILE)
+        _write_html(report, history, own.with_suffix(".html"), state_dir / HTML_FILE)
     except ConfigError:  # checked before the run, so a race or a full disk: say what was done
         print(report.summary(), file=sys.stderr)
         raise
     return report_path or own
 
 
-def _write_html(report: Report, *paths: Path) -> None:
-    """The HTML report, rendered from the JSON report's own data (the same numbers)."""
-    from bulkport.report_html import render  # only needed at the end: start-up stays quick
+def _write_html(report: Report, history: History, *paths: Path) -> None:
+    """The HTML report, rendered from the JSON report's own data (the same numbers) and,
+    for a mirror, the first datasets it removed, from the history (the JSON report only
+    counts them)."""
+    from bulkport.report_html import REMOVED_SHOWN, render  # only needed at the end
 
-    page = render(orjson.loads(report.to_json())).encode()
+    data = orjson.loads(report.to_json())
+    if report.kind == "mirror" and report.run is not None:
+        removed = history.actions(report.run, actions=tuple(REMOVED_COUNTS),
+                                  entities=("dataset",))
+        data["removed"] = [{"outcome": a.action, "source_id": a.source_id,
+                            "target_id": a.target_id, "target_url": a.target_url}
+                           for a in itertools.islice(removed, REMOVED_SHOWN)]
+    page = render(data).encode()
     for path in paths:
         write_atomically(path, page, label="HTML report")
 

@@ -267,3 +267,27 @@ async def test_a_slow_download_that_keeps_coming_is_progress() -> None:
                 tg.cancel_scope.cancel()
     assert not scope.cancelled_caught and activity.stalled is None
     assert len(body) == 1000
+
+
+async def test_a_creates_lookup_is_retried_by_the_create_not_also_by_itself() -> None:
+    """A portal answering 503 to everything: after the first create, each of the create's
+    attempts is one look for what the last one may have made: ``attempts`` requests in all,
+    not about attempts² (a lookup that retried by itself inside each attempt)."""
+    with aioresponses() as m:
+        m.post("http://a.test/create", status=503, repeat=True)
+        m.get("http://a.test/find", status=503, repeat=True)
+        async with HttpClient(retry=FAST) as client:
+
+            async def create() -> object:
+                return await client.request("POST", "http://a.test/create", retry=False)
+
+            async def lookup() -> object | None:
+                return await client.request("GET", "http://a.test/find")
+
+            with pytest.raises(ServerError):
+                await client.create_once(create, lookup)
+            assert client.requests["a.test"] == 3
+            # Outside a create, the same lookup is retried as every request is.
+            with pytest.raises(ServerError):
+                await lookup()
+    assert client.requests["a.test"] == 3 + 3

@@ -52,7 +52,8 @@ def make_portals() -> Iterator:
     servers: list[ThreadedServer] = []
 
     def make(datasets: int = 30, faults: Faults | None = None,
-             ods_middleware: object = None, search_requires_post: bool = False) -> Portals:
+             ods_middleware: object = None, search_requires_post: bool = False,
+             ckan_middleware: object = None) -> Portals:
         ckan, ods = CkanStore(), OdsStore(custom_templates={"bulkport": ["source_extras"]})
         seed_ckan(ckan, datasets=datasets, resources=2, file_size=3000, seed=3)
 
@@ -62,9 +63,14 @@ def make_portals() -> Iterator:
                 app.middlewares.insert(0, ods_middleware)
             return app
 
-        c = ThreadedServer(lambda: create_ckan_app(
-            ckan, api_keys={CKAN_KEY: "admin"}, faults=faults,
-            search_requires_post=search_requires_post)).start()
+        def ckan_app() -> web.Application:
+            app = create_ckan_app(ckan, api_keys={CKAN_KEY: "admin"}, faults=faults,
+                                  search_requires_post=search_requires_post)
+            if ckan_middleware is not None:
+                app.middlewares.insert(0, ckan_middleware)
+            return app
+
+        c = ThreadedServer(ckan_app).start()
         o = ThreadedServer(ods_app).start()
         servers.extend([c, o])
         return Portals(ckan, ods, c.url, o.url)
@@ -240,6 +246,30 @@ def test_non_json_reply_fails_one_dataset_only(make_portals, tmp_path: Path) -> 
     report = json.loads((tmp_path / "state" / "report.json").read_text())
     assert report["counts"]["datasets_created"] == 9
     assert "expected JSON, got text/html" in report["failures"][0]["reason"]
+
+
+def test_a_file_that_cannot_be_read_fails_its_dataset_only(make_portals, tmp_path: Path) -> None:
+    """The files of a dataset travel side by side: one that fails on every attempt fails its
+    dataset, as any other error of that dataset would, and the run goes on."""
+    @web.middleware
+    async def busy_for_one(request: web.Request, handler):  # type: ignore[no-untyped-def]
+        if request.match_info.get("resource_id") == victim:
+            return web.Response(status=503, text="busy")
+        return await handler(request)
+
+    victim = "x"
+    portals = make_portals(datasets=10, ckan_middleware=busy_for_one)
+    pkg = next(p for p in portals.ckan.packages.values()
+               if p["state"] == "active" and len(p["resources"]) == 2)
+    victim = pkg["resources"][1]["id"]
+    job = write_job(tmp_path, portals)
+    job.write_text(job.read_text().replace("retries = 8", "retries = 2"))
+    assert run(job, tmp_path / "state") == 1
+    report = json.loads((tmp_path / "state" / "report.json").read_text())
+    assert report["aborted"] is None and report["counts"]["failed"] == 1
+    assert report["failures"][0]["unit"] == f"dataset {pkg['name']}"
+    assert "HTTP 503" in report["failures"][0]["reason"]
+    assert report["counts"]["datasets_created"] == report["counts"]["datasets_listed_by_source"] - 1
 
 
 def _final_state(ods: OdsStore) -> dict[str, object]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -74,6 +75,10 @@ def test_second_run_makes_exactly_the_writes_the_source_changes_need(sites, tmp_
     assert report["counts"]["datasets_updated"] == 10
     assert report["counts"]["datasets_created"] == 5
     assert report["counts"]["datasets_deleted"] == 3
+    page = (state / "report.html").read_text()  # the page names the datasets deleted
+    removed = re.findall(r'<tr data-removal="deleted"><td>deleted</td><td>([^<]+)</td>'
+                         r'<td>([^<]+)</td>', page)
+    assert sorted(source_id for _, source_id in removed) == sorted(deleted)
 
     copies = by_mark(s.target)
     assert set(copies) == set(s.active_ids())

@@ -18,7 +18,7 @@ from typing import Any, cast
 import anyio
 
 from bulkport.checkpoint import Journal
-from bulkport.errors import NotFound, RetriableError, SkippableError
+from bulkport.errors import NotFound, RetriableError, SkippableError, as_one_error
 from bulkport.http import HttpClient, Upload
 from bulkport.model import Dataset, Resource
 from bulkport.moments import parse_time
@@ -126,9 +126,10 @@ class DatasetFiles:
             done[i] = FileDone(res, is_attachment, "created" if found is None else "updated",
                                value, n, target)
 
-        async with anyio.create_task_group() as tg:
-            for i, (res, is_attachment) in enumerate(files):
-                tg.start_soon(one, i, res, is_attachment)
+        with as_one_error():
+            async with anyio.create_task_group() as tg:
+                for i, (res, is_attachment) in enumerate(files):
+                    tg.start_soon(one, i, res, is_attachment)
         return [f for f in done if f is not None]
 
     async def pending(self, uid: str, mapped: OdsDataset) -> bool:
