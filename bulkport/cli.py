@@ -132,7 +132,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
     from bulkport.views import open_history, print_history
 
     with open_history(_state_dir(args)) as store:
-        print_history(History(store), sys.stdout)
+        print_history(History(store), sys.stdout, as_json=args.json)
     return EXIT_OK
 
 
@@ -143,7 +143,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
     with open_history(_state_dir(args)) as store:
         history = History(store)
         print_run(history, chosen_run(history, args.run), sys.stdout,
-                  actions=tuple(args.action or ()), entities=tuple(args.entity or ()))
+                  actions=tuple(args.action or ()), entities=tuple(args.entity or ()),
+                  as_json=args.json)
     return EXIT_OK
 
 
@@ -157,7 +158,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
     check_output(path, "--redirects")
     with open_history(_state_dir(args)) as store:
         count = write_redirects(History(store), path, fmt)
-    print(f"{count:,} redirects written to {path} ({fmt})")
+    if args.json:
+        print(orjson.dumps({"redirects": count, "path": str(path), "format": fmt}).decode())
+    else:
+        print(f"{count:,} redirects written to {path} ({fmt})")
     return EXIT_OK
 
 
@@ -290,7 +294,8 @@ def _add_global_arguments(parser: argparse.ArgumentParser, *, after: bool = Fals
     parser.add_argument("--log-level", choices=LOG_LEVELS, **unset,
                         help="the least severe message shown on stderr (default warning)")
     parser.add_argument("--json", action="store_true", **unset,
-                        help="print the result as one JSON object on stdout")
+                        help="print the result as JSON on stdout (history, show: a JSON "
+                             "object per line)")
 
 
 def _add_state_arguments(parser: argparse.ArgumentParser) -> None:

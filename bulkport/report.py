@@ -164,11 +164,13 @@ class Report:
         for failure in self.failures[:FAILURES_SHOWN]:
             lines.append(f"  failed {failure['unit']}: {failure['reason']}")
         if c["failed"] > FAILURES_SHOWN:
-            lines.append(f"  … {c['failed'] - FAILURES_SHOWN} more failures in the report")
+            more = c["failed"] - FAILURES_SHOWN
+            lines.append(f"  … {more} more failure{'s' if more > 1 else ''} in the report")
         for text, n in self.notes.most_common(NOTES_SHOWN):
             lines.append(f"  note ({n}×): {text}")
         if len(self.notes) > NOTES_SHOWN:
-            lines.append(f"  … {len(self.notes) - NOTES_SHOWN} more notes in the report")
+            more = len(self.notes) - NOTES_SHOWN
+            lines.append(f"  … {more} more note{'s' if more > 1 else ''} in the report")
         return redact("\n".join(lines))
 
 

@@ -141,9 +141,11 @@ def run_job(job: JobConfig, *, state_dir: Path, report_path: Path | None = None,
             raise
         _record_refused(job, state_dir, report, error, dry_run=dry_run)
         raise
+    assert report.run is not None
+    own = run_report_path(state_dir, report.started, report.run)  # the latest is replaced
     return RunReport.from_json(report.to_json(), exit_code=code, run=report.run,
                                summary=report.summary(), path=path,
-                               html=state_dir / HTML_FILE)
+                               html=own.with_suffix(".html"))
 
 
 def _exit_code(report: Report, interrupted: bool) -> int:

@@ -4,11 +4,14 @@ actions, and the redirect map its migrations leave behind, read from its state s
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 from urllib.parse import urlsplit
+
+import orjson
 
 from bulkport.errors import ConfigError
 from bulkport.history import Action, History, Run
@@ -54,9 +57,18 @@ def _counted(run: Run, most: int = 4) -> str:
     return ", ".join(shown) or "-"
 
 
-def print_history(history: History, out: TextIO) -> int:
-    """One line per run, oldest first; return how many."""
+def _json_line(row: Run | Action, out: TextIO) -> None:
+    print(orjson.dumps(dataclasses.asdict(row)).decode(), file=out)
+
+
+def print_history(history: History, out: TextIO, *, as_json: bool = False) -> int:
+    """One line per run, oldest first (with ``as_json``, one JSON object per line); return
+    how many."""
     runs = history.runs()
+    if as_json:
+        for run in runs:
+            _json_line(run, out)
+        return len(runs)
     print(f"{'run':>4}  {'started (UTC)':<25}  {'kind':<13}  {'mode':<4}  {'outcome':<11}  "
           f"{'took':>6}  what", file=out)
     for run in runs:
@@ -79,8 +91,16 @@ def chosen_run(history: History, run: int | None) -> Run:
 
 
 def print_run(history: History, run: Run, out: TextIO, *, actions: tuple[str, ...] = (),
-              entities: tuple[str, ...] = ()) -> int:
-    """A run's header and each action it recorded (filtered); return how many printed."""
+              entities: tuple[str, ...] = (), as_json: bool = False) -> int:
+    """A run's header and each action it recorded (filtered); return how many printed.
+    With ``as_json``: JSON Lines, the run's row first, then one object per action."""
+    if as_json:
+        _json_line(run, out)
+        shown = 0
+        for action in history.actions(run.id, actions=actions, entities=entities):
+            _json_line(action, out)
+            shown += 1
+        return shown
     mode = "dry run" if run.dry_run else "run"
     print(f"{mode} {run.id}: {run.kind} {run.name} started {run.started}, {_outcome(run)}"
           f"{f' ({run.aborted})' if run.aborted else ''}", file=out)

@@ -69,6 +69,19 @@ def test_json_prints_one_object_and_global_flags_come_after_the_command(
     assert json.loads(capsys.readouterr().out)["ok"] is False
     assert main(["history", str(job), "--state-dir", state, "-v"]) == 0
     assert "dry" in capsys.readouterr().out
+    assert main(["history", str(job), "--state-dir", state, "--json"]) == 0
+    [run] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert run["id"] == 1 and run["dry_run"] and run["counts"] == brief["counts"]
+    assert main(["run", str(job), "--state-dir", state, "--no-progress", "--quiet"]) == 0
+    assert main(["show", str(job), "--json", "--state-dir", state, "--entity", "dataset"]) == 0
+    header, *actions = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert header["id"] == 2 and not header["dry_run"]
+    assert len(actions) == brief["counts"]["would_create"]
+    assert {a["action"] for a in actions} == {"created"} and all(a["target_url"] for a in actions)
+    redirects = str(tmp_path / "r.csv")
+    assert main(["export", str(job), "--state-dir", state, "--redirects", redirects,
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["redirects"] > len(actions)
 
 
 def test_every_note_is_counted_with_how_many_more_the_report_has() -> None:

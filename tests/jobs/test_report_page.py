@@ -157,7 +157,8 @@ def test_a_run_writes_its_html_report_next_to_the_json(migration: Run) -> None:
 
 def test_every_run_writes_it_and_old_ones_go_with_their_json(migration: Run) -> None:
     result = bulkport.run(migration.job, dry_run=True, state_dir=migration.state)
-    assert result.html == migration.state / "report.html"
+    assert result.html == result.path.with_suffix(".html")  # this run's own, not the latest
+    assert result.html.read_bytes() == (migration.state / "report.html").read_bytes()
     page = parse(result.html.read_text(encoding="utf-8"))
     assert page.find(id="dry-run") and page.find(id="plan")
     check_numbers(page, dict(result.data))

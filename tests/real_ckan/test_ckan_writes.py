@@ -16,7 +16,7 @@ from typing import Any
 
 import anyio
 import pytest
-from real_ckan.tier import CkanInstance
+from real_ckan.tier import CkanInstance, ckan_job
 
 from bulkport.cli import main
 from bulkport.http import HttpClient
@@ -56,25 +56,8 @@ def download(ckan: CkanInstance, url: str) -> bytes:
 
 
 def write_job(folder: Path, kind: str, source: CkanInstance, target: CkanInstance) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    job = folder / f"{kind}.toml"
-    job.write_text(f"""
-kind = "{kind}"
-name = "real-{kind}"
-[source]
-type = "ckan"
-url = "{source.url}"
-api_key = "${{RC_SOURCE_KEY}}"
-include_private = true
-[target]
-type = "ckan"
-url = "{target.url}"
-api_key = "${{RC_TARGET_KEY}}"
-organization = "copies"
-[options]
-connections = 4
-retries = 2
-""")
+    job = ckan_job(folder / f"{kind}.toml", source, target, kind=kind, name=f"real-{kind}",
+                   target_extra='organization = "copies"', connections=4)
     os.environ.update(RC_SOURCE_KEY=source.token, RC_TARGET_KEY=target.token)
     return job
 

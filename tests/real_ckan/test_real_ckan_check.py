@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from real_ckan.tier import CkanInstance, MakeUser
+from real_ckan.tier import CkanInstance, MakeUser, ckan_job
 
 from bulkport.cli import main
 
@@ -22,25 +22,8 @@ WRONG_KEY = "not-a-valid-key-8c41"
 
 
 def _job(tmp_path: Path, source: CkanInstance, target: CkanInstance, target_extra: str) -> Path:
-    path = tmp_path / "check.toml"
-    path.write_text(f"""
-kind = "migrate"
-name = "real-check"
-[source]
-type = "ckan"
-url = "{source.url}"
-api_key = "${{RC_SOURCE_KEY}}"
-include_private = true
-[target]
-type = "ckan"
-url = "{target.url}"
-api_key = "${{RC_TARGET_KEY}}"
-{target_extra}
-[options]
-connections = 2
-retries = 1
-""")
-    return path
+    return ckan_job(tmp_path / "check.toml", source, target, name="real-check",
+                    target_extra=target_extra, retries=1)
 
 
 def _check(path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch, source_key: str,

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from real_ckan.tier import CkanInstance, MakeUser
+from real_ckan.tier import CkanInstance, MakeUser, ckan_job
 
 from bulkport.cli import main
 
@@ -32,29 +32,12 @@ def _catalog(ckan: CkanInstance) -> int:
 
 def _job(tmp_path: Path, source: CkanInstance, target: CkanInstance, target_extra: str = "",
          name: str = "keys") -> Path:
-    path = tmp_path / f"{name}.toml"
-    path.write_text(f"""
-kind = "migrate"
-name = "real-keys"
-[source]
-type = "ckan"
-url = "{source.url}"
-api_key = "${{RK_SOURCE_KEY}}"
-include_private = true
-[target]
-type = "ckan"
-url = "{target.url}"
-api_key = "${{RK_TARGET_KEY}}"
-{target_extra}
-[options]
-connections = 2
-retries = 2
-""")
-    return path
+    return ckan_job(tmp_path / f"{name}.toml", source, target, name="real-keys",
+                    target_extra=target_extra)
 
 
 def _run(path: Path, tmp_path: Path, source_key: str, target_key: str, *args: str) -> int:
-    os.environ.update(RK_SOURCE_KEY=source_key, RK_TARGET_KEY=target_key)
+    os.environ.update(RC_SOURCE_KEY=source_key, RC_TARGET_KEY=target_key)
     return main(["run", str(path), "--state-dir", str(tmp_path / "state"), "--no-progress", *args])
 
 

@@ -87,6 +87,31 @@ class CkanInstance:
 MakeUser = Callable[[CkanInstance], tuple[str, str]]  # the make_user fixture: (name, token)
 
 
+def ckan_job(path: Path, source: CkanInstance, target: CkanInstance, *, kind: str = "migrate",
+             name: str, target_extra: str = "", retries: int = 2, connections: int = 2) -> Path:
+    """A CKAN → CKAN job file between two real CKANs; its keys are ``${RC_SOURCE_KEY}`` and
+    ``${RC_TARGET_KEY}`` (the caller sets them: a test may send the wrong one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"""
+kind = "{kind}"
+name = "{name}"
+[source]
+type = "ckan"
+url = "{source.url}"
+api_key = "${{RC_SOURCE_KEY}}"
+include_private = true
+[target]
+type = "ckan"
+url = "{target.url}"
+api_key = "${{RC_TARGET_KEY}}"
+{target_extra}
+[options]
+connections = {connections}
+retries = {retries}
+""")
+    return path
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
